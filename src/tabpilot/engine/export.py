@@ -1,0 +1,266 @@
+"""The model bundle: model.onnx, model.pkl and model.json (the model card).
+
+`model.onnx` holds preprocessing and model in one graph whose inputs are the model input
+columns (see `inputs.py`): one [N, 1] tensor each, float32 for numbers (NaN = missing) and
+string for categories ("" = missing). `model.pkl` is the same fitted pipeline wrapped in a
+`TabpilotModel`; unpickling runs code, so it is for trusted use only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tabpilot
+from tabpilot.engine.inputs import input_columns
+from tabpilot.engine.model import TabpilotModel
+from tabpilot.engine.serialize import to_jsonable
+from tabpilot.engine.train import TrainResult
+
+FORMAT_VERSION = 1
+MAX_ALLOWED_VALUES = 100
+_REGISTERED = False
+
+
+def _register_converters() -> None:
+    """Teach skl2onnx the LightGBM and XGBoost estimators (converters from onnxmltools)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from xgboost import XGBClassifier, XGBRegressor
+
+    cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, conv in (
+        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
+        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
+    ):
+        update_registered_converter(
+            model, alias, calculate_linear_classifier_output_shapes, conv, options=cls_options
+        )
+    for model, alias, conv in (
+        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
+        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
+    ):
+        update_registered_converter(
+            model, alias, calculate_linear_regressor_output_shapes, conv, options={}
+        )
+    _REGISTERED = True
+
+
+def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
+    """The ONNX graph of `model`, and its inputs (graph name, model input column, type)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    _register_converters()
+    columns = input_columns(model.features)
+    initial_types = [
+        (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
+        for name, kind in columns
+    ]
+    options: dict[Any, Any] = {}
+    if model.classes is not None:
+        options[id(model.pipeline.steps[-1][1])] = {"zipmap": False}
+    onx = convert_sklearn(
+        model.pipeline,
+        initial_types=initial_types,
+        options=options,
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    onx.doc_string = f"Tabpilot {tabpilot.__version__} model for target {model.target!r}"
+    # skl2onnx makes names safe for ONNX; the graph keeps our order, so map by position.
+    graph_names = [i.name for i in onx.graph.input]
+    inputs = [
+        {"name": g, "column": name, "type": "float32" if kind == "numeric" else "string"}
+        for g, (name, kind) in zip(graph_names, columns, strict=True)
+    ]
+    return onx.SerializeToString(), inputs
+
+
+def build_feature_card(result: TrainResult) -> list[dict[str, Any]]:
+    """Features with their types, allowed values and ranges, as seen in training."""
+    out = []
+    for spec in result.plan.features:
+        col = result.profile.column(spec.name)
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "kind": spec.kind,
+            "profile_kind": str(col.kind),
+            "dtype": col.dtype,
+            "missing_fraction": round(col.missing_fraction, 6),
+            "n_distinct": col.n_distinct,
+        }
+        if spec.kind == "datetime":
+            entry["has_time"] = spec.has_time
+            entry["inputs"] = [c for c, _ in spec.input_columns()]
+        if spec.kind in ("numeric", "datetime") and col.stats:
+            entry["min"] = col.stats.get("min")
+            entry["max"] = col.stats.get("max")
+        if spec.kind in ("categorical", "boolean"):
+            entry["values"] = [v for v, _ in col.top_values][:MAX_ALLOWED_VALUES]
+            if spec.kind == "categorical" and col.n_distinct > len(col.top_values):
+                entry["values_note"] = (
+                    f"the {len(col.top_values)} most frequent of {col.n_distinct} values; "
+                    "any other value (or a rare one) is treated as 'other'"
+                )
+        out.append(entry)
+    return out
+
+
+def build_model_card(
+    result: TrainResult,
+    *,
+    inputs: list[dict[str, str]],
+    files: dict[str, dict[str, Any]],
+    elapsed: float | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Everything known about the model, as JSON-ready data."""
+    est = result.model.pipeline.named_steps["model"]
+    return {
+        "format_version": FORMAT_VERSION,
+        "tabpilot_version": tabpilot.__version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": source,
+        "target": result.options.target,
+        "problem_type": str(result.problem.problem_type),
+        "problem_reason": result.problem.reason,
+        "classes": result.classes,
+        "metric": {
+            "name": result.metric.name,
+            "label": result.metric.label,
+            "greater_is_better": result.metric.greater_is_better,
+        },
+        "features": build_feature_card(result),
+        "inputs": inputs,
+        "dropped_columns": [d.to_dict() for d in result.plan.dropped],
+        "warnings": [w.to_dict() for w in result.plan.warnings],
+        "rows": {
+            "total": result.profile.n_rows,
+            "used": result.n_rows,
+            "train": result.n_train,
+            "test": result.n_test,
+            "removed": result.rows_removed,
+        },
+        "split": {
+            "test_size": result.options.test_size,
+            "stratified": result.classes is not None,
+            "seed": result.options.seed,
+        },
+        "metrics": {"holdout": result.holdout_metrics, "baseline": result.baseline_metrics},
+        "chosen": {"name": result.chosen, "description": result.chosen_description},
+        "estimator": {
+            "class": f"{type(est).__module__}.{type(est).__name__}",
+            "params": result.estimator_params,
+        },
+        "decisions": result.decisions,
+        "leaderboard": result.leaderboard,
+        "feature_importance": [i.to_dict() for i in result.importance],
+        "importance_note": result.importance_note,
+        "budget": {
+            "seconds": result.budget,
+            "reason": result.budget_reason,
+            "elapsed": None if elapsed is None else round(elapsed, 2),
+        },
+        "timings": result.timings,
+        "refit_on_all_rows": result.refit_on_all_rows,
+        "options": {
+            "metric": result.options.metric,
+            "problem_type": result.options.problem_type,
+            "time_budget": result.options.time_budget,
+            "include": list(result.options.include),
+            "exclude": list(result.options.exclude),
+            "estimators": list(result.options.estimators or ()),
+            "seed": result.options.seed,
+        },
+        "versions": library_versions(),
+        "files": files,
+    }
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "tabpilot": tabpilot.__version__}
+    for pkg in (
+        "flaml",
+        "scikit-learn",
+        "lightgbm",
+        "xgboost",
+        "skl2onnx",
+        "onnxmltools",
+        "onnxruntime",
+        "numpy",
+        "pandas",
+    ):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(
+    result: TrainResult,
+    out_dir: Path,
+    *,
+    elapsed: float | None = None,
+    source: str | None = None,
+    extra_files: tuple[str, ...] = (),
+) -> dict[str, Path]:
+    """Write model.onnx, model.pkl and model.json into `out_dir`; return their paths.
+
+    `extra_files` names files already in `out_dir` (the reports) whose sha256 the card
+    should record.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_bytes, inputs = build_onnx(result.model)
+    paths = {"model.onnx": out_dir / "model.onnx", "model.pkl": out_dir / "model.pkl"}
+    write_atomic(paths["model.onnx"], onnx_bytes)
+    write_atomic(paths["model.pkl"], pickle.dumps(result.model, protocol=5))
+    for name in extra_files:
+        if (out_dir / name).exists():
+            paths[name] = out_dir / name
+    files = {name: file_entry(p) for name, p in paths.items()}
+    card = build_model_card(result, inputs=inputs, files=files, elapsed=elapsed, source=source)
+    paths["model.json"] = out_dir / "model.json"
+    write_atomic(
+        paths["model.json"], json.dumps(to_jsonable(card), indent=2, allow_nan=False).encode()
+    )
+    return paths

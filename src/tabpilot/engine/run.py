@@ -1,0 +1,76 @@
+"""One training run from a file to a model bundle: read, train, report, export.
+
+Shared by `tabpilot train` and, later, the job worker. The budget covers all of it: the
+clock starts before the file is read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabpilot.engine.export import write_bundle
+from tabpilot.engine.io import read_csv
+from tabpilot.engine.train import ProgressEvent, ProgressFn, TrainOptions, TrainResult, train
+
+REPORT_FILES = ("eda.html", "report.html")
+
+
+@dataclass
+class RunOutcome:
+    result: TrainResult
+    card: dict[str, Any]
+    paths: dict[str, Path]
+    elapsed: float
+
+
+def run_training(
+    data: str | Path,
+    options: TrainOptions,
+    *,
+    out_dir: Path,
+    progress: ProgressFn | None = None,
+    started: float | None = None,
+    reports: bool = True,
+) -> RunOutcome:
+    """Read `data`, train, write reports and the bundle into `out_dir`."""
+    import json
+
+    started = time.perf_counter() if started is None else started
+
+    def emit(phase: str, message: str) -> None:
+        if progress is not None:
+            budget = options.time_budget or 0.0
+            progress(ProgressEvent(phase, time.perf_counter() - started, budget, message))
+
+    emit("reading", f"reading {data}")
+    table = read_csv(data)
+    result = train(table.frame, options, progress=progress, started=started)
+    if reports:
+        _write_reports(result, table.frame, out_dir, started, emit)
+    emit("exporting", "writing model.onnx, model.pkl and model.json")
+    paths = write_bundle(
+        result,
+        out_dir,
+        elapsed=time.perf_counter() - started,
+        source=Path(data).name,
+        extra_files=REPORT_FILES if reports else (),
+    )
+    card = json.loads(paths["model.json"].read_text())
+    return RunOutcome(result, card, paths, time.perf_counter() - started)
+
+
+def _write_reports(
+    result: TrainResult, frame: Any, out_dir: Path, started: float, emit: Any
+) -> None:
+    """Reports never fail a run: a failure is recorded as a decision instead."""
+    emit("reporting", "writing eda.html and report.html")
+    left = result.budget - (time.perf_counter() - started)
+    try:
+        from tabpilot.engine.reports import write_reports
+
+        write_reports(result, frame, out_dir, time_limit=max(1.0, min(10.0, left * 0.5)))
+    except Exception as exc:  # a report is never worth losing the model for
+        result.decisions.append(f"The reports could not be written: {type(exc).__name__}: {exc}")

@@ -1,0 +1,731 @@
+"""Training: from a DataFrame and options to a fitted, evaluated, explained model.
+
+The only module that imports FLAML. The flow, each step timed against one budget:
+
+1. profile, pick the problem type and the features (with reasons);
+2. split off a held-out test set the search never sees (stratified for classification);
+3. FLAML searches LightGBM, XGBoost, random forest, extra trees and a linear model;
+4. the search's winner is compared on the held-out rows with a plain default LightGBM and a
+   constant baseline, and the best is kept (the choice is recorded);
+5. permutation importance on the held-out rows;
+6. refit of the chosen model on all rows, when the budget allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tabpilot.engine.columns import FeaturePlan, build_feature_plan
+from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
+from tabpilot.engine.inputs import input_columns, prepare_frame
+from tabpilot.engine.metrics import (
+    MetricSpec,
+    evaluate_classification,
+    evaluate_regression,
+    resolve_metric,
+    score,
+)
+from tabpilot.engine.model import TabpilotModel
+from tabpilot.engine.preprocess import build_preprocessor
+from tabpilot.engine.problem import ProblemDecision, ProblemType, detect_problem_type
+from tabpilot.engine.profiling import DatasetProfile, profile_frame
+from tabpilot.engine.serialize import to_jsonable
+from tabpilot.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+# Our estimator names -> what a person reads.
+ESTIMATORS: dict[str, str] = {
+    "lgbm": "LightGBM",
+    "xgboost": "XGBoost",
+    "rf": "random forest",
+    "extra_tree": "extra trees",
+    "linear": "linear model",
+}
+MIN_BUDGET, MAX_BUDGET = 5.0, 24 * 3600.0
+MIN_ROWS = 10
+# Share of the time left after preparation that goes to the search; the rest pays for
+# evaluation, importance, the refit on all rows, export and reports.
+SEARCH_SHARE = 0.7
+
+
+@dataclass
+class TrainOptions:
+    target: str
+    problem_type: str | None = None
+    metric: str | None = None
+    time_budget: float | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    estimators: tuple[str, ...] | None = None
+    seed: int = 0
+    test_size: float = 0.2
+
+
+@dataclass
+class ProgressEvent:
+    """What a progress display needs; sent to the `progress` callback."""
+
+    phase: str
+    elapsed: float
+    budget: float
+    message: str = ""
+    trials: int = 0
+    estimator: str | None = None
+    best_score: float | None = None
+    best_estimator: str | None = None
+
+
+@dataclass
+class Candidate:
+    """One model compared on the held-out rows."""
+
+    name: str
+    description: str
+    pipeline: Pipeline
+    holdout_score: float
+    fit_seconds: float
+    predictions: np.ndarray
+    proba: np.ndarray | None
+
+
+@dataclass
+class TrainResult:
+    """Everything a model card, a report and a bundle need."""
+
+    model: TabpilotModel
+    options: TrainOptions
+    problem: ProblemDecision
+    metric: MetricSpec
+    profile: DatasetProfile
+    plan: FeaturePlan
+    classes: list[Any] | None
+    budget: float
+    budget_reason: str
+    n_rows: int
+    n_train: int
+    n_test: int
+    rows_removed: list[dict[str, Any]]
+    chosen: str
+    chosen_description: str
+    decisions: list[str]
+    holdout_metrics: dict[str, Any]
+    baseline_metrics: dict[str, Any]
+    leaderboard: list[dict[str, Any]]
+    importance: list[FeatureImportance]
+    importance_note: str
+    search_history: list[dict[str, Any]]
+    timings: dict[str, float]
+    refit_on_all_rows: bool
+    holdout: pd.DataFrame  # held-out raw rows with target, predictions and probabilities
+    estimator_params: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+def auto_budget(n_rows: int, n_features: int) -> tuple[float, str]:
+    """A time budget from the data size, and the sentence that explains it."""
+    cells = n_rows * max(n_features, 1)
+    budget = float(min(600, max(30, round(30 + cells / 20_000))))
+    return budget, (
+        f"chosen from the data size: {n_rows:,} rows x {n_features} features "
+        f"-> {budget:.0f} s (30 s plus 1 s per 20,000 cells, at most 600 s)"
+    )
+
+
+def train(
+    frame: pd.DataFrame,
+    options: TrainOptions,
+    *,
+    progress: ProgressFn | None = None,
+    started: float | None = None,
+    profile: DatasetProfile | None = None,
+) -> TrainResult:
+    """Train, evaluate and explain a model on `frame`.
+
+    Args:
+        frame: the data, as read by `engine.io.read_csv`.
+        options: what to learn and how.
+        progress: called with a `ProgressEvent` at each phase and search trial.
+        started: `time.perf_counter()` when the run began (before reading the file), so the
+            budget covers the whole run; defaults to now.
+        profile: the frame's profile, if already computed.
+    """
+    return _Trainer(frame, options, progress, started).run(profile)
+
+
+class _Trainer:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        options: TrainOptions,
+        progress: ProgressFn | None,
+        started: float | None,
+    ) -> None:
+        self.frame = frame
+        self.options = options
+        self.progress = progress
+        self.started = time.perf_counter() if started is None else started
+        self.budget = options.time_budget or 0.0
+        self.timings: dict[str, float] = {}
+        self.decisions: list[str] = []
+        self.n_jobs = max(1, os.cpu_count() or 1)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def left(self) -> float:
+        return self.budget - self.elapsed()
+
+    def emit(self, phase: str, message: str = "", **kw: Any) -> None:
+        if self.progress is not None:
+            self.progress(
+                ProgressEvent(
+                    phase=phase, elapsed=self.elapsed(), budget=self.budget, message=message, **kw
+                )
+            )
+
+    def _timed(self, name: str, since: float) -> None:
+        self.timings[name] = round(time.perf_counter() - since, 3)
+
+    # -- the flow ------------------------------------------------------------------------------
+
+    def run(self, profile: DatasetProfile | None) -> TrainResult:
+        opts = self.options
+        frame = self.frame
+        if opts.target not in frame.columns:
+            raise InvalidInput(
+                f'Target column "{opts.target}" not found; columns are: '
+                + ", ".join(map(str, frame.columns)),
+                details={"columns": [str(c) for c in frame.columns]},
+            )
+        if opts.time_budget is not None and not MIN_BUDGET <= opts.time_budget <= MAX_BUDGET:
+            raise InvalidInput(
+                f"Time budget {opts.time_budget:g} s is out of range: use {MIN_BUDGET:g} to "
+                f"{MAX_BUDGET:g} seconds."
+            )
+        if opts.estimators:
+            unknown = [e for e in opts.estimators if e not in ESTIMATORS]
+            if unknown:
+                raise InvalidInput(
+                    f"Unknown estimator(s): {', '.join(unknown)}; use any of: "
+                    + ", ".join(ESTIMATORS)
+                )
+        if not 0.05 <= opts.test_size <= 0.5:
+            raise InvalidInput("The held-out share must be between 0.05 and 0.5.")
+
+        t = time.perf_counter()
+        self.emit("profiling", "profiling columns")
+        profile = profile or profile_frame(frame)
+        self._timed("profile", t)
+
+        t = time.perf_counter()
+        rows_removed: list[dict[str, Any]] = []
+        data = frame
+        missing_target = data[opts.target].isna()
+        if missing_target.any():
+            n = int(missing_target.sum())
+            rows_removed.append({"rows": n, "reason": f'the target "{opts.target}" is missing'})
+            data = data[~missing_target]
+        problem = detect_problem_type(data[opts.target], override=opts.problem_type)
+        if problem.problem_type.is_classification:
+            data, classes, y = self._encode_classes(data, problem, rows_removed)
+            if len(classes) == 2 and problem.problem_type == ProblemType.MULTICLASS:
+                problem = ProblemDecision(ProblemType.BINARY, problem.reason, 2)
+        else:
+            classes = None
+            y = data[opts.target].to_numpy(dtype="float64")
+        if len(data) < MIN_ROWS:
+            raise InvalidInput(
+                f"Only {len(data)} rows have a usable target; at least {MIN_ROWS} are needed."
+            )
+        metric = resolve_metric(opts.metric, problem.problem_type)
+        plan = build_feature_plan(
+            data,
+            profile,
+            target=opts.target,
+            problem_type=problem.problem_type,
+            include=opts.include,
+            exclude=opts.exclude,
+        )
+        if opts.time_budget is None:
+            self.budget, budget_reason = auto_budget(len(data), len(plan.features))
+        else:
+            self.budget, budget_reason = float(opts.time_budget), "set by the user"
+        self._timed("plan", t)
+
+        # Split before anything learns from the data.
+        t = time.perf_counter()
+        prepared = prepare_frame(data, plan.features)
+        columns = input_columns(plan.features)
+        idx = np.arange(len(data))
+        n_test = max(round(len(data) * opts.test_size), len(classes or ()))
+        stratify = y if classes is not None else None
+        train_idx, test_idx = train_test_split(
+            idx, test_size=n_test, random_state=opts.seed, stratify=stratify
+        )
+        X_train, X_test = prepared.iloc[train_idx], prepared.iloc[test_idx]
+        y_train, y_test = y[train_idx], y[test_idx]
+        order_by_target = problem.problem_type != ProblemType.MULTICLASS
+        pre = build_preprocessor(X_train, columns, y_train, order_by_target=order_by_target)
+        Xt_train = pre.fit_transform(X_train)
+        self._timed("prepare", t)
+
+        t = time.perf_counter()
+        search = self._search(Xt_train, y_train, problem.problem_type, metric)
+        self._timed("search", t)
+
+        t = time.perf_counter()
+        self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
+        candidates = self._candidates(search, pre, problem.problem_type, y_train)
+        scored: list[Candidate] = []
+        for name, description, est in candidates:
+            fit_t = time.perf_counter()
+            pipe = Pipeline([("pre", clone(pre)), ("model", est)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipe.fit(X_train, y_train)
+            fit_seconds = time.perf_counter() - fit_t
+            preds, proba = _predict(pipe, X_test, classes)
+            scored.append(
+                Candidate(
+                    name,
+                    description,
+                    pipe,
+                    score(metric, y_test, preds, proba),
+                    fit_seconds,
+                    preds,
+                    proba,
+                )
+            )
+        chosen = self._choose(scored, metric)
+        baseline = next(c for c in scored if c.name == "baseline")
+        if classes is not None:
+            assert chosen.proba is not None and baseline.proba is not None
+            holdout_metrics = evaluate_classification(
+                y_test, chosen.predictions, chosen.proba, len(classes)
+            )
+            baseline_metrics = evaluate_classification(
+                y_test, baseline.predictions, baseline.proba, len(classes)
+            )
+        else:
+            holdout_metrics = evaluate_regression(y_test, chosen.predictions)
+            baseline_metrics = evaluate_regression(y_test, baseline.predictions)
+        holdout_metrics["primary"] = {"metric": metric.name, "value": chosen.holdout_score}
+        baseline_metrics["primary"] = {"metric": metric.name, "value": baseline.holdout_score}
+        self._timed("evaluate", t)
+
+        t = time.perf_counter()
+        self.emit("explaining", "permutation importance on held-out rows")
+        importance, importance_note = compute_permutation_importance(
+            lambda X: score(metric, y_test, *_predict(chosen.pipeline, X, classes)),
+            X_test,
+            plan.features,
+            greater_is_better=metric.greater_is_better,
+            seed=opts.seed,
+            time_limit=max(1.0, min(0.08 * self.budget, self.left() * 0.25)),
+        )
+        self._timed("importance", t)
+
+        t = time.perf_counter()
+        final = chosen.pipeline
+        # The refit costs about one fit on 25% more rows; the export and reports follow it.
+        refit_cost = chosen.fit_seconds * (1 + opts.test_size) * 1.2 + 1.0
+        refit = self.left() - refit_cost > 0.1 * self.budget
+        if refit:
+            self.emit("refitting", "refitting the chosen model on all rows")
+            final = clone(chosen.pipeline)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                final.fit(prepared, y)
+        else:
+            self.decisions.append(
+                f"The model was not refitted on all rows: the refit (about {refit_cost:.0f} s) "
+                "did not fit in the time left; it is the model trained on the training split."
+            )
+        self._timed("refit", t)
+
+        holdout = data.iloc[test_idx].copy()
+        holdout["__prediction__"] = (
+            np.asarray(classes, dtype=object)[chosen.predictions]
+            if classes is not None
+            else chosen.predictions
+        )
+        if classes is not None and chosen.proba is not None:
+            for j, label in enumerate(classes):
+                holdout[f"__proba__{label}"] = chosen.proba[:, j]
+
+        model = TabpilotModel(
+            pipeline=final,
+            features=plan.features,
+            problem_type=problem.problem_type,
+            classes=classes,
+            target=opts.target,
+        )
+        return TrainResult(
+            model=model,
+            options=opts,
+            problem=problem,
+            metric=metric,
+            profile=profile,
+            plan=plan,
+            classes=classes,
+            budget=self.budget,
+            budget_reason=budget_reason,
+            n_rows=len(data),
+            n_train=len(train_idx),
+            n_test=len(test_idx),
+            rows_removed=rows_removed,
+            chosen=chosen.name,
+            chosen_description=chosen.description,
+            decisions=self.decisions,
+            holdout_metrics=holdout_metrics,
+            baseline_metrics=baseline_metrics,
+            leaderboard=_leaderboard(search, scored, metric),
+            importance=importance,
+            importance_note=importance_note,
+            search_history=search.history,
+            timings=self.timings,
+            refit_on_all_rows=refit,
+            holdout=holdout,
+            estimator_params=to_jsonable(final.named_steps["model"].get_params(deep=False)),
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _encode_classes(
+        self, data: pd.DataFrame, problem: ProblemDecision, rows_removed: list[dict[str, Any]]
+    ) -> tuple[pd.DataFrame, list[Any], np.ndarray]:
+        target = data[self.options.target]
+        counts = target.value_counts()
+        tiny = counts[counts < 2]
+        if len(tiny):
+            shown = ", ".join(repr(_plain(v)) for v in tiny.index[:10])
+            rows_removed.append(
+                {
+                    "rows": int(tiny.sum()),
+                    "reason": f"class(es) with a single row, too few to learn and test: {shown}",
+                }
+            )
+            data = data[~target.isin(tiny.index)]
+            target = data[self.options.target]
+        classes = sorted(_plain(v) for v in target.unique())
+        if len(classes) < 2:
+            raise InvalidInput(
+                f'Target "{self.options.target}" has fewer than 2 classes with at least 2 '
+                "rows each; there is nothing to learn."
+            )
+        codes = pd.Categorical(target.map(_plain), categories=classes).codes
+        return data, classes, np.asarray(codes, dtype=np.int64)
+
+    def _search(
+        self, X: np.ndarray, y: np.ndarray, problem: ProblemType, metric: MetricSpec
+    ) -> _SearchOutcome:
+        names = list(self.options.estimators or ESTIMATORS)
+        time_left = self.left()
+        search_budget = max(1.0, time_left * SEARCH_SHARE - 1.0)
+        self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
+        return run_search(
+            X,
+            y,
+            problem=problem,
+            metric=metric,
+            estimators=names,
+            time_budget=search_budget,
+            seed=self.options.seed,
+            n_jobs=self.n_jobs,
+            on_trial=lambda **kw: self.emit("searching", **kw),
+        )
+
+    def _candidates(
+        self, search: _SearchOutcome, pre: Any, problem: ProblemType, y_train: np.ndarray
+    ) -> list[tuple[str, str, Any]]:
+        out: list[tuple[str, str, Any]] = []
+        if search.best_estimator is not None:
+            est = build_estimator(
+                search.best_estimator,
+                search.best_configs[search.best_estimator],
+                problem=problem,
+                seed=self.options.seed,
+                n_jobs=self.n_jobs,
+                y_train=y_train,
+            )
+            label = ESTIMATORS[search.best_estimator]
+            out.append(("search", f"{label} found by the search", est))
+        out.append(
+            (
+                "default_lgbm",
+                "LightGBM with its default settings",
+                default_lightgbm(problem, seed=self.options.seed, n_jobs=self.n_jobs),
+            )
+        )
+        label = (
+            "constant baseline (predicts the class frequencies)"
+            if problem.is_classification
+            else "constant baseline (predicts the mean)"
+        )
+        baseline = constant_baseline(problem, n_jobs=self.n_jobs)
+        out.append(("baseline", label, baseline))
+        return out
+
+    def _choose(self, scored: list[Candidate], metric: MetricSpec) -> Candidate:
+        by_name = {c.name: c for c in scored}
+        best = scored[0]
+        for cand in scored[1:]:
+            if metric.better(cand.holdout_score, best.holdout_score):
+                best = cand
+        winner = by_name.get("search")
+        if winner is None:
+            self.decisions.append("The search found no model in time; a safe choice is used.")
+        elif best is not winner:
+            self.decisions.append(
+                f"The search's winner ({winner.description}) scored "
+                f"{winner.holdout_score:.4g} {metric.label} on the held-out rows, worse than "
+                f"{best.description} ({best.holdout_score:.4g}); the latter is used."
+            )
+        if best.name == "baseline":
+            self.decisions.append(
+                "No model beat the constant baseline: the features may not predict the target."
+            )
+        return best
+
+
+@dataclass
+class _SearchOutcome:
+    best_estimator: str | None
+    best_configs: dict[str, dict[str, Any]]
+    best_scores: dict[str, float]
+    trials: dict[str, int]
+    seconds: dict[str, float]
+    history: list[dict[str, Any]]
+
+
+def _predict(
+    pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if classes is None:
+        return np.asarray(pipe.predict(X), dtype="float64"), None
+    proba = np.asarray(pipe.predict_proba(X), dtype="float64")
+    return proba.argmax(axis=1), proba
+
+
+def _leaderboard(
+    search: _SearchOutcome, scored: list[Candidate], metric: MetricSpec
+) -> list[dict[str, Any]]:
+    rows = []
+    for name, cfg in search.best_configs.items():
+        rows.append(
+            {
+                "estimator": name,
+                "label": ESTIMATORS[name],
+                "validation_score": search.best_scores.get(name),
+                "trials": search.trials.get(name, 0),
+                "search_seconds": round(search.seconds.get(name, 0.0), 2),
+                "config": to_jsonable(cfg),
+                "best": name == search.best_estimator,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            (r["validation_score"] is None, -(r["validation_score"] or 0.0))
+            if metric.greater_is_better
+            else (r["validation_score"] is None, r["validation_score"] or 0.0)
+        )
+    )
+    for cand in scored:
+        rows.append(
+            {
+                "estimator": cand.name,
+                "label": cand.description,
+                "holdout_score": cand.holdout_score,
+                "fit_seconds": round(cand.fit_seconds, 2),
+                "candidate": True,
+            }
+        )
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, so labels print and serialise as in the data."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# -- the FLAML search ------------------------------------------------------------------------
+# FLAML is imported inside these functions so that importing the engine stays cheap.
+
+
+def _scaled(estimator_class: Any) -> Callable[..., Pipeline]:
+    """Wrap a linear estimator class so it standardises its inputs first (trees need not)."""
+
+    def factory(**params: Any) -> Pipeline:
+        return make_pipeline(StandardScaler(), estimator_class(**params))
+
+    return factory
+
+
+def _learner_class(name: str, problem: ProblemType) -> Any:
+    from flaml.automl.model import (
+        ElasticNetEstimator,
+        ExtraTreesEstimator,
+        LGBMEstimator,
+        LRL1Classifier,
+        RandomForestEstimator,
+        XGBoostSklearnEstimator,
+    )
+
+    if name == "linear":
+        base = LRL1Classifier if problem.is_classification else ElasticNetEstimator
+
+        class ScaledLinear(base):  # type: ignore[misc, valid-type]
+            """FLAML's linear learner on standardised inputs."""
+
+            def __init__(self, task: str = "binary", **config: Any) -> None:
+                super().__init__(task, **config)
+                self.estimator_class = _scaled(self.estimator_class)
+
+        return ScaledLinear
+    return {
+        "lgbm": LGBMEstimator,
+        "xgboost": XGBoostSklearnEstimator,
+        "rf": RandomForestEstimator,
+        "extra_tree": ExtraTreesEstimator,
+    }[name]
+
+
+def build_estimator(
+    name: str,
+    config: dict[str, Any],
+    *,
+    problem: ProblemType,
+    seed: int,
+    n_jobs: int,
+    y_train: np.ndarray,
+) -> Any:
+    """A fresh native estimator (LGBMClassifier, XGBRegressor, ...) with a searched config."""
+    wrapper = _learner_class(name, problem)(task=str(problem), n_jobs=n_jobs, **config)
+    est = wrapper.estimator_class(**wrapper.params)
+    if name in ("lgbm", "xgboost", "rf", "extra_tree"):
+        est.set_params(random_state=seed)
+    if name == "xgboost":
+        # XGBoost 2 estimates base_score itself; the ONNX converter needs it stated.
+        base = float(np.mean(y_train)) if problem == ProblemType.REGRESSION else 0.5
+        est.set_params(base_score=base)
+    return est
+
+
+def default_lightgbm(problem: ProblemType, *, seed: int, n_jobs: int) -> Any:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    cls = LGBMRegressor if problem == ProblemType.REGRESSION else LGBMClassifier
+    return cls(random_state=seed, n_jobs=n_jobs, verbose=-1)
+
+
+def constant_baseline(problem: ProblemType, *, n_jobs: int) -> Any:
+    """The trivial model: class frequencies or the mean, whatever the features say.
+
+    A LightGBM that may not split predicts exactly the prior (or the mean), and exports to
+    ONNX like any other model, so the baseline can be shipped if nothing beats it.
+    """
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    cls = LGBMRegressor if problem == ProblemType.REGRESSION else LGBMClassifier
+    return cls(n_estimators=1, min_child_samples=10**9, n_jobs=n_jobs, verbose=-1)
+
+
+def run_search(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    problem: ProblemType,
+    metric: MetricSpec,
+    estimators: list[str],
+    time_budget: float,
+    seed: int,
+    n_jobs: int,
+    on_trial: Callable[..., None],
+) -> _SearchOutcome:
+    """Run FLAML's search and collect the best configuration of each estimator."""
+    from flaml import AutoML
+
+    trials: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    history: list[dict[str, Any]] = []
+
+    def to_score(loss: float) -> float:
+        return 1.0 - loss if metric.greater_is_better else loss
+
+    class _Observed(AutoML):  # type: ignore[misc]
+        # FLAML has no per-trial callback; _log_trial is called once per trial (log_type="all").
+        def _log_trial(self, search_state: Any, estimator: str) -> None:
+            trials[estimator] = trials.get(estimator, 0) + 1
+            seconds[estimator] = seconds.get(estimator, 0.0) + float(search_state.trial_time)
+            best = to_score(float(self.best_loss)) if self.best_loss < float("inf") else None
+            history.append(
+                {
+                    "at": round(float(self._state.time_from_start), 3),
+                    "estimator": estimator,
+                    "score": to_score(float(search_state.val_loss)),
+                    "best_score": best,
+                }
+            )
+            on_trial(
+                trials=sum(trials.values()),
+                estimator=estimator,
+                best_score=best,
+                best_estimator=self._best_estimator,
+                message=f"trial {sum(trials.values())}: {ESTIMATORS[estimator]}",
+            )
+            super()._log_trial(search_state, estimator)
+
+    automl = _Observed()
+    if "linear" in estimators:
+        automl.add_learner("linear", _learner_class("linear", problem))
+    flaml_logger = logging.getLogger("flaml.automl.logger")
+    flaml_logger.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        automl.fit(
+            X,
+            y,
+            task=str(problem),
+            metric=metric.flaml,
+            estimator_list=estimators,
+            time_budget=time_budget,
+            seed=seed,
+            n_jobs=n_jobs,
+            verbose=0,
+            log_type="all",
+            retrain_full=False,
+            keep_search_state=False,
+        )
+    best_configs = dict(automl.best_config_per_estimator or {})
+    best_configs = {k: v for k, v in best_configs.items() if v is not None}
+    losses = automl.best_loss_per_estimator or {}
+    return _SearchOutcome(
+        best_estimator=automl.best_estimator if best_configs else None,
+        best_configs=best_configs,
+        best_scores={
+            k: to_score(float(v)) for k, v in losses.items() if v is not None and v < float("inf")
+        },
+        trials=trials,
+        seconds=seconds,
+        history=history,
+    )
