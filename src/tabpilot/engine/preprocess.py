@@ -1,7 +1,8 @@
 """The preprocessing half of every model: a ColumnTransformer over the model input columns.
 
 Built only from parts that export to ONNX exactly (checked by tests): numbers are imputed
-with the median plus a missing-value indicator; categories are one-hot encoded when few, or
+with the median (skl2onnx silently ignores SimpleImputer's add_indicator, so there is no
+missing-value indicator); categories are one-hot encoded when few, or
 ordinal encoded when many. Categories too rare to learn from are left out of the encoder's
 list, so they share the code of unseen values. Fitted on the training split only.
 """
@@ -58,7 +59,7 @@ def build_preprocessor(
     numeric = [name for name, kind in columns if kind == "numeric"]
     parts: list[tuple[str, object, list[str]]] = []
     if numeric:
-        parts.append(("num", SimpleImputer(strategy="median", add_indicator=True), numeric))
+        parts.append(("num", SimpleImputer(strategy="median"), numeric))
     for i, (name, kind) in enumerate(columns):
         if kind != "categorical":
             continue

@@ -1,0 +1,182 @@
+"""Every estimator that can win exports to ONNX, and ONNX agrees with the pickle."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from tabpilot.engine.columns import build_feature_plan
+from tabpilot.engine.export import build_onnx
+from tabpilot.engine.inputs import input_columns, prepare_frame
+from tabpilot.engine.model import TabpilotModel
+from tabpilot.engine.predict import OnnxPredictor
+from tabpilot.engine.preprocess import build_preprocessor
+from tabpilot.engine.problem import ProblemType
+from tabpilot.engine.profiling import profile_frame
+from tabpilot.engine.train import (
+    ESTIMATORS,
+    build_estimator,
+    constant_baseline,
+    default_lightgbm,
+)
+from tabpilot.errors import InvalidInput
+from tests.conftest import make_mixed_frame
+
+PROBLEMS = {
+    "binary": ProblemType.BINARY,
+    "multiclass": ProblemType.MULTICLASS,
+    "regression": ProblemType.REGRESSION,
+}
+
+
+# Mid-sized configurations in each estimator's own search-space terms, so the graphs to
+# convert are non-trivial (FLAML's first tries are a handful of tiny trees).
+CONFIGS = {
+    "lgbm": {"n_estimators": 40, "num_leaves": 15, "learning_rate": 0.1},
+    "xgboost": {"n_estimators": 40, "max_leaves": 15, "learning_rate": 0.1},
+    "rf": {"n_estimators": 30, "max_features": 0.6, "max_leaves": 60},
+    "extra_tree": {"n_estimators": 30, "max_features": 0.6, "max_leaves": 60},
+    "linear": {},
+}
+
+
+def _init_config(name: str, problem: ProblemType, n_rows: int) -> dict:
+    if name == "linear":
+        return {"C": 1.0} if problem.is_classification else {"alpha": 0.01, "l1_ratio": 0.5}
+    return dict(CONFIGS[name])
+
+
+def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
+    problem = PROBLEMS[task]
+    frame = make_mixed_frame(500, seed=3, task=task)
+    train, test = frame.iloc[:400], frame.iloc[400:]
+    plan = build_feature_plan(train, profile_frame(train), target="label")
+    if problem.is_classification:
+        classes = sorted(train["label"].unique().tolist())
+        y = pd.Categorical(train["label"], categories=classes).codes.astype(int)
+    else:
+        classes, y = None, train["label"].to_numpy(dtype=float)
+    prepared = prepare_frame(train, plan.features)
+    pre = build_preprocessor(
+        prepared,
+        input_columns(plan.features),
+        y,
+        order_by_target=problem != ProblemType.MULTICLASS,
+    )
+    if estimator == "default_lgbm":
+        est = default_lightgbm(problem, seed=0, n_jobs=1)
+    elif estimator == "baseline":
+        est = constant_baseline(problem, n_jobs=1)
+    else:
+        config = _init_config(estimator, problem, len(train))
+        est = build_estimator(
+            estimator, config, problem=problem, seed=0, n_jobs=1, y_train=np.asarray(y)
+        )
+    pipe = Pipeline([("pre", clone(pre)), ("model", est)]).fit(prepared, y)
+    model = TabpilotModel(
+        pipeline=pipe, features=plan.features, problem_type=problem, classes=classes, target="label"
+    )
+    return model, test
+
+
+def _card(model: TabpilotModel, inputs: list) -> dict:
+    return {
+        "target": "label",
+        "classes": model.classes,
+        "features": [f.to_dict() for f in model.features],
+        "inputs": inputs,
+    }
+
+
+@pytest.mark.parametrize("task", list(PROBLEMS))
+@pytest.mark.parametrize("estimator", [*ESTIMATORS, "default_lgbm", "baseline"])
+def test_onnx_agrees_with_pickle(task: str, estimator: str) -> None:
+    model, test = _fit_model(task, estimator)
+    onnx_bytes, inputs = build_onnx(model)
+    # The pickle round-trip is what model.pkl users get.
+    restored: TabpilotModel = pickle.loads(pickle.dumps(model))
+    predictor = OnnxPredictor(onnx_bytes, _card(model, inputs))
+    result = predictor.predict(test.drop(columns=["label"]))
+    expected = restored.predict(test)
+    if model.classes is None:
+        np.testing.assert_allclose(result.labels, expected, rtol=1e-4, atol=1e-3)
+        assert result.probabilities is None
+    else:
+        proba = restored.predict_proba(test)
+        assert list(result.probabilities.columns) == [str(c) for c in model.classes]
+        np.testing.assert_allclose(result.probabilities.to_numpy(), proba.to_numpy(), atol=1e-4)
+        assert list(result.labels) == list(expected)
+        # Labels come back as they were in the data: text, or the integer codes 1/2/3.
+        assert {type(v) for v in result.labels} <= {type(c) for c in model.classes}
+
+
+@pytest.fixture(scope="module")
+def lgbm_predictor() -> tuple[OnnxPredictor, pd.DataFrame]:
+    model, test = _fit_model("binary", "lgbm")
+    onnx_bytes, inputs = build_onnx(model)
+    return OnnxPredictor(onnx_bytes, _card(model, inputs)), test
+
+
+def test_missing_columns_are_named(lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame]) -> None:
+    predictor, test = lgbm_predictor
+    with pytest.raises(InvalidInput, match=r"Missing column\(s\) the model needs: 'x1', 'color'"):
+        predictor.predict(test.drop(columns=["x1", "color"]))
+
+
+def test_extra_columns_are_ignored_and_reported(
+    lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame],
+) -> None:
+    predictor, test = lgbm_predictor
+    result = predictor.predict(test.assign(extra=1))
+    assert "extra" in result.ignored_columns
+    assert "customer_id" in result.ignored_columns  # dropped as an identifier in training
+    assert len(result.labels) == len(test)
+
+
+def test_bad_values_name_row_and_column(
+    lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame],
+) -> None:
+    predictor, test = lgbm_predictor
+    bad = test.copy()
+    bad["x2"] = bad["x2"].astype(object)
+    bad.iloc[2, bad.columns.get_loc("x2")] = "twelve"
+    with pytest.raises(InvalidInput, match=r'Column "x2" expects numbers.*row 3 \(\'twelve\'\)'):
+        predictor.predict(bad)
+    bad = test.copy()
+    bad.iloc[0, bad.columns.get_loc("signup")] = "not a date"
+    with pytest.raises(InvalidInput, match=r'Column "signup" expects dates.*row 1'):
+        predictor.predict(bad)
+
+
+def test_unseen_categories_and_missing_values_predict(
+    lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame],
+) -> None:
+    predictor, test = lgbm_predictor
+    odd = test.head(3).copy()
+    odd["color"] = ["purple", None, "red"]
+    odd["city"] = ["atlantis", "city01", None]
+    odd["x1"] = [np.nan, np.nan, 1.0]
+    odd["signup"] = [None, "2021-05-05", "2019-01-01"]
+    odd["flag"] = [None, True, False]
+    result = predictor.predict(odd)
+    assert len(result.labels) == 3
+    assert np.allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input_is_an_error(lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame]) -> None:
+    predictor, test = lgbm_predictor
+    with pytest.raises(InvalidInput, match="No rows"):
+        predictor.predict(test.head(0))
+
+
+def test_from_dir_explains_a_wrong_folder(tmp_path: Path) -> None:
+    from tabpilot.errors import NotFound
+
+    with pytest.raises(NotFound, match="not a Tabpilot model folder"):
+        OnnxPredictor.from_dir(tmp_path)
