@@ -105,7 +105,7 @@ def test_profile_kinds() -> None:
             "n": [1.5, 2.5, None, 4.0] * 10,
             "b": [True, False] * 20,
             "yn": ["yes", "no"] * 20,
-            "d": ["2021-01-0%d" % (i % 9 + 1) for i in range(40)],
+            "d": [f"2021-01-0{i % 9 + 1}" for i in range(40)],
             "c": ["x", "y", "z", "x"] * 10,
         }
     )
