@@ -1,0 +1,136 @@
+"""Settings: defaults, environment variables, one error naming every bad value, and docs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tabpilot.errors import InvalidInput
+from tabpilot.settings import Settings, env_var_name, load_settings
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("TABPILOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_every_setting_is_documented() -> None:
+    docs = DOCS.read_text()
+    missing = [env_var_name(f) for f in Settings.model_fields if f"`{env_var_name(f)}`" not in docs]
+    assert missing == [], f"add these to {DOCS.name}: {missing}"
+
+
+def test_defaults_live_in_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "tabpilot-data"
+    assert settings.metadata_uri == f"sqlite:///{tmp_path}/tabpilot-data/tabpilot.db"
+    assert settings.artifact_uri == str(tmp_path / "tabpilot-data" / "artifacts")
+    assert (settings.runner_uri, settings.host, settings.port) == (
+        "local://?workers=1",
+        "127.0.0.1",
+        8000,
+    )
+    assert (settings.auth, settings.max_upload_mb) == ("local", 1024)
+    assert settings.max_upload_bytes == 1024 * 1024 * 1024
+    assert not settings.data_dir.exists(), "validating settings must not create anything"
+
+
+def test_environment_variables_and_overrides(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TABPILOT_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("TABPILOT_PORT", "9001")
+    monkeypatch.setenv("TABPILOT_AUTH", "token")
+    monkeypatch.setenv("TABPILOT_METADATA_URI", "postgresql://u:secret@db:5432/tabpilot")
+    monkeypatch.setenv("TABPILOT_ARTIFACT_URI", "s3://bucket/prefix")
+    monkeypatch.setenv("TABPILOT_RUNNER_URI", "batch://queue?job_definition=train")
+    settings = load_settings(port=9002)
+    assert settings.data_dir == tmp_path / "from-env"
+    assert (settings.port, settings.auth) == (9002, "token")
+    assert settings.metadata_uri == "postgresql://u:secret@db:5432/tabpilot"
+    assert settings.artifact_uri == "s3://bucket/prefix"
+    assert load_settings(data_dir="~/x").data_dir == Path.home() / "x"
+
+
+def test_every_invalid_setting_is_named_in_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABPILOT_METADATA_URI", "mysql://user:pw@host/db")
+    monkeypatch.setenv("TABPILOT_PORT", "abc")
+    with pytest.raises(InvalidInput) as caught:
+        load_settings(
+            artifact_uri="gs://bucket",
+            runner_uri="local://?workers=0",
+            auth="ldap",
+            max_upload_mb=0,
+        )
+    message = caught.value.message
+    assert (
+        'TABPILOT_METADATA_URI: unsupported scheme "mysql"; '
+        "use sqlite:///, postgresql:// or dynamodb://"
+    ) in message
+    assert 'TABPILOT_ARTIFACT_URI: unsupported scheme "gs"' in message
+    assert "TABPILOT_RUNNER_URI: workers must be a whole number of at least 1" in message
+    assert "TABPILOT_PORT: 'abc' is not valid" in message
+    assert "TABPILOT_AUTH: 'ldap' is not valid: input should be 'local' or 'token'" in message
+    assert "TABPILOT_MAX_UPLOAD_MB" in message
+    assert "pw" not in message  # the credentials in a URI are never echoed
+    assert set(caught.value.details["settings"]) == {
+        "TABPILOT_METADATA_URI",
+        "TABPILOT_ARTIFACT_URI",
+        "TABPILOT_RUNNER_URI",
+        "TABPILOT_PORT",
+        "TABPILOT_AUTH",
+        "TABPILOT_MAX_UPLOAD_MB",
+    }
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("metadata_uri", "sqlite://", "has no database file"),
+        ("metadata_uri", "postgresql://user:pw@host", "names no database"),
+        ("metadata_uri", "dynamodb://", "names no table"),
+        ("artifact_uri", "s3://", "names no bucket"),
+        ("artifact_uri", "file://remote/share", "remote host"),
+        ("runner_uri", "celery://broker", 'unsupported scheme "celery"'),
+        ("runner_uri", "batch://", "names no job queue"),
+        ("port", 70000, "less than or equal to 65535"),
+        ("unknown", 1, "unknown setting"),
+    ],
+)
+def test_each_invalid_value_says_what_is_wrong(setting: str, value: object, expected: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load_settings(**{setting: value})
+    assert f"{env_var_name(setting)}: " in caught.value.message
+    assert expected in caught.value.message
+    assert "pw" not in caught.value.message
+
+
+def test_unwritable_data_dir_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InvalidInput) as caught:
+        load_settings(data_dir=blocker / "data")
+    assert "TABPILOT_DATA_DIR" in caught.value.message
+    assert f'"{blocker}" is not a directory' in caught.value.message
+
+    with pytest.raises(InvalidInput, match=r"TABPILOT_DATA_DIR: .* is not a directory"):
+        load_settings(data_dir=blocker)
+    with pytest.raises(InvalidInput, match="TABPILOT_METADATA_URI: the directory of"):
+        load_settings(metadata_uri=f"sqlite:///{blocker}/db/tabpilot.db")
+    with pytest.raises(InvalidInput, match=r"TABPILOT_ARTIFACT_URI: .* is not a directory"):
+        load_settings(artifact_uri=str(blocker / "artifacts"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
+def test_read_only_data_dir_is_named(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(InvalidInput, match=r"TABPILOT_DATA_DIR: .*not writable"):
+        load_settings(data_dir=locked / "data")
