@@ -88,6 +88,11 @@ def test_dataset_crud(store: MetadataStore) -> None:
     updated = store.update_dataset(dataset.id, owner=ALICE, name="renamed", profile={"x": [1]})
     assert (updated.name, updated.profile) == ("renamed", {"x": [1]})
     assert store.get_dataset(dataset.id, owner=ALICE) == updated
+    # Key order is meaningful (columns in file order) and must survive every backend.
+    columns = {"zeta": {"kind": "numeric"}, "alpha": {"kind": "text"}, "mid": {}}
+    store.update_dataset(dataset.id, owner=ALICE, profile={"columns": columns, "a": 1})
+    stored = store.get_dataset(dataset.id, owner=ALICE).profile
+    assert list(stored) == ["columns", "a"] and list(stored["columns"]) == list(columns)
     with pytest.raises(InvalidInput, match="created_at cannot change"):
         store.update_dataset(dataset.id, owner=ALICE, created_at=T0)
 

@@ -51,7 +51,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement, Select
@@ -114,7 +113,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+# Plain JSON, not JSONB, on PostgreSQL too: JSONB reorders object keys, and profiles, cards
+# and metrics keep meaningful key order (columns in file order). Nothing queries inside them.
+JsonType = JSON()
 
 metadata_obj = MetaData()
 
@@ -265,7 +266,11 @@ class SqlMetadataStore(MetadataStore):
             event.listen(self._engine, "begin", _sqlite_on_begin)
         else:
             self._engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=24)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @property
     def engine(self) -> Engine:
