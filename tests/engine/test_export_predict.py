@@ -21,6 +21,7 @@ from tabpilot.engine.problem import ProblemType
 from tabpilot.engine.profiling import profile_frame
 from tabpilot.engine.train import (
     ESTIMATORS,
+    build_ensemble,
     build_estimator,
     constant_baseline,
     default_lightgbm,
@@ -71,6 +72,22 @@ def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
     )
     if estimator == "default_lgbm":
         est = default_lightgbm(problem, seed=0, n_jobs=1)
+    elif estimator == "ensemble":
+        members = [
+            (
+                name,
+                build_estimator(
+                    name,
+                    _init_config(name, problem, len(train)),
+                    problem=problem,
+                    seed=0,
+                    n_jobs=1,
+                    y_train=np.asarray(y),
+                ),
+            )
+            for name in ("lgbm", "xgboost", "linear")
+        ]
+        est = build_ensemble(members, problem)
     elif estimator == "baseline":
         est = constant_baseline(problem, n_jobs=1)
     else:
@@ -95,7 +112,7 @@ def _card(model: TabpilotModel, inputs: list) -> dict:
 
 
 @pytest.mark.parametrize("task", list(PROBLEMS))
-@pytest.mark.parametrize("estimator", [*ESTIMATORS, "default_lgbm", "baseline"])
+@pytest.mark.parametrize("estimator", [*ESTIMATORS, "ensemble", "default_lgbm", "baseline"])
 def test_onnx_agrees_with_pickle(task: str, estimator: str) -> None:
     model, test = _fit_model(task, estimator)
     onnx_bytes, inputs = build_onnx(model)

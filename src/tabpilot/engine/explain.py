@@ -42,14 +42,13 @@ def compute_permutation_importance(
 
     Args:
         score_fn: scores the model on prepared input rows (the held-out split).
-        prepared: the held-out rows as model input columns.
+        prepared: the held-out rows as model input columns (at most MAX_ROWS of them is
+            plenty; the caller samples, since `score_fn` must know which rows it scores).
         features: the raw features, whose input columns are shuffled together.
         greater_is_better: direction of `score_fn`; importance is always "higher matters more".
         time_limit: seconds to spend; repeats stop early when it runs out (at least one).
     """
     rng = np.random.default_rng(seed)
-    if len(prepared) > MAX_ROWS:
-        prepared = prepared.sample(MAX_ROWS, random_state=seed)
     started = time.perf_counter()
     base = score_fn(prepared)
     sign = 1.0 if greater_is_better else -1.0

@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
+from tabpilot.engine.explain import MAX_ROWS as MAX_IMPORTANCE_ROWS
 from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.inputs import input_columns, prepare_frame
 from tabpilot.engine.metrics import (
@@ -60,6 +61,8 @@ MIN_ROWS = 10
 # Share of the time left after preparation that goes to the search; the rest pays for
 # evaluation, importance, the refit on all rows, export and reports.
 SEARCH_SHARE = 0.7
+# The best configuration of up to this many estimator kinds is averaged into an ensemble.
+ENSEMBLE_SIZE = 3
 
 
 @dataclass
@@ -165,7 +168,11 @@ def train(
             budget covers the whole run; defaults to now.
         profile: the frame's profile, if already computed.
     """
-    return _Trainer(frame, options, progress, started).run(profile)
+    with warnings.catch_warnings():
+        # Convergence and dtype chatter from the libraries is not for the user's console;
+        # what matters reaches them as decisions and metrics.
+        warnings.simplefilter("ignore")
+        return _Trainer(frame, options, progress, started).run(profile)
 
 
 class _Trainer:
@@ -333,9 +340,15 @@ class _Trainer:
 
         t = time.perf_counter()
         self.emit("explaining", "permutation importance on held-out rows")
+        sample = np.arange(len(test_idx))
+        if len(sample) > MAX_IMPORTANCE_ROWS:
+            sample = np.random.default_rng(opts.seed).choice(
+                sample, MAX_IMPORTANCE_ROWS, replace=False
+            )
+        y_sample = y_test[sample]
         importance, importance_note = compute_permutation_importance(
-            lambda X: score(metric, y_test, *_predict(chosen.pipeline, X, classes)),
-            X_test,
+            lambda X: score(metric, y_sample, *_predict(chosen.pipeline, X, classes)),
+            X_test.iloc[sample],
             plan.features,
             greater_is_better=metric.greater_is_better,
             seed=opts.seed,
@@ -468,6 +481,42 @@ class _Trainer:
             )
             label = ESTIMATORS[search.best_estimator]
             out.append(("search", f"{label} found by the search", est))
+        ranked = sorted(
+            (n for n in search.best_configs if n in search.best_scores),
+            key=lambda n: search.best_scores[n],
+            reverse=search.higher_is_better,
+        )[:ENSEMBLE_SIZE]
+        if len(ranked) >= 2:
+            members = [
+                (
+                    name,
+                    build_estimator(
+                        name,
+                        search.best_configs[name],
+                        problem=problem,
+                        seed=self.options.seed,
+                        n_jobs=self.n_jobs,
+                        y_train=y_train,
+                    ),
+                )
+                for name in ranked
+            ]
+            labels = " + ".join(ESTIMATORS[n] for n in ranked)
+            out.append(("ensemble", f"average of {labels}", build_ensemble(members, problem)))
+        wanted = self.options.estimators or tuple(ESTIMATORS)
+        if "linear" in wanted and "linear" not in search.best_configs:
+            # FLAML rates linear models as costly and often never tries one; on small,
+            # mostly linear data they are the best choice, so one is always compared.
+            config = {"C": 1.0} if problem.is_classification else {"alpha": 0.001, "l1_ratio": 0.5}
+            est = build_estimator(
+                "linear",
+                config,
+                problem=problem,
+                seed=self.options.seed,
+                n_jobs=self.n_jobs,
+                y_train=y_train,
+            )
+            out.append(("default_linear", "linear model with default settings", est))
         out.append(
             (
                 "default_lgbm",
@@ -508,6 +557,7 @@ class _Trainer:
 
 @dataclass
 class _SearchOutcome:
+    higher_is_better: bool
     best_estimator: str | None
     best_configs: dict[str, dict[str, Any]]
     best_scores: dict[str, float]
@@ -522,6 +572,7 @@ def _predict(
     if classes is None:
         return np.asarray(pipe.predict(X), dtype="float64"), None
     proba = np.asarray(pipe.predict_proba(X), dtype="float64")
+    proba /= proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 only roughly
     return proba.argmax(axis=1), proba
 
 
@@ -631,6 +682,19 @@ def build_estimator(
     return est
 
 
+def build_ensemble(members: list[tuple[str, Any]], problem: ProblemType) -> Any:
+    """An equal-weight average of the members' probabilities (or predictions).
+
+    Averaging different model families is the cheapest reliable gain over a single
+    winner; scikit-learn's voting estimators export to ONNX like their members.
+    """
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+    if problem == ProblemType.REGRESSION:
+        return VotingRegressor(members)
+    return VotingClassifier(members, voting="soft", flatten_transform=False)
+
+
 def default_lightgbm(problem: ProblemType, *, seed: int, n_jobs: int) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
@@ -720,6 +784,7 @@ def run_search(
     best_configs = {k: v for k, v in best_configs.items() if v is not None}
     losses = automl.best_loss_per_estimator or {}
     return _SearchOutcome(
+        higher_is_better=metric.greater_is_better,
         best_estimator=automl.best_estimator if best_configs else None,
         best_configs=best_configs,
         best_scores={
