@@ -25,6 +25,7 @@ from tabpilot.engine.train import (
     build_estimator,
     constant_baseline,
     default_lightgbm,
+    default_linear,
 )
 from tabpilot.errors import InvalidInput
 from tests.conftest import make_mixed_frame
@@ -88,6 +89,8 @@ def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
             for name in ("lgbm", "xgboost", "linear")
         ]
         est = build_ensemble(members, problem)
+    elif estimator == "default_linear":
+        est = default_linear(problem)
     elif estimator == "baseline":
         est = constant_baseline(problem, n_jobs=1)
     else:
@@ -112,7 +115,9 @@ def _card(model: TabpilotModel, inputs: list) -> dict:
 
 
 @pytest.mark.parametrize("task", list(PROBLEMS))
-@pytest.mark.parametrize("estimator", [*ESTIMATORS, "ensemble", "default_lgbm", "baseline"])
+@pytest.mark.parametrize(
+    "estimator", [*ESTIMATORS, "ensemble", "default_lgbm", "default_linear", "baseline"]
+)
 def test_onnx_agrees_with_pickle(task: str, estimator: str) -> None:
     model, test = _fit_model(task, estimator)
     onnx_bytes, inputs = build_onnx(model)

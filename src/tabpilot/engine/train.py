@@ -63,6 +63,9 @@ MIN_ROWS = 10
 SEARCH_SHARE = 0.7
 # The best configuration of up to this many estimator kinds is averaged into an ensemble.
 ENSEMBLE_SIZE = 3
+# Optional held-out candidates are only fitted while they can finish before this share of
+# the budget; the rest pays for importance, the refit, export and reports.
+EVALUATION_DEADLINE = 0.75
 
 
 @dataclass
@@ -302,13 +305,24 @@ class _Trainer:
         self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
         candidates = self._candidates(search, pre, problem.problem_type, y_train)
         scored: list[Candidate] = []
-        for name, description, est in candidates:
+        proxy = 1.0  # seconds; replaced by the first measured fit
+        for name, description, est, cost in candidates:
+            expected = proxy if cost is None else cost
+            late = self.elapsed() + expected > self.budget * EVALUATION_DEADLINE
+            if late and name not in ("search", "baseline"):
+                self.decisions.append(
+                    f"{description[:1].upper()}{description[1:]} was not compared: its fit "
+                    f"(about {expected:.0f} s) did not fit in the time left."
+                )
+                continue
             fit_t = time.perf_counter()
             pipe = Pipeline([("pre", clone(pre)), ("model", est)])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pipe.fit(X_train, y_train)
             fit_seconds = time.perf_counter() - fit_t
+            if name == "search":
+                proxy = fit_seconds
             preds, proba = _predict(pipe, X_test, classes)
             scored.append(
                 Candidate(
@@ -468,69 +482,69 @@ class _Trainer:
 
     def _candidates(
         self, search: _SearchOutcome, pre: Any, problem: ProblemType, y_train: np.ndarray
-    ) -> list[tuple[str, str, Any]]:
-        out: list[tuple[str, str, Any]] = []
-        if search.best_estimator is not None:
-            est = build_estimator(
-                search.best_estimator,
-                search.best_configs[search.best_estimator],
+    ) -> list[tuple[str, str, Any, float | None]]:
+        """Models to compare on the held-out rows, in order of priority, with the expected
+        seconds to fit each (None: unknown, assume about as long as the search's winner)."""
+        opts = self.options
+        out: list[tuple[str, str, Any, float | None]] = []
+
+        def searched(name: str) -> Any:
+            return build_estimator(
+                name,
+                search.best_configs[name],
                 problem=problem,
-                seed=self.options.seed,
+                seed=opts.seed,
                 n_jobs=self.n_jobs,
                 y_train=y_train,
             )
-            label = ESTIMATORS[search.best_estimator]
-            out.append(("search", f"{label} found by the search", est))
+
+        if search.best_estimator is not None:
+            name = search.best_estimator
+            out.append(
+                (
+                    "search",
+                    f"{ESTIMATORS[name]} found by the search",
+                    searched(name),
+                    search.best_trial_seconds.get(name),
+                )
+            )
+        out.append(
+            (
+                "default_lgbm",
+                "LightGBM with its default settings",
+                default_lightgbm(problem, seed=opts.seed, n_jobs=self.n_jobs),
+                None,
+            )
+        )
+        wanted = opts.estimators or tuple(ESTIMATORS)
+        if "linear" in wanted and "linear" not in search.best_configs:
+            # FLAML rates linear models as costly and often never tries one; on small,
+            # mostly linear data they are the best choice, so one is always compared.
+            out.append(
+                (
+                    "default_linear",
+                    "linear model with default settings",
+                    default_linear(problem),
+                    None,
+                )
+            )
         ranked = sorted(
             (n for n in search.best_configs if n in search.best_scores),
             key=lambda n: search.best_scores[n],
             reverse=search.higher_is_better,
         )[:ENSEMBLE_SIZE]
         if len(ranked) >= 2:
-            members = [
-                (
-                    name,
-                    build_estimator(
-                        name,
-                        search.best_configs[name],
-                        problem=problem,
-                        seed=self.options.seed,
-                        n_jobs=self.n_jobs,
-                        y_train=y_train,
-                    ),
-                )
-                for name in ranked
-            ]
+            members = [(name, searched(name)) for name in ranked]
             labels = " + ".join(ESTIMATORS[n] for n in ranked)
-            out.append(("ensemble", f"average of {labels}", build_ensemble(members, problem)))
-        wanted = self.options.estimators or tuple(ESTIMATORS)
-        if "linear" in wanted and "linear" not in search.best_configs:
-            # FLAML rates linear models as costly and often never tries one; on small,
-            # mostly linear data they are the best choice, so one is always compared.
-            config = {"C": 1.0} if problem.is_classification else {"alpha": 0.001, "l1_ratio": 0.5}
-            est = build_estimator(
-                "linear",
-                config,
-                problem=problem,
-                seed=self.options.seed,
-                n_jobs=self.n_jobs,
-                y_train=y_train,
-            )
-            out.append(("default_linear", "linear model with default settings", est))
-        out.append(
-            (
-                "default_lgbm",
-                "LightGBM with its default settings",
-                default_lightgbm(problem, seed=self.options.seed, n_jobs=self.n_jobs),
-            )
-        )
+            costs = [search.best_trial_seconds.get(n) for n in ranked]
+            cost = None if None in costs else sum(c for c in costs if c is not None)
+            out.append(("ensemble", f"average of {labels}", build_ensemble(members, problem), cost))
         label = (
             "constant baseline (predicts the class frequencies)"
             if problem.is_classification
             else "constant baseline (predicts the mean)"
         )
-        baseline = constant_baseline(problem, n_jobs=self.n_jobs)
-        out.append(("baseline", label, baseline))
+        out.append(("baseline", label, constant_baseline(problem, n_jobs=self.n_jobs), 0.0))
         return out
 
     def _choose(self, scored: list[Candidate], metric: MetricSpec) -> Candidate:
@@ -563,6 +577,7 @@ class _SearchOutcome:
     best_scores: dict[str, float]
     trials: dict[str, int]
     seconds: dict[str, float]
+    best_trial_seconds: dict[str, float]
     history: list[dict[str, Any]]
 
 
@@ -695,6 +710,15 @@ def build_ensemble(members: list[tuple[str, Any]], problem: ProblemType) -> Any:
     return VotingClassifier(members, voting="soft", flatten_transform=False)
 
 
+def default_linear(problem: ProblemType) -> Pipeline:
+    """Standardised logistic or ridge regression with library defaults: fast and stable."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if problem == ProblemType.REGRESSION:
+        return make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+
+
 def default_lightgbm(problem: ProblemType, *, seed: int, n_jobs: int) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
@@ -731,6 +755,8 @@ def run_search(
 
     trials: dict[str, int] = {}
     seconds: dict[str, float] = {}
+    best_trial_seconds: dict[str, float] = {}
+    best_loss: dict[str, float] = {}
     history: list[dict[str, Any]] = []
 
     def to_score(loss: float) -> float:
@@ -741,6 +767,10 @@ def run_search(
         def _log_trial(self, search_state: Any, estimator: str) -> None:
             trials[estimator] = trials.get(estimator, 0) + 1
             seconds[estimator] = seconds.get(estimator, 0.0) + float(search_state.trial_time)
+            loss = float(search_state.val_loss)
+            if loss <= best_loss.get(estimator, float("inf")):
+                best_loss[estimator] = loss
+                best_trial_seconds[estimator] = float(search_state.trial_time)
             best = to_score(float(self.best_loss)) if self.best_loss < float("inf") else None
             history.append(
                 {
@@ -792,5 +822,6 @@ def run_search(
         },
         trials=trials,
         seconds=seconds,
+        best_trial_seconds=best_trial_seconds,
         history=history,
     )
