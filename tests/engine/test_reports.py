@@ -54,10 +54,12 @@ class Trained:
         self.report = paths["report"].read_text(encoding="utf-8")
 
 
-def _train(frame: pd.DataFrame, target: str, out: Path, **options) -> Trained:
+def _train(frame: pd.DataFrame, target: str, out: Path) -> Trained:
     from tabpilot.engine.train import TrainOptions, train
 
-    result = train(frame, TrainOptions(target=target, time_budget=5, **options))
+    # The two boosting libraries only: quick and steady to fit, and the SHAP path for both.
+    options = TrainOptions(target=target, time_budget=5, estimators=("lgbm", "xgboost"))
+    result = train(frame, options)
     paths = write_reports(result, frame, out, time_limit=10)
     return Trained(result, frame, paths)
 
@@ -358,3 +360,63 @@ def test_chart_helpers_escape_and_format() -> None:
     assert format_number(1234567) == "1,234,567"
     assert format_number(None) == "–"
     assert nice_ticks(0, 1, 5) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def _refit_with(trained: Trained, estimator: object) -> object:
+    """A copy of the result whose model is `estimator`, fitted on the held-out rows."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from tabpilot.engine.inputs import prepare_frame
+
+    result = copy.copy(trained.result)
+    result.model = copy.copy(result.model)
+    h = result.holdout
+    X = prepare_frame(h, result.model.features)
+    y = h[result.options.target].map({c: i for i, c in enumerate(result.classes)}).to_numpy()
+    pre = clone(result.model.pipeline.named_steps["pre"])
+    result.model.pipeline = Pipeline([("pre", pre), ("model", estimator)]).fit(X, y)
+    result.chosen = "search"
+    return result
+
+
+def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
+    import xgboost
+
+    from tabpilot.engine.inputs import prepare_frame
+
+    model = xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)
+    result = _refit_with(multiclass, model)
+    out = training_module._Report(result, time_limit=10).compute_contributions()
+    assert isinstance(out, training_module.Contributions)
+    n_features = len(result.model.features)
+    assert out.values.shape == (3, len(result.holdout), n_features)
+    pipe = result.model.pipeline
+    Xt = pipe.named_steps["pre"].transform(prepare_frame(result.holdout, result.model.features))
+    margin = model.predict(Xt, output_margin=True)  # (rows, classes)
+    # Contributions plus a constant bias per class give the raw score of every row.
+    bias = margin - out.values.sum(axis=2).T
+    assert np.ptp(bias, axis=0).max() < 1e-3
+
+
+def test_shap_skipped_with_reason_for_other_models(binary: Trained) -> None:
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    result = _refit_with(binary, ExtraTreesClassifier(n_estimators=5, random_state=0))
+    out = training_module._Report(result, time_limit=10).compute_contributions()
+    assert isinstance(out, str) and "extra trees" in out
+    html = render_training_report(result)
+    assert "No SHAP summary:" in _section(html, "shap")
+    assert FAILED not in html
+
+
+def test_output_sources_cover_every_model_input(trained: Trained) -> None:
+    from tabpilot.engine.inputs import prepare_frame
+
+    r = trained.result
+    pre = r.model.pipeline.named_steps["pre"]
+    width = pre.transform(prepare_frame(r.holdout.head(5), r.model.features)).shape[1]
+    sources = training_module.output_sources(pre)
+    assert len(sources) == width
+    inputs = {c for f in r.model.features for c, _ in f.input_columns()}
+    assert set(sources) <= inputs

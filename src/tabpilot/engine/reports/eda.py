@@ -142,6 +142,16 @@ def encode_codes(series: pd.Series, *, bins: int = ASSOC_BINS, top: int = ASSOC_
         finite = values[np.isfinite(values)]
         if len(np.unique(finite[: 10 * bins])) > bins or len(np.unique(finite)) > bins:
             cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+            if len(cuts) < bins - 1:
+                # One value dominates (e.g. mostly zeros): give it a bin of its own and
+                # split the other values into quantiles, so their signal is not lost.
+                uniq, counts = np.unique(finite, return_counts=True)
+                mode = uniq[counts.argmax()]
+                rest = finite[finite != mode]
+                if len(rest):
+                    extra = np.quantile(rest, np.linspace(0, 1, bins)[1:-1])
+                    edges = [cuts, extra, [mode, np.nextafter(mode, np.inf)]]
+                    cuts = np.unique(np.concatenate(edges))
             codes = np.searchsorted(cuts, values, side="right")
             codes[~np.isfinite(values)] = len(cuts) + 1
             return _compact(codes)
@@ -160,6 +170,11 @@ def encode_codes(series: pd.Series, *, bins: int = ASSOC_BINS, top: int = ASSOC_
 def _compact(codes: np.ndarray) -> np.ndarray:
     _, inverse = np.unique(codes, return_inverse=True)
     return inverse.astype(np.int64).ravel()
+
+
+def _share(x: float) -> str:
+    """A share as a percentage that never rounds a few rows down to 0.0%."""
+    return "<0.1%" if 0 < x < 0.001 else f"{x:.1%}"
 
 
 def _days_to_text(days: float) -> str:
@@ -371,7 +386,10 @@ class _Eda:
                     "Numeric gaps are filled with the median (plus a flag saying the value was "
                     "missing); categorical gaps become their own category. Rows with a "
                     "missing target are removed before training.",
-                    [(c.name, f"{c.n_missing:,} rows ({c.missing_fraction:.1%})") for c in missing],
+                    [
+                        (c.name, f"{c.n_missing:,} rows ({_share(c.missing_fraction)})")
+                        for c in missing
+                    ],
                 )
             )
         if p.n_duplicate_rows:
@@ -385,7 +403,7 @@ class _Eda:
                     [
                         (
                             "all columns",
-                            f"{p.n_duplicate_rows:,} rows ({p.n_duplicate_rows / n:.1%})",
+                            f"{p.n_duplicate_rows:,} rows ({_share(p.n_duplicate_rows / n)})",
                         )
                     ],
                 )
@@ -506,7 +524,7 @@ class _Eda:
                     [
                         (
                             name,
-                            f"{cnt:,} rows ({cnt / n:.1%}) outside "
+                            f"{cnt:,} rows ({_share(cnt / n)}) outside "
                             f"[{format_number(lo)}, {format_number(hi)}]",
                         )
                         for name, (cnt, lo, hi) in outliers
@@ -587,6 +605,7 @@ class _Eda:
         chart = render_bar_chart(
             [str(v) for v in shown.index],
             shown.to_numpy(dtype="float64"),
+            width=480,
             title=f"class balance of {self.target}",
             x_label="rows",
             value_labels=[f"{int(c):,} ({c / total:.1%})" for c in shown.to_numpy()],
@@ -658,11 +677,11 @@ class _Eda:
         counts = [c for _, c in col.top_values]
         present = self.profile.n_rows - col.n_missing
         rest = present - sum(counts)
-        value_labels = [f"{c:,} ({c / max(present, 1):.1%})" for c in counts]
+        value_labels = [f"{c:,} ({_share(c / max(present, 1))})" for c in counts]
         if rest > 0:
             labels.append(f"other ({col.n_distinct - len(col.top_values):,} values)")
             counts.append(rest)
-            value_labels.append(f"{rest:,} ({rest / max(present, 1):.1%})")
+            value_labels.append(f"{rest:,} ({_share(rest / max(present, 1))})")
         return render_bar_chart(
             labels,
             counts,
@@ -692,9 +711,9 @@ class _Eda:
             if col.name in self.outliers:
                 cnt = self.outliers[col.name][0]
                 rows.append(
-                    ("outliers (IQR)", f"{cnt:,} ({cnt / max(self.profile.n_rows, 1):.1%})")
+                    ("outliers (IQR)", f"{cnt:,} ({_share(cnt / max(self.profile.n_rows, 1))})")
                 )
-        elif "mean_length" in s:
+        elif "mean_length" in s and col.kind != ColumnKind.BOOLEAN:
             rows += [
                 ("mean length", format_number(s["mean_length"], 3)),
                 ("max length", format_number(s["max_length"])),

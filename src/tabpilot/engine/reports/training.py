@@ -283,7 +283,9 @@ class _Report:
             better=better,
             total=total,
             removed=removed,
-            estimator=estimator_name(est if est is not None else r.model.pipeline),
+            estimator="ensemble"
+            if est is not None and len(model_members(est)) > 1
+            else estimator_name(est if est is not None else r.model.pipeline),
             n_features=len(r.plan.features),
             n_dropped=len(r.plan.dropped),
             top=top,
