@@ -374,7 +374,7 @@ class _Report:
         r = self.r
         assert self.classes is not None
         labels = [str(c) for c in self.classes]
-        y, _, proba = self.encoded()
+        y, pred, proba = self.encoded()
         cm = np.asarray(r.holdout_metrics["confusion_matrix"], dtype=int)
         per_class = r.holdout_metrics.get("per_class", [])
         binary = len(labels) == 2
@@ -400,11 +400,18 @@ class _Report:
             precision, recall, _ = precision_recall_curve(truth, proba[:, k])
             ap = average_precision_score(truth, proba[:, k])
             pr.append(Series(f"{labels[k]} (AP {ap:.3f})", recall, precision, colour=k))
-            prob_true, prob_pred = calibration_curve(
-                truth, proba[:, k], n_bins=10, strategy="quantile"
-            )
-            cal.append(Series(labels[k], prob_pred, prob_true, colour=k))
-            cal.append(Series(labels[k], prob_pred, prob_true, points=True, colour=k, legend=False))
+        if binary:
+            truth, score, cal_name = (y == 1).astype(int), proba[:, 1], f"P({labels[1]})"
+            cal_note = f'the predicted probability of "{labels[1]}" against how often it is'
+        else:
+            # Top-label calibration: the confidence in the predicted class against accuracy.
+            truth, score = (pred == y).astype(int), proba.max(axis=1)
+            cal_name = "P(predicted class)"
+            cal_note = "the probability of the predicted class against how often it is right"
+        if truth.min() != truth.max():
+            prob_true, prob_pred = calibration_curve(truth, score, n_bins=10, strategy="quantile")
+            cal.append(Series(cal_name, prob_pred, prob_true, colour=0))
+            cal.append(Series(cal_name, prob_pred, prob_true, points=True, colour=0, legend=False))
         unit = (0.0, 1.0)
         roc_chart = render_line_chart(
             roc,
@@ -446,6 +453,7 @@ class _Report:
             pr_chart=pr_chart,
             cal_chart=cal_chart,
             curve_note=curve_note,
+            cal_note=cal_note,
             binary=binary,
             baseline_label=self._baseline_label(),
         )
@@ -733,7 +741,7 @@ class _Report:
                 x_label=self._shap_unit(),
             )
         per_class = None
-        if len(c.values) > 1:
+        if 1 < len(c.values) <= MAX_CURVE_CLASSES:
             per_class = [
                 (c.features[j], [float(mean_abs[k, j]) for k in range(len(c.values))])
                 for j in order
