@@ -44,6 +44,7 @@ PREDICTION = "__prediction__"
 PROBA = "__proba__"
 MAX_CURVE_CLASSES = 10
 MAX_SCATTER = 2000
+MAX_TRIAL_POINTS = 500  # per estimator, in the search progress chart
 SAMPLE_PREDICTIONS = 20
 WORST_PREDICTIONS = 10
 MAX_SHAP_ROWS = 1000
@@ -309,6 +310,9 @@ class _Report:
             labels = {row["estimator"]: row.get("label", row["estimator"]) for row in searched}
             for i, name in enumerate(names):
                 pts = [h for h in history if h["estimator"] == name and h.get("score") is not None]
+                if len(pts) > MAX_TRIAL_POINTS:  # long searches: an even subset of the dots
+                    keep = np.linspace(0, len(pts) - 1, MAX_TRIAL_POINTS).round().astype(int)
+                    pts = [pts[i] for i in np.unique(keep)]
                 series.append(
                     Series(
                         f"{labels.get(name, name)} trial",
