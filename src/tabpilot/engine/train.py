@@ -34,6 +34,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.explain import MAX_ROWS as MAX_IMPORTANCE_ROWS
 from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
@@ -62,7 +63,6 @@ ESTIMATORS: dict[str, str] = {
     "extra_tree": "extra trees",
     "linear": "linear model",
 }
-MIN_BUDGET, MAX_BUDGET = 5.0, 24 * 3600.0
 MIN_ROWS = 10
 # Share of the time left after preparation that goes to the search; the rest pays for
 # evaluation, importance, the refit on all rows, export and reports.
@@ -149,16 +149,6 @@ class TrainResult:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
-
-
-def auto_budget(n_rows: int, n_features: int) -> tuple[float, str]:
-    """A time budget from the data size, and the sentence that explains it."""
-    cells = n_rows * max(n_features, 1)
-    budget = float(min(600, max(30, round(30 + cells / 20_000))))
-    return budget, (
-        f"chosen from the data size: {n_rows:,} rows x {n_features} features "
-        f"-> {budget:.0f} s (30 s plus 1 s per 20,000 cells, at most 600 s)"
-    )
 
 
 def train(

@@ -1,0 +1,2 @@
+"""Running training jobs: runners (inline, local processes, later Batch), the worker loop,
+leases and heartbeats, and `execute_job`, the one function every runner ends up calling."""

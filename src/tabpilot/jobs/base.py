@@ -1,0 +1,43 @@
+"""The JobRunner interface and the conventions every runner and service shares.
+
+The metadata store is the source of truth. A runner is told only job ids; a worker reads
+the job's whole spec from the store, so adding a training option touches no runner.
+
+Conventions:
+- `JobRecord.spec` holds `TrainOptions` fields: target, problem_type, metric, time_budget,
+  include, exclude, estimators, seed (plus `time_budget_reason` when the budget was chosen
+  automatically).
+- `JobRecord.progress` holds the latest `ProgressEvent` fields: phase, elapsed, budget,
+  message, trials, estimator, best_score, best_estimator.
+- Job events (`append_job_event`) have kind "status", "progress" or "log".
+- Artifact keys: `datasets/<dataset_id>/data.csv` (or `data.csv.gz`, as uploaded) and
+  `models/<model_id>/<file>` for model.onnx, model.pkl, model.json, eda.html, report.html;
+  `ModelRecord.artifact_prefix` is `models/<model_id>`.
+- Cancelling is done in the store (status -> canceled); a worker whose heartbeat finds it no
+  longer holds the job stops it. `JobRunner.cancel` only makes that faster.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tabpilot.context import AppContext
+
+
+class JobRunner(ABC):
+    """Gets queued jobs executed somewhere: inline, in local processes, on AWS Batch."""
+
+    def start(self, ctx: AppContext) -> None:  # noqa: B027 - optional hook
+        """Begin executing jobs (start workers, the lease reaper). Default: nothing."""
+
+    @abstractmethod
+    def submit(self, job_id: str) -> None:
+        """Tell the runner a QUEUED job exists. The job is already in the store."""
+
+    def cancel(self, job_id: str) -> None:  # noqa: B027 - optional hook
+        """Stop a running job now if this runner is running it. Best effort."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop workers; running jobs are left to the lease reaper of the next start."""
