@@ -47,6 +47,13 @@ def make_mixed_frame(n: int = 600, *, seed: int = 0, task: str = "binary") -> pd
             "flag": flag,
             "signup": dates.strftime("%Y-%m-%d"),
             "constant": "same",
+            # Free text, unique per row; the word "premium" carries part of the signal.
+            "comment": [
+                f"{'premium' if f else 'basic'} {w} order number {i}"
+                for i, (f, w) in enumerate(
+                    zip(flag, rng.choice(["fast", "slow", "late"], size=n), strict=True)
+                )
+            ],
         }
     )
     frame.loc[rng.choice(n, n // 10, replace=False), "x1"] = np.nan

@@ -241,13 +241,21 @@ def _print_summary(card: dict[str, Any], paths: dict[str, Path], elapsed: float)
     board = Table(title="Leaderboard (search, validation score)", title_justify="left")
     for col in ("estimator", card["metric"]["label"], "trials", "seconds"):
         board.add_column(col)
-    cands = Table(title="Held-out comparison", title_justify="left")
-    for col in ("model", card["metric"]["label"], "fit seconds"):
-        cands.add_column(col)
+    with_cv = any(r.get("cv_score") is not None for r in card["leaderboard"])
+    cands = Table(title="Candidates", title_justify="left")
+    cands.add_column("model")
+    if with_cv:
+        cands.add_column(f"{card['metric']['label']} (5-fold CV, training rows)")
+    cands.add_column(f"{card['metric']['label']} (held-out)")
+    cands.add_column("fit seconds")
     for row in card["leaderboard"]:
         if row.get("candidate"):
             mark = " ✔" if row["estimator"] == card["chosen"]["name"] else ""
-            cands.add_row(row["label"] + mark, _fmt(row["holdout_score"]), _fmt(row["fit_seconds"]))
+            cells = [row["label"] + mark]
+            if with_cv:
+                cells.append(_fmt(row.get("cv_score")))
+            cells += [_fmt(row["holdout_score"]), _fmt(row["fit_seconds"])]
+            cands.add_row(*cells)
         else:
             board.add_row(
                 row["label"] + (" ★" if row.get("best") else ""),
@@ -365,6 +373,224 @@ def demo(time_budget: float, out: Path) -> None:
     from tabpilot.demo import run_demo
 
     run_demo(out=out, time_budget=time_budget, console=console)
+
+
+# -- jobs: `worker` and `run-job` -------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Jobs to run at once. Default: workers=N of TABPILOT_RUNNER_URI if local://, else 1.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
+)
+@friendly_errors
+def worker(workers: int | None, data_dir: Path | None) -> None:
+    """Run queued jobs in this process, against the configured stores, until Ctrl-C.
+
+    Each job trains in its own child process; jobs whose worker died are retried once or
+    failed. Any number of workers (and servers) may share the same stores.
+    """
+    from tabpilot.jobs.worker import configure_logging, run_worker
+    from tabpilot.settings import load_settings
+
+    settings = load_settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    configure_logging()
+    run_worker(settings, workers=workers)
+
+
+@main.command("run-job")
+@click.argument("job_id")
+@friendly_errors
+def run_job(job_id: str) -> None:
+    """Run the queued job JOB_ID here and exit: 0 if it succeeded, 1 if not.
+
+    Needs nothing but the job id and the store settings (TABPILOT_METADATA_URI,
+    TABPILOT_ARTIFACT_URI): the job's whole specification is read from the store. This is the
+    entry point of a Batch container.
+    """
+    from tabpilot.jobs.worker import configure_logging, run_single_job
+    from tabpilot.records import JobStatus
+    from tabpilot.settings import load_settings
+
+    settings = load_settings()
+    configure_logging()
+    job = run_single_job(settings, job_id)
+    if job.status == JobStatus.SUCCEEDED:
+        console.print(f"Job {job.id} succeeded: model {job.model_id}", markup=False)
+        return
+    reason = f": {job.error}" if job.error else ""
+    err_console.print(f"Job {job.id} {job.status.value}{reason}", markup=False, soft_wrap=True)
+    sys.exit(1)
+
+
+# -- end of jobs commands ----------------------------------------------------------------------
+
+
+# -- service: `serve` and `users` -------------------------------------------------------------
+
+
+def _settings_with(**overrides: Any) -> Any:
+    """`load_settings` with the command-line options that were given (None: from the env)."""
+    from tabpilot.settings import load_settings
+
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (TABPILOT_HOST; 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="TCP port (TABPILOT_PORT; 8000)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@friendly_errors
+def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: str) -> None:
+    """Serve the platform: the REST API (docs at /docs) and the job runner, until Ctrl-C.
+
+    Settings are checked first; each bad one is named. With TABPILOT_AUTH=local (the default)
+    only loopback addresses are allowed, since nobody has to log in.
+    """
+    import logging
+
+    import uvicorn
+
+    from tabpilot.api.app import create_app
+    from tabpilot.context import build_context
+    from tabpilot.services.auth import check_bind_host
+
+    settings = _settings_with(host=host, port=port, data_dir=data_dir)
+    check_bind_host(settings)
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx = build_context(settings)
+    try:
+        app = create_app(ctx)
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        err_console.print(
+            f"Tabpilot {__version__}: http://{shown}:{settings.port} (API docs at /docs); "
+            f"data in {settings.data_dir}; auth {settings.auth}; runner {settings.runner_uri}",
+            markup=False,
+            soft_wrap=True,
+        )
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+    finally:
+        ctx.metadata.close()
+
+
+@main.group()
+def users() -> None:
+    """API users of a server run with TABPILOT_AUTH=token."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
+)
+@friendly_errors
+def users_create(name: str, data_dir: Path | None) -> None:
+    """Create the user NAME and print their API token (shown this once; only a hash is kept)."""
+    from tabpilot.metadata import build_metadata_store
+    from tabpilot.services.users import create_user
+
+    settings = _settings_with(data_dir=data_dir)
+    with build_metadata_store(settings.metadata_uri) as store:
+        user, token = create_user(store, name=name)
+    err_console.print(
+        f"Created user {user.name} ({user.id}). The API token below is shown only now; send it "
+        "as 'Authorization: Bearer <token>'.",
+        markup=False,
+        soft_wrap=True,
+    )
+    click.echo(token)
+    if settings.auth != "token":
+        err_console.print(
+            "Note: TABPILOT_AUTH is local, so the server ignores tokens; "
+            "run it with TABPILOT_AUTH=token to require them.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@users.command("list")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@friendly_errors
+def users_list(data_dir: Path | None, as_json: bool) -> None:
+    """List the users (never their tokens)."""
+    from tabpilot.metadata import build_metadata_store
+    from tabpilot.services.users import list_all_users
+
+    settings = _settings_with(data_dir=data_dir)
+    with build_metadata_store(settings.metadata_uri) as store:
+        found = list_all_users(store)
+    if as_json:
+        rows = [{"id": u.id, "name": u.name, "created_at": u.created_at.isoformat()} for u in found]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        err_console.print("No users yet; create one with: tabpilot users create NAME")
+        return
+    table = Table(title=f"{len(found)} user(s)", title_justify="left")
+    for col in ("name", "id", "created"):
+        table.add_column(col)
+    for u in found:
+        table.add_row(u.name, u.id, u.created_at.strftime("%Y-%m-%d %H:%M UTC"))
+    console.print(table)
+
+
+@users.command("rotate")
+@click.argument("name")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
+)
+@friendly_errors
+def users_rotate(name: str, data_dir: Path | None) -> None:
+    """Give the user NAME a new API token (printed once); the old one stops working."""
+    from tabpilot.metadata import build_metadata_store
+    from tabpilot.services.users import rotate_token
+
+    settings = _settings_with(data_dir=data_dir)
+    with build_metadata_store(settings.metadata_uri) as store:
+        user, token = rotate_token(store, name=name)
+    err_console.print(f"New API token of {user.name}; the old one no longer works:", markup=False)
+    click.echo(token)
+
+
+# -- end of service commands -------------------------------------------------------------------
 
 
 if __name__ == "__main__":  # pragma: no cover

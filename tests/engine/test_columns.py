@@ -54,10 +54,15 @@ def test_plan_drops_useless_columns_with_reasons() -> None:
         "sku": "identifier",
         "constant": "constant",
         "copy_of_width": "duplicate",
-        "notes": "free_text",
         "mostly_empty": "mostly_missing",
     }
-    assert [f.name for f in plan.features] == ["product_width", "paid", "color"]
+    kinds = {f.name: f.kind for f in plan.features}
+    assert kinds == {
+        "product_width": "numeric",
+        "paid": "numeric",
+        "notes": "text",
+        "color": "categorical",
+    }
     assert all(d.detail for d in plan.dropped)
 
 

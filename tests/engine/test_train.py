@@ -47,6 +47,7 @@ def test_binary_result_explains_itself(binary_run) -> None:
         "city": "categorical",
         "flag": "boolean",
         "signup": "datetime",
+        "comment": "text",
     }
     primary = result.holdout_metrics["primary"]
     assert primary["metric"] == "roc_auc"

@@ -28,7 +28,7 @@ LEAK_SAMPLE = 50_000
 @dataclass(frozen=True)
 class DroppedColumn:
     name: str
-    reason: str  # identifier | constant | duplicate | mostly_missing | free_text | excluded
+    reason: str  # identifier | constant | duplicate | mostly_missing | excluded
     detail: str
 
     def to_dict(self) -> dict[str, str]:
@@ -74,12 +74,6 @@ def detect_useless_column(col: ColumnProfile, n_rows: int) -> DroppedColumn | No
         )
     if col.kind == ColumnKind.IDENTIFIER:
         return DroppedColumn(col.name, "identifier", f"looks like an identifier: {col.kind_reason}")
-    if col.kind == ColumnKind.TEXT:
-        return DroppedColumn(
-            col.name,
-            "free_text",
-            f"{col.kind_reason}; free text is not used as a feature yet",
-        )
     return None
 
 
@@ -158,6 +152,8 @@ def _feature_spec(col: ColumnProfile) -> FeatureSpec:
         return FeatureSpec(col.name, "boolean")
     if kind == ColumnKind.DATETIME:
         return FeatureSpec(col.name, "datetime", has_time=_has_time(col))
+    if kind == ColumnKind.TEXT:
+        return FeatureSpec(col.name, "text")
     if kind in (ColumnKind.NUMERIC,) or (kind == ColumnKind.IDENTIFIER and col.integer_valued):
         return FeatureSpec(col.name, "numeric")
     return FeatureSpec(col.name, "categorical")

@@ -73,7 +73,11 @@ def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
         (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
         for name, kind in columns
     ]
-    options: dict[Any, Any] = {}
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from tabpilot.engine.preprocess import TOKEN_PATTERN
+
+    options: dict[Any, Any] = {CountVectorizer: {"tokenexp": TOKEN_PATTERN}}
     if model.classes is not None:
         options[id(model.pipeline.steps[-1][1])] = {"zipmap": False}
     onx = convert_sklearn(
@@ -111,6 +115,8 @@ def build_feature_card(result: TrainResult) -> list[dict[str, Any]]:
         if spec.kind in ("numeric", "datetime") and col.stats:
             entry["min"] = col.stats.get("min")
             entry["max"] = col.stats.get("max")
+        if spec.kind == "text":
+            entry["note"] = "free text: the presence of its most frequent words is used"
         if spec.kind in ("categorical", "boolean"):
             entry["values"] = [v for v, _ in col.top_values][:MAX_ALLOWED_VALUES]
             if spec.kind == "categorical" and col.n_distinct > len(col.top_values):

@@ -2,7 +2,7 @@
 
 Shared by training and by ONNX prediction, so it needs nothing but numpy and pandas. The
 contract of the exported graph follows from it: numeric inputs are float32 with NaN for
-missing; categorical inputs are strings with "" for missing; a datetime column becomes
+missing; categorical and text inputs are strings with "" for missing; a datetime column becomes
 numeric parts named `<column>__<part>`.
 """
 
@@ -16,7 +16,8 @@ import pandas as pd
 
 from tabpilot.errors import InvalidInput
 
-FeatureKind = Literal["numeric", "boolean", "categorical", "datetime"]
+FeatureKind = Literal["numeric", "boolean", "categorical", "datetime", "text"]
+InputKind = Literal["numeric", "categorical", "text"]
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -34,13 +35,13 @@ class FeatureSpec:
     kind: FeatureKind
     has_time: bool = False
 
-    def input_columns(self) -> list[tuple[str, Literal["numeric", "categorical"]]]:
+    def input_columns(self) -> list[tuple[str, InputKind]]:
         """The model input columns this feature becomes, with their kinds."""
         if self.kind == "datetime":
             parts = DATE_PARTS + (TIME_PARTS if self.has_time else ())
             return [(f"{self.name}__{p}", "numeric") for p in parts]
-        if self.kind == "categorical":
-            return [(self.name, "categorical")]
+        if self.kind in ("categorical", "text"):
+            return [(self.name, self.kind)]
         return [(self.name, "numeric")]
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def prepare_frame(
             out[spec.name] = _numeric(series, spec.name, strict)
         elif spec.kind == "boolean":
             out[spec.name] = _boolean(series, spec.name, strict)
-        elif spec.kind == "categorical":
+        elif spec.kind in ("categorical", "text"):
             out[spec.name] = _categorical(series)
         else:
             out.update(_datetime_parts(series, spec, strict))

@@ -4,7 +4,8 @@ Built only from parts that export to ONNX exactly (checked by tests): numbers ar
 with the median (skl2onnx silently ignores SimpleImputer's add_indicator, so there is no
 missing-value indicator); categories are one-hot encoded when few, or
 ordinal encoded when many. Categories too rare to learn from are left out of the encoder's
-list, so they share the code of unseen values. Fitted on the training split only.
+list, so they share the code of unseen values. Free text becomes the presence (0/1) of its
+most frequent words. Fitted on the training split only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
@@ -20,6 +22,12 @@ MIN_CATEGORY_COUNT = 5
 # At most this many categories one-hot encoded; more become ordinal codes.
 MAX_ONE_HOT = 12
 MAX_CATEGORIES = 500
+# Free text: the presence of up to this many words, each in at least TEXT_MIN_SHARE of rows.
+TEXT_MAX_WORDS = 40
+TEXT_MIN_SHARE = 0.01
+# Words are ASCII letters, digits and "_" (2 or more), case kept: the exported ONNX graph's
+# tokenizer uses the same regular expression (RE2 has no Unicode \w), so they agree exactly.
+TOKEN_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_]+"
 
 
 def frequent_categories(
@@ -61,6 +69,11 @@ def build_preprocessor(
     if numeric:
         parts.append(("num", SimpleImputer(strategy="median"), numeric))
     for i, (name, kind) in enumerate(columns):
+        if kind == "text":
+            vectorizer = text_vectorizer(prepared[name])
+            if vectorizer is not None:
+                parts.append((f"text{i}", vectorizer, name))
+            continue
         if kind != "categorical":
             continue
         cats = frequent_categories(prepared[name], y, order_by_target=order_by_target)
@@ -76,3 +89,28 @@ def build_preprocessor(
             )
         parts.append((f"cat{i}", encoder, [name]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
+
+
+def text_vectorizer(values: pd.Series) -> CountVectorizer | None:
+    """Word-presence features for a text column, or None if no word is common enough."""
+    min_rows = max(2, int(len(values) * TEXT_MIN_SHARE))
+    vectorizer = CountVectorizer(
+        binary=True,
+        lowercase=False,
+        token_pattern=TOKEN_PATTERN,
+        min_df=min_rows,
+        max_features=TEXT_MAX_WORDS,
+        dtype=np.float64,
+    )
+    try:
+        vectorizer.fit(values)
+    except ValueError:  # no word in enough rows: nothing to learn
+        return None
+    # Fixing the vocabulary makes the later fit (inside the pipeline) choose the same words.
+    return CountVectorizer(
+        binary=True,
+        lowercase=False,
+        token_pattern=TOKEN_PATTERN,
+        vocabulary=sorted(vectorizer.vocabulary_),
+        dtype=np.float64,
+    )

@@ -18,6 +18,8 @@ import pandas as pd
 
 SAMPLE_SIZE = 2000
 TOP_VALUES = 10
+# Unique integers spanning at most this many times their count look like row numbers.
+ID_RANGE_SLACK = 1.5
 EXAMPLES = 5
 
 
@@ -160,8 +162,14 @@ def _detect_kind(
             if looks_like_id_name(name):
                 return ColumnKind.IDENTIFIER, "integer, unique per row, named like an id", True
             lo, hi = values.min(), values.max()
-            if hi - lo + 1 == len(values):
-                return ColumnKind.IDENTIFIER, "consecutive integers, one per row", True
+            # A row counter, even after sampling or filtering rows: unique integers that
+            # fill most of their range (a measurement would leave gaps or repeat).
+            if hi - lo + 1 <= ID_RANGE_SLACK * len(values):
+                return (
+                    ColumnKind.IDENTIFIER,
+                    "unique integers filling their range (a row number)",
+                    True,
+                )
         if n_distinct == 2 and integer_valued and set(np.unique(values)) <= {0.0, 1.0}:
             return ColumnKind.BOOLEAN, "only the values 0 and 1", True
         return ColumnKind.NUMERIC, "numbers", integer_valued

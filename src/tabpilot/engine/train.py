@@ -65,10 +65,18 @@ ESTIMATORS: dict[str, str] = {
 }
 MIN_ROWS = 10
 # Share of the time left after preparation that goes to the search; the rest pays for
-# evaluation, importance, the refit on all rows, export and reports.
-SEARCH_SHARE = 0.7
+# evaluation, importance, the refit on all rows, export and reports, which cost little on
+# small data and more on large: from SEARCH_SHARE_SMALL down to SEARCH_SHARE_LARGE at
+# LARGE_ROWS training rows.
+SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE, LARGE_ROWS = 0.85, 0.7, 50_000
 # The best configuration of up to this many estimator kinds is averaged into an ensemble.
 ENSEMBLE_SIZE = 3
+# Up to this many training rows, candidates are chosen by CV_FOLDS-fold cross-validation on
+# the training split instead of on the (then small and noisy) held-out split.
+CV_SELECTION_ROWS, CV_FOLDS = 5_000, 5
+# Members must score within 5% of the best member's validation loss (for scores where
+# higher is better, within half the best's distance from 1).
+ENSEMBLE_TOLERANCE = 0.05
 # Below this many rows every model trains on one thread.
 PARALLEL_ROWS = 50_000
 # Optional held-out candidates are only fitted while they can finish before this share of
@@ -114,6 +122,11 @@ class Candidate:
     fit_seconds: float
     predictions: np.ndarray
     proba: np.ndarray | None
+    cv_score: float | None = None  # on the training split, when candidates are chosen by CV
+
+    @property
+    def selection_score(self) -> float:
+        return self.holdout_score if self.cv_score is None else self.cv_score
 
 
 @dataclass
@@ -305,11 +318,14 @@ class _Trainer:
 
         t = time.perf_counter()
         self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
-        candidates = self._candidates(search, pre, problem.problem_type, y_train)
+        candidates = self._candidates(search, problem.problem_type, y_train, Xt_train.shape)
         scored: list[Candidate] = []
         proxy = 1.0  # seconds; replaced by the first measured fit
+        folds = self._folds(y_train, classes)
         for name, description, est, cost in candidates:
             expected = proxy if cost is None else cost
+            if folds is not None:
+                expected *= 1 + len(folds)
             late = self.elapsed() + expected > self.budget * EVALUATION_DEADLINE
             if late and name not in ("search", "baseline"):
                 self.decisions.append(
@@ -324,15 +340,16 @@ class _Trainer:
                 pipe = Pipeline([("pre", pre), ("model", search.best_model)])
             else:
                 pipe = Pipeline([("pre", clone(pre)), ("model", est)])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    pipe.fit(X_train, y_train)
+                pipe.fit(X_train, y_train)
             fit_seconds = time.perf_counter() - fit_t
             if name == "search" and search.best_model is not None:
                 fit_seconds = cost or fit_seconds
             if name == "search":
                 proxy = fit_seconds
             preds, proba = _predict(pipe, X_test, classes)
+            cv_score = None
+            if folds is not None:
+                cv_score = _cv_score(pre, est, X_train, y_train, folds, metric, classes)
             scored.append(
                 Candidate(
                     name,
@@ -342,6 +359,7 @@ class _Trainer:
                     fit_seconds,
                     preds,
                     proba,
+                    cv_score,
                 )
             )
         chosen = self._choose(scored, metric)
@@ -475,7 +493,9 @@ class _Trainer:
     ) -> _SearchOutcome:
         names = list(self.options.estimators or ESTIMATORS)
         time_left = self.left()
-        search_budget = max(1.0, time_left * SEARCH_SHARE - 1.0)
+        size = min(1.0, len(X) / LARGE_ROWS)
+        share = SEARCH_SHARE_SMALL - (SEARCH_SHARE_SMALL - SEARCH_SHARE_LARGE) * size
+        search_budget = max(1.0, time_left * share - 1.0)
         self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
         return run_search(
             X,
@@ -490,7 +510,11 @@ class _Trainer:
         )
 
     def _candidates(
-        self, search: _SearchOutcome, pre: Any, problem: ProblemType, y_train: np.ndarray
+        self,
+        search: _SearchOutcome,
+        problem: ProblemType,
+        y_train: np.ndarray,
+        pre_shape: tuple[int, int],
     ) -> list[tuple[str, str, Any, float | None]]:
         """Models to compare on the held-out rows, in order of priority, with the expected
         seconds to fit each (None: unknown, assume about as long as the search's winner)."""
@@ -517,24 +541,27 @@ class _Trainer:
                     search.best_trial_seconds.get(name),
                 )
             )
+        # Rough costs of the defaults: 100 trees (per class) over the training cells.
+        n_rows, n_cols = pre_shape
+        per_class = max(1, len(np.unique(y_train))) if problem == ProblemType.MULTICLASS else 1
         out.append(
             (
                 "default_lgbm",
                 "LightGBM with its default settings",
                 default_lightgbm(problem, seed=opts.seed, n_jobs=self.n_jobs),
-                None,
+                0.5 + n_rows * n_cols * 100 * per_class * 2e-8,
             )
         )
         wanted = opts.estimators or tuple(ESTIMATORS)
-        if "linear" in wanted and "linear" not in search.best_configs:
-            # FLAML rates linear models as costly and often never tries one; on small,
-            # mostly linear data they are the best choice, so one is always compared.
+        if "linear" in wanted:
+            # FLAML rates linear models as costly and rarely tunes one; on small, mostly
+            # linear data a plain one is often the best choice, so one is always compared.
             out.append(
                 (
                     "default_linear",
                     "linear model with default settings",
                     default_linear(problem),
-                    None,
+                    0.2 + n_rows * n_cols * per_class * 1e-6,
                 )
             )
         ranked = sorted(
@@ -542,6 +569,10 @@ class _Trainer:
             key=lambda n: search.best_scores[n],
             reverse=search.higher_is_better,
         )[:ENSEMBLE_SIZE]
+        if ranked:
+            # A member much worse than the best drags an equal-weight average down.
+            best = search.best_scores[ranked[0]]
+            ranked = [n for n in ranked if _close_enough(search.best_scores[n], best, search)]
         if len(ranked) >= 2:
             members = [(name, searched(name)) for name in ranked]
             labels = " + ".join(ESTIMATORS[n] for n in ranked)
@@ -560,22 +591,47 @@ class _Trainer:
         by_name = {c.name: c for c in scored}
         best = scored[0]
         for cand in scored[1:]:
-            if metric.better(cand.holdout_score, best.holdout_score):
+            if metric.better(cand.selection_score, best.selection_score):
                 best = cand
+        where = (
+            "in 5-fold cross-validation on the training rows"
+            if best.cv_score is not None
+            else "on the held-out rows"
+        )
         winner = by_name.get("search")
         if winner is None:
             self.decisions.append("The search found no model in time; a safe choice is used.")
         elif best is not winner:
             self.decisions.append(
                 f"The search's winner ({winner.description}) scored "
-                f"{winner.holdout_score:.4g} {metric.label} on the held-out rows, worse than "
-                f"{best.description} ({best.holdout_score:.4g}); the latter is used."
+                f"{winner.selection_score:.4g} {metric.label} {where}, worse than "
+                f"{best.description} ({best.selection_score:.4g}); the latter is used."
             )
         if best.name == "baseline":
             self.decisions.append(
                 "No model beat the constant baseline: the features may not predict the target."
             )
         return best
+
+    def _folds(
+        self, y_train: np.ndarray, classes: list[Any] | None
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Folds for choosing among candidates by cross-validation on small data, where
+        the held-out rows are too few to tell good from lucky; None on larger data."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        if len(y_train) > CV_SELECTION_ROWS:
+            return None
+        if classes is None:
+            splitter: Any = KFold(CV_FOLDS, shuffle=True, random_state=self.options.seed)
+        else:
+            smallest = int(np.bincount(y_train).min())
+            if smallest < 2:
+                return None
+            splitter = StratifiedKFold(
+                min(CV_FOLDS, smallest), shuffle=True, random_state=self.options.seed
+            )
+        return list(splitter.split(np.zeros(len(y_train)), y_train))
 
 
 @dataclass
@@ -589,6 +645,42 @@ class _SearchOutcome:
     seconds: dict[str, float]
     best_trial_seconds: dict[str, float]
     history: list[dict[str, Any]]
+
+
+def _close_enough(value: float, best: float, search: _SearchOutcome) -> bool:
+    """Within ENSEMBLE_TOLERANCE of the best validation score (relative, or absolute for
+    bounded scores such as AUC where "relative" means little)."""
+    if search.higher_is_better:
+        return value >= best - ENSEMBLE_TOLERANCE * max(1.0 - best, 0.01) * 10
+    return value <= best * (1 + ENSEMBLE_TOLERANCE)
+
+
+def _cv_score(
+    pre: Any,
+    est: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    metric: MetricSpec,
+    classes: list[Any] | None,
+) -> float:
+    """The metric on out-of-fold predictions of a fresh copy of `est` per fold."""
+    oof_pred = np.zeros(len(y), dtype="float64" if classes is None else "int64")
+    oof_proba = None if classes is None else np.zeros((len(y), len(classes)))
+    for train_rows, valid_rows in folds:
+        pipe = Pipeline([("pre", clone(pre)), ("model", clone(est))])
+        pipe.fit(X.iloc[train_rows], y[train_rows])
+        preds, proba = _predict(pipe, X.iloc[valid_rows], classes)
+        if oof_proba is not None and proba is not None:
+            if proba.shape[1] != len(classes or ()):  # a class missing from this fold
+                full = np.zeros((len(valid_rows), len(classes or ())))
+                model = pipe.named_steps["model"]
+                full[:, np.asarray(model.classes_, dtype=int)] = proba
+                proba = full
+                preds = proba.argmax(axis=1)
+            oof_proba[valid_rows] = proba
+        oof_pred[valid_rows] = preds
+    return score(metric, y, oof_pred, oof_proba)
 
 
 def _predict(
@@ -630,6 +722,7 @@ def _leaderboard(
                 "estimator": cand.name,
                 "label": cand.description,
                 "holdout_score": cand.holdout_score,
+                "cv_score": cand.cv_score,
                 "fit_seconds": round(cand.fit_seconds, 2),
                 "candidate": True,
             }

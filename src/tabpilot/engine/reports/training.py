@@ -178,6 +178,8 @@ def output_sources(pre: Any) -> list[str]:
     for name, trans, cols in pre.transformers_:
         if isinstance(trans, str) and trans == "drop":
             continue
+        if isinstance(cols, str):  # a text column is selected by name, as a 1-d input
+            cols = [cols]
         cols = [str(c) for c in (cols if isinstance(cols, list | tuple) else list(cols))]
         if name == "remainder" and not cols:
             continue
