@@ -1,0 +1,389 @@
+"""`execute_job`: one claimed job from the store to a model record, whatever runs it.
+
+The same function runs inline (tests, `tabpilot train`), in a local worker's child process and
+in a Batch container (`tabpilot run-job`). It needs only the job id: the spec, the dataset and
+its file all come from the stores. The engine (and so FLAML) is imported inside the function,
+so importing this module stays cheap and a server that never trains never loads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabpilot.errors import Conflict, InvalidInput, NotFound, TabpilotError
+from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id, utc_now
+
+if TYPE_CHECKING:
+    from tabpilot.context import AppContext
+    from tabpilot.engine.train import ProgressEvent, TrainOptions
+
+log = logging.getLogger("tabpilot.jobs")
+
+PROGRESS_INTERVAL = 0.5
+"""Seconds between writes of `job.progress` (a phase change is written at once)."""
+PROGRESS_EVENT_INTERVAL = 1.0
+"""Seconds between "progress" events in the job's event log."""
+TEMP_PREFIX = "tabpilot-"
+"""Work folders are `<tmp>/tabpilot-<job_id>-XXXX`, so a runner can clean up after a kill."""
+DATASET_FILES = ("data.csv", "data.csv.gz")
+MAX_ERROR_LENGTH = 2000
+
+
+class JobStopped(Exception):
+    """The worker no longer holds the job (canceled, or reclaimed); stop without a trace."""
+
+
+def temp_dir_pattern(job_id: str) -> str:
+    """The glob, inside `tempfile.gettempdir()`, of the work folders of `job_id`."""
+    return f"{TEMP_PREFIX}{job_id}-*"
+
+
+def execute_job(job_id: str, ctx: AppContext, *, worker_id: str) -> None:
+    """Train the RUNNING job `job_id`, held by `worker_id`, and record the outcome.
+
+    Every outcome is written to the store: SUCCEEDED with `model_id`, or FAILED with a message
+    a user can act on. A job canceled meanwhile is left as it is (every write is guarded on
+    the job still being RUNNING under our lease), and the work stops at the next progress
+    report. Only programming or store errors outside the job escape.
+
+    Raises:
+        NotFound: if the job does not exist.
+        Conflict: if the job is not RUNNING under `worker_id`'s lease.
+    """
+    job = ctx.metadata.get_job(job_id, owner=None)
+    if job.status != JobStatus.RUNNING or job.lease_owner != worker_id:
+        raise Conflict(
+            f'Job "{job_id}" is {job.status.value} and held by {job.lease_owner or "nobody"}, '
+            f'not running under worker "{worker_id}"',
+            details={"status": job.status.value},
+        )
+    _JobExecution(job, ctx, worker_id).run()
+
+
+class _JobExecution:
+    def __init__(self, job: JobRecord, ctx: AppContext, worker_id: str) -> None:
+        self.job = job
+        self.ctx = ctx
+        self.meta = ctx.metadata
+        self.worker_id = worker_id
+        self.model_id = new_id("mdl")
+        self.uploaded = False
+        self.model_created = False
+        self.scrub: list[tuple[str, str]] = []  # local paths -> what a user may see instead
+        self.progress = _ProgressWriter(self)
+
+    @property
+    def guard(self) -> dict[str, Any]:
+        return {"if_status": [JobStatus.RUNNING], "if_lease_owner": self.worker_id}
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        self.meta.append_job_event(self.job.id, owner=None, kind=kind, data=data)
+
+    def run(self) -> None:
+        job = self.job
+        log.info("job %s: attempt %d on %s", job.id, job.attempts, self.worker_id)
+        try:
+            self.event(
+                "status",
+                {
+                    "status": "running",
+                    "message": f"attempt {job.attempts} started",
+                    "attempt": job.attempts,
+                    "worker": self.worker_id,
+                },
+            )
+            with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{job.id}-") as tmp:
+                self.scrub.append((tmp, "<work dir>"))
+                self._train(Path(tmp))
+        except JobStopped:
+            log.info("job %s: no longer held by %s (canceled?); stopped", job.id, self.worker_id)
+            self._discard()
+        except TabpilotError as exc:
+            self._fail(exc.message)
+        except MemoryError:
+            log.exception("job %s: out of memory", job.id)
+            self._fail(
+                "Training ran out of memory; try a smaller dataset, fewer columns or fewer "
+                "estimators, or give the worker more memory."
+            )
+        except Exception as exc:
+            log.exception("job %s: internal error", job.id)
+            self._fail(f"internal error: {type(exc).__name__}: {exc}")
+
+    # -- the happy path ------------------------------------------------------------------------
+
+    def _train(self, tmp: Path) -> None:
+        started = time.perf_counter()
+        job = self.job
+        options = build_train_options(job.spec)
+        self.progress.report_phase("preparing", "fetching the dataset", options.time_budget)
+        dataset = self.meta.get_dataset(job.dataset_id, owner=job.owner)
+        data_path = self._fetch_dataset(dataset, tmp / "input")
+
+        from tabpilot.engine.run import run_training  # imports the ML libraries
+
+        out_dir = tmp / "bundle"
+        outcome = run_training(
+            data_path, options, out_dir=out_dir, progress=self.progress, started=started
+        )
+        if self.progress.stopped:
+            raise JobStopped
+        self.progress.report_phase("uploading", "storing the model files", outcome.result.budget)
+        prefix = f"models/{self.model_id}"
+        self.uploaded = True
+        files = sorted(p for p in out_dir.rglob("*") if p.is_file())
+        for path in files:
+            self.ctx.artifacts.put_file(f"{prefix}/{path.relative_to(out_dir).as_posix()}", path)
+        self.meta.create_model(
+            ModelRecord(
+                id=self.model_id,
+                owner=job.owner,
+                job_id=job.id,
+                card=outcome.card,
+                artifact_prefix=prefix,
+            )
+        )
+        self.model_created = True
+        final = self.progress.final(outcome.elapsed)
+        try:
+            self.meta.update_job(
+                job.id,
+                owner=None,
+                status=JobStatus.SUCCEEDED,
+                model_id=self.model_id,
+                finished_at=utc_now(),
+                progress=final,
+                error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                **self.guard,
+            )
+        except (Conflict, NotFound):
+            raise JobStopped from None
+        self.event(
+            "status",
+            {
+                "status": "succeeded",
+                "message": f"trained model {self.model_id} in {final['elapsed']:.1f} s",
+                "model_id": self.model_id,
+                "elapsed": final["elapsed"],
+            },
+        )
+        log.info("job %s: succeeded in %.1f s: model %s", job.id, outcome.elapsed, self.model_id)
+
+    def _fetch_dataset(self, dataset: DatasetRecord, folder: Path) -> Path:
+        """The dataset's file on local disk, named as uploaded (the model card shows it)."""
+        key = _dataset_key(self.ctx, dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(dataset.filename or "").name).strip("._")
+        dest = folder / (name or DATASET_FILES[0])
+        self.scrub.append((str(dest), dataset.filename or dest.name))
+        local = self.ctx.artifacts.local_path_hint(key)
+        if local is not None:
+            try:
+                os.symlink(local, dest)  # zero-copy: datasets can be gigabytes
+                return dest
+            except OSError:
+                pass
+        self.ctx.artifacts.get_file(key, dest)
+        return dest
+
+    # -- the other endings ---------------------------------------------------------------------
+
+    def scrub_text(self, text: str) -> str:
+        """Local paths of this worker -> what a user may see (the uploaded file's name)."""
+        for path, shown in sorted(self.scrub, key=lambda item: -len(item[0])):
+            text = text.replace(path, shown)
+        return text
+
+    def _fail(self, message: str) -> None:
+        message = self.scrub_text(message).strip() or "internal error: the job failed silently"
+        if len(message) > MAX_ERROR_LENGTH:
+            message = message[: MAX_ERROR_LENGTH - 1] + "…"
+        self._discard()
+        try:
+            self.meta.update_job(
+                self.job.id,
+                owner=None,
+                status=JobStatus.FAILED,
+                error=message,
+                finished_at=utc_now(),
+                lease_owner=None,
+                lease_expires_at=None,
+                **self.guard,
+            )
+        except (Conflict, NotFound):
+            log.info("job %s: failed after it was canceled: %s", self.job.id, message)
+            return
+        self.event("status", {"status": "failed", "message": message, "error": message})
+        log.info("job %s: failed: %s", self.job.id, message)
+
+    def _discard(self) -> None:
+        """Remove what this attempt stored, so a failed or canceled job orphans nothing."""
+        try:
+            if self.model_created:
+                self.meta.delete_model(self.model_id, owner=None)
+            if self.uploaded:
+                self.ctx.artifacts.delete_prefix(f"models/{self.model_id}")
+        except Exception:
+            log.exception("job %s: could not remove model %s", self.job.id, self.model_id)
+
+
+def _dataset_key(ctx: AppContext, dataset: DatasetRecord) -> str:
+    prefix = f"datasets/{dataset.id}"
+    for name in DATASET_FILES:
+        if ctx.artifacts.exists(f"{prefix}/{name}"):
+            return f"{prefix}/{name}"
+    keys = [k for k in ctx.artifacts.list_keys(prefix) if k.endswith((".csv", ".csv.gz"))]
+    if keys:
+        return keys[0]
+    raise NotFound(
+        f'The file of dataset "{dataset.id}" ({dataset.filename}) is missing from the '
+        "artifact store; upload the dataset again and start a new job.",
+        details={"dataset_id": dataset.id},
+    )
+
+
+def build_train_options(spec: dict[str, Any]) -> TrainOptions:
+    """`TrainOptions` from a job spec; keys that are not options (notes, reasons) are ignored.
+
+    Raises:
+        InvalidInput: when the spec has no target or a value of the wrong type.
+    """
+    from tabpilot.engine.train import TrainOptions
+
+    names = {f.name for f in dataclasses.fields(TrainOptions)}
+    values = {k: v for k, v in spec.items() if k in names}
+    if not values.get("target"):
+        raise InvalidInput("The job names no target column; create it again with a target.")
+    try:
+        for key in ("include", "exclude"):
+            if values.get(key) is None:
+                values.pop(key, None)
+            else:
+                values[key] = _names(values[key])
+        if "estimators" in values:
+            values["estimators"] = _names(values["estimators"]) or None
+        if values.get("time_budget") is not None:
+            values["time_budget"] = float(values["time_budget"])
+        if values.get("seed") is None:
+            values.pop("seed", None)
+        else:
+            values["seed"] = int(values["seed"])
+        if values.get("test_size") is None:
+            values.pop("test_size", None)
+        else:
+            values["test_size"] = float(values["test_size"])
+        values["target"] = str(values["target"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"The job's training options are invalid ({exc}); create it again."
+        ) from None
+    return TrainOptions(**values)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def progress_fields(event: ProgressEvent) -> dict[str, Any]:
+    """`ProgressEvent` -> the JSON-safe dict kept in `job.progress` and "progress" events."""
+    return {
+        "phase": event.phase,
+        "elapsed": round(float(event.elapsed), 2),
+        "budget": _plain_number(float(event.budget or 0.0)),
+        "message": event.message,
+        "trials": int(event.trials or 0),
+        "estimator": event.estimator,
+        "best_score": _plain_number(None if event.best_score is None else float(event.best_score)),
+        "best_estimator": event.best_estimator,
+    }
+
+
+class _ProgressWriter:
+    """The engine's progress callback: throttled writes of `job.progress` and events.
+
+    Each write is guarded on the job still being ours, so it doubles as the cancel check:
+    once the job is no longer ours it raises `JobStopped` into the engine, which unwinds.
+    """
+
+    def __init__(self, run: _JobExecution) -> None:
+        self.run = run
+        self.phase: str | None = None
+        self.latest: dict[str, Any] = {}
+        self.last_write = -math.inf
+        self.last_event = -math.inf
+        self.stopped = False
+        self.started = time.perf_counter()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.update(progress_fields(event))
+
+    def report_phase(self, phase: str, message: str, budget: float | None) -> None:
+        self.update(
+            {
+                **self.latest,
+                "phase": phase,
+                "message": message,
+                "elapsed": round(time.perf_counter() - self.started, 2),
+                "budget": budget if budget is not None else self.latest.get("budget"),
+            }
+        )
+
+    def final(self, elapsed: float) -> dict[str, Any]:
+        return {**self.latest, "phase": "done", "message": "finished", "elapsed": round(elapsed, 2)}
+
+    def update(self, data: dict[str, Any]) -> None:
+        if self.stopped:
+            raise JobStopped
+        data["message"] = self.run.scrub_text(str(data.get("message") or ""))
+        if not data.get("budget") and self.latest.get("budget"):
+            data["budget"] = self.latest["budget"]
+        if not data.get("trials") and self.latest.get("trials"):
+            # Phases after the search report no trials; the search's results still stand.
+            for key in ("trials", "best_score", "best_estimator"):
+                data[key] = self.latest.get(key)
+        self.latest = data
+        now = time.monotonic()
+        changed = data["phase"] != self.phase
+        if changed or now - self.last_write >= PROGRESS_INTERVAL:
+            self._write(data)
+            self.last_write = now
+        if changed:
+            self.phase = data["phase"]
+            self.run.event("log", {"phase": data["phase"], "message": data["message"]})
+        elif now - self.last_event >= PROGRESS_EVENT_INTERVAL:
+            self.run.event("progress", data)
+            self.last_event = now
+
+    def _write(self, data: dict[str, Any]) -> None:
+        try:
+            self.run.meta.update_job(self.run.job.id, owner=None, progress=data, **self.run.guard)
+        except (Conflict, NotFound):
+            self.stopped = True
+            raise JobStopped from None
+
+
+def remove_temp_dirs(job_id: str) -> None:
+    """Delete work folders a killed attempt of `job_id` left behind on this machine."""
+    for path in Path(tempfile.gettempdir()).glob(temp_dir_pattern(job_id)):
+        shutil.rmtree(path, ignore_errors=True)

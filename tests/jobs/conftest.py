@@ -1,0 +1,108 @@
+"""Fixtures for job tests: real stores in a temporary directory, datasets and jobs made directly."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tabpilot.context import AppContext, build_context
+from tabpilot.jobs.inline import InlineRunner
+from tabpilot.records import DatasetRecord, JobRecord
+from tabpilot.settings import Settings, env_var_name, load_settings
+from tests.conftest import make_mixed_frame
+
+OWNER = "usr_tester"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(env_var_name(name), raising=False)
+    return load_settings(data_dir=tmp_path / "data", runner_uri="inline://")
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[AppContext]:
+    context = build_context(settings, runner=InlineRunner())
+    context.runner.start(context)
+    yield context
+    context.metadata.close()
+
+
+def add_dataset(
+    ctx: AppContext,
+    frame: pd.DataFrame | None = None,
+    *,
+    raw: bytes | None = None,
+    filename: str = "customers.csv",
+) -> DatasetRecord:
+    """Put a CSV in the artifact store and record it, as the upload service would."""
+    if raw is None:
+        frame = make_mixed_frame(300, seed=3) if frame is None else frame
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        raw = buffer.getvalue().encode()
+    n_rows = 0 if frame is None else len(frame)
+    n_columns = 0 if frame is None else len(frame.columns)
+    record = DatasetRecord(
+        owner=OWNER,
+        name=filename.split(".")[0],
+        filename=filename,
+        sha256="0" * 64,
+        n_bytes=len(raw),
+        n_rows=n_rows,
+        n_columns=n_columns,
+    )
+    ctx.artifacts.put_bytes(f"datasets/{record.id}/data.csv", raw)
+    return ctx.metadata.create_dataset(record)
+
+
+def add_job(ctx: AppContext, dataset: DatasetRecord, **spec: Any) -> JobRecord:
+    """A QUEUED job, as the job service would create it."""
+    full = {"target": "label", "time_budget": 5.0, "estimators": ["lgbm", "linear"], **spec}
+    return ctx.metadata.create_job(JobRecord(owner=OWNER, dataset_id=dataset.id, spec=full))
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll until `predicate()` is truthy and return its value, or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def processes_with(text: str) -> list[int]:
+    """Pids of live processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,152 @@
+"""`execute_job` through the inline runner: a job from the store to a model record."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tabpilot.context import AppContext
+from tabpilot.errors import Conflict
+from tabpilot.jobs.execute import build_train_options, execute_job
+from tabpilot.records import JobStatus
+from tests.jobs.conftest import OWNER, add_dataset, add_job, wait_for
+
+BUNDLE = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
+
+
+def test_job_succeeds_with_model_artifacts_progress_and_events(ctx: AppContext) -> None:
+    dataset = add_dataset(ctx)
+    job = add_job(ctx, dataset, notes_for_humans="ignored", time_budget_reason="set by the user")
+
+    ctx.runner.submit(job.id)
+
+    done = ctx.metadata.get_job(job.id, owner=OWNER)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.error is None and done.finished_at is not None
+    assert done.lease_owner is None and done.attempts == 1
+    model = ctx.metadata.get_model(done.model_id, owner=OWNER)
+    assert model.job_id == job.id and model.artifact_prefix == f"models/{model.id}"
+    assert model.card["target"] == "label"
+    assert model.card["source"] == "customers.csv"
+    keys = ctx.artifacts.list_keys(model.artifact_prefix)
+    assert keys == sorted(f"{model.artifact_prefix}/{name}" for name in BUNDLE)
+    assert json.loads(ctx.artifacts.get_bytes(f"{model.artifact_prefix}/model.json")) == model.card
+
+    progress = done.progress
+    assert set(progress) >= {"phase", "elapsed", "budget", "message", "trials", "best_score"}
+    assert progress["phase"] == "done" and progress["budget"] == 5.0
+    assert progress["trials"] > 0 and progress["best_estimator"] in ("lgbm", "linear")
+
+    events = ctx.metadata.list_job_events(job.id, owner=OWNER)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    statuses = [e.data["status"] for e in events if e.kind == "status"]
+    assert statuses == ["running", "succeeded"]
+    phases = [e.data["phase"] for e in events if e.kind == "log"]
+    assert phases[:2] == ["preparing", "reading"] and "searching" in phases
+    assert phases[-1] == "uploading"
+    assert any(e.kind == "progress" and e.data["trials"] > 0 for e in events)
+    reading = next(e.data for e in events if e.kind == "log" and e.data["phase"] == "reading")
+    assert reading["message"] == "reading customers.csv"  # not the worker's temporary path
+
+
+def test_missing_target_fails_with_the_engine_message(ctx: AppContext) -> None:
+    job = add_job(ctx, add_dataset(ctx), target="price")
+
+    ctx.runner.submit(job.id)
+
+    done = ctx.metadata.get_job(job.id, owner=OWNER)
+    assert done.status == JobStatus.FAILED
+    assert done.error.startswith('Target column "price" not found; columns are: customer_id')
+    assert done.model_id is None and done.lease_owner is None
+    assert ctx.metadata.list_models(owner=OWNER).items == []
+    assert ctx.artifacts.list_keys("models") == []
+    events = ctx.metadata.list_job_events(job.id, owner=OWNER)
+    assert events[-1].kind == "status"
+    assert events[-1].data == {"status": "failed", "message": done.error, "error": done.error}
+
+
+def test_unreadable_file_fails_naming_the_upload_not_a_temp_path(ctx: AppContext) -> None:
+    dataset = add_dataset(ctx, raw=b"BZh91AY&SY\x00\x01 not a csv", filename="sales.csv")
+    job = add_job(ctx, dataset)
+
+    ctx.runner.submit(job.id)
+
+    done = ctx.metadata.get_job(job.id, owner=OWNER)
+    assert done.status == JobStatus.FAILED
+    assert done.error.startswith("sales.csv: ") and "bzip2" in done.error
+    assert "/tmp" not in done.error and "tabpilot-" not in done.error
+
+
+def test_missing_dataset_file_fails_saying_what_to_do(ctx: AppContext) -> None:
+    dataset = add_dataset(ctx)
+    ctx.artifacts.delete_prefix(f"datasets/{dataset.id}")
+    job = add_job(ctx, dataset)
+
+    ctx.runner.submit(job.id)
+
+    done = ctx.metadata.get_job(job.id, owner=OWNER)
+    assert done.status == JobStatus.FAILED
+    assert "missing from the artifact store; upload the dataset again" in done.error
+
+
+def test_execute_refuses_a_job_it_does_not_hold(ctx: AppContext) -> None:
+    job = add_job(ctx, add_dataset(ctx))
+    with pytest.raises(Conflict, match="queued"):
+        execute_job(job.id, ctx, worker_id="w1")
+    ctx.metadata.claim_job(job.id, worker_id="w1", lease_seconds=10)
+    with pytest.raises(Conflict, match='not running under worker "w2"'):
+        execute_job(job.id, ctx, worker_id="w2")
+
+
+def test_canceled_job_stops_promptly_and_is_not_resurrected(ctx: AppContext) -> None:
+    job = add_job(ctx, add_dataset(ctx), time_budget=60.0)
+    worker = threading.Thread(target=ctx.runner.submit, args=(job.id,))
+    worker.start()
+    wait_for(
+        lambda: ctx.metadata.get_job(job.id, owner=OWNER).progress.get("phase") == "searching",
+        timeout=20,
+        what="the search to start",
+    )
+    canceled_at = time.monotonic()
+    ctx.metadata.update_job(
+        job.id, owner=OWNER, if_status=[JobStatus.RUNNING], status=JobStatus.CANCELED
+    )
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert time.monotonic() - canceled_at < 10
+    done = ctx.metadata.get_job(job.id, owner=OWNER)
+    assert done.status == JobStatus.CANCELED and done.model_id is None
+    assert ctx.metadata.list_models(owner=OWNER).items == []
+    assert ctx.artifacts.list_keys("models") == []
+
+
+def test_train_options_come_from_the_spec_and_ignore_other_keys() -> None:
+    options = build_train_options(
+        {
+            "target": "y",
+            "time_budget": 12,
+            "include": ["a"],
+            "exclude": "b, c",
+            "estimators": [],
+            "seed": "3",
+            "time_budget_reason": "chosen from the data size",
+            "dataset_name": "x",
+        }
+    )
+    assert options.target == "y" and options.time_budget == 12.0
+    assert options.include == ("a",) and options.exclude == ("b", "c")
+    assert options.estimators is None and options.seed == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [({}, "names no target column"), ({"target": "y", "seed": "x"}, "options are invalid")],
+)
+def test_train_options_reject_a_broken_spec(spec: dict, message: str) -> None:
+    from tabpilot.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=message):
+        build_train_options(spec)

@@ -1,0 +1,48 @@
+"""`build_runner` and the import boundary of the job modules a server loads."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tabpilot.errors import InvalidInput
+from tabpilot.jobs.inline import InlineRunner
+from tabpilot.jobs.local import LocalRunner
+from tabpilot.jobs.registry import build_runner
+
+
+def test_inline_and_local_runners_are_built_from_their_uris() -> None:
+    assert isinstance(build_runner("inline://"), InlineRunner)
+    local = build_runner("local://")
+    assert isinstance(local, LocalRunner) and local.workers == 1
+    assert build_runner("local://?workers=3").workers == 3
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("batch://queue?job_definition=x", "(batch://) is not built yet"),
+        ("local://?workers=0", "at least 1"),
+        ("ray://cluster", 'Unsupported job runner "ray"'),
+    ],
+)
+def test_unusable_runner_uris_say_what_to_use(uri: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)) as err:
+        build_runner(uri)
+    assert "inline://" in err.value.message or "workers" in err.value.message
+
+
+def test_runner_modules_do_not_import_the_ml_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from tabpilot.jobs.registry import build_runner\n"
+        "import tabpilot.jobs.local, tabpilot.jobs.inline, tabpilot.jobs.execute\n"
+        "import tabpilot.jobs.worker, tabpilot.jobs.lease, tabpilot.cli\n"
+        "build_runner('local://?workers=2')\n"
+        "bad = [m for m in ('flaml', 'sklearn', 'lightgbm', 'xgboost') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
