@@ -1,0 +1,430 @@
+"""`/api/models`: model cards, bundle downloads, predictions and deploy keys.
+
+Predict endpoints accept the owner's credentials or the model's deploy key
+(`Authorization: Bearer tpk_...`); a deploy key is refused everywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, BinaryIO
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tabpilot.api.auth import bearer_scheme, current_owner
+from tabpilot.api.deps import Ctx
+from tabpilot.api.schemas import ERROR_RESPONSES
+from tabpilot.api.uploads import receive_upload
+from tabpilot.context import AppContext
+from tabpilot.records import ModelRecord
+from tabpilot.services import models as model_service
+from tabpilot.services import predictions as prediction_service
+from tabpilot.services.auth import Unauthenticated
+from tabpilot.services.datasets import StagedUpload
+
+router = APIRouter(prefix="/api/models", tags=["models"], responses=ERROR_RESPONSES)
+
+INLINE_ROWS = 256
+"""JSON batches up to this size are predicted on the event loop (faster for the common single
+row); larger ones in a worker thread, so they never hold up other requests."""
+
+_SPOOL_CHUNK = 1 << 20
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+PREDICT_CSV_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The rows to predict as CSV (or gzip-compressed CSV), with a header "
+        "line naming the columns: the raw body (curl --data-binary @rows.csv -H "
+        "'Content-Type: text/csv' URL) or the multipart field `file` (curl -F file=@rows.csv "
+        "URL).",
+        "content": {
+            "text/csv": _BINARY,
+            "application/gzip": _BINARY,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+
+class ModelSummary(BaseModel):
+    id: str
+    job_id: str
+    created_at: datetime
+    deployed: bool = Field(description="Whether a prediction-only deploy key is active.")
+    target: str | None = None
+    problem_type: str | None = None
+    metric: str | None = Field(None, description="The metric the model was chosen by.")
+    score: float | None = Field(None, description="That metric on the held-out rows.")
+    chosen: str | None = Field(None, description="The winning estimator.")
+    files: list[str] = Field(description="Downloadable files: GET /api/models/{id}/files/{name}")
+
+
+class ModelPage(BaseModel):
+    items: list[ModelSummary]
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= to get the next page; null on the last page."
+    )
+
+
+class ModelDetail(ModelSummary):
+    card: dict[str, Any] = Field(
+        description="The model card (model.json): features with types, allowed values and "
+        "ranges, classes in order, metrics, leaderboard, dropped columns with reasons, versions."
+    )
+
+
+class DeployResponse(BaseModel):
+    model_id: str
+    deployed: bool
+    key: str = Field(
+        description="The prediction-only key, shown only now: send it as "
+        "'Authorization: Bearer <key>' to this model's predict and predict.csv endpoints."
+    )
+    predict_url: str
+    predict_csv_url: str
+    note: str
+
+
+class UndeployResponse(BaseModel):
+    model_id: str
+    deployed: bool
+
+
+class PredictRequest(BaseModel):
+    """Rows as objects (`rows`), or column names once plus value lists (`columns` + `data`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"rows": [{"age": 41, "plan": "pro", "signup": "2024-03-01"}]},
+                {"columns": ["age", "plan"], "data": [[41, "pro"], [23, "free"]]},
+            ]
+        }
+    )
+
+    rows: list[dict[str, Any]] | None = Field(
+        None, description="One object per row, column name to value."
+    )
+    columns: list[str] | None = Field(None, description="Column names, with `data`.")
+    data: list[list[Any]] | None = Field(None, description="One list of values per row.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PredictRequest:
+        table = self.columns is not None or self.data is not None
+        if self.rows is not None and table:
+            raise ValueError('send either "rows" or "columns" with "data", not both')
+        if self.rows is None and (self.columns is None or self.data is None):
+            raise ValueError(
+                'send {"rows": [{"column": value, ...}, ...]} or '
+                '{"columns": [...], "data": [[...], ...]}'
+            )
+        return self
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    predictions: list[Any] = Field(
+        description="One per row: the class label as in the training data, or a number."
+    )
+    probabilities: list[dict[str, float]] | None = Field(
+        description="Classification: one object per row, class label to probability, in the "
+        "model's class order. Null for regression."
+    )
+    ignored_columns: list[str] = Field(description="Columns sent that the model does not use.")
+    inference_ms: float = Field(description="Time to validate the rows and run the model.")
+
+
+# -- dependencies ----------------------------------------------------------------------------
+
+
+def _ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _refuse_deploy_key(request: Request) -> None:
+    token = _bearer(request)
+    if token and model_service.is_deploy_key(token):
+        raise HTTPException(
+            status_code=403,
+            detail="A deploy key can only call predict and predict.csv of its model; "
+            "use your API token for everything else",
+        )
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+"""Declares the bearer scheme in OpenAPI (the Authorize button of /docs); checked below."""
+
+
+def owner_dependency(request: Request, _credentials: Credentials) -> str:
+    """The caller's owner id; deploy keys are refused (they can only predict)."""
+    _refuse_deploy_key(request)
+    return current_owner(request)
+
+
+Owner = Annotated[str, Depends(owner_dependency)]
+
+
+def _model_for_prediction(request: Request, model_id: str) -> ModelRecord:
+    """The model to predict with, for its owner or for a holder of its deploy key.
+
+    A deploy key for another model answers 403 whether or not `model_id` exists, so a key
+    reveals nothing about other models.
+    """
+    ctx = _ctx(request)
+    token = _bearer(request)
+    if token and model_service.is_deploy_key(token):
+        model = model_service.find_model_by_deploy_key(ctx, key=token)
+        if model is None:
+            raise Unauthenticated(
+                "This deploy key is not valid: it was mistyped, revoked (undeploy) or replaced "
+                "(deploy again mints a new key). Ask the model's owner for the current key."
+            )
+        if model.id != model_id:
+            raise HTTPException(
+                status_code=403,
+                detail="This deploy key only predicts with the model it was minted for",
+            )
+        return model
+    return model_service.get_model(ctx, owner=current_owner(request), model_id=model_id)
+
+
+def _summary_fields(model: ModelRecord) -> dict[str, Any]:
+    card = model.card
+    metric = (card.get("metric") or {}).get("name")
+    score = ((card.get("metrics") or {}).get("holdout") or {}).get(metric) if metric else None
+    return {
+        "id": model.id,
+        "job_id": model.job_id,
+        "created_at": model.created_at,
+        "deployed": model.deploy_key_hash is not None,
+        "target": card.get("target"),
+        "problem_type": card.get("problem_type"),
+        "metric": metric,
+        "score": score if isinstance(score, int | float) else None,
+        "chosen": (card.get("chosen") or {}).get("name"),
+        "files": model_service.list_model_files(model),
+    }
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+@router.get("", response_model=ModelPage, summary="List your models, newest first")
+def list_models(
+    ctx: Ctx,
+    owner: Owner,
+    job_id: Annotated[str | None, Query(description="Only the model of this job.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> ModelPage:
+    page = model_service.list_models(ctx, owner=owner, job_id=job_id, limit=limit, cursor=cursor)
+    return ModelPage(
+        items=[ModelSummary(**_summary_fields(m)) for m in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{model_id}", response_model=ModelDetail, summary="A model and its model card")
+def get_model(model_id: str, ctx: Ctx, owner: Owner) -> ModelDetail:
+    model = model_service.get_model(ctx, owner=owner, model_id=model_id)
+    return ModelDetail(**_summary_fields(model), card=model.card)
+
+
+@router.get(
+    "/{model_id}/files/{name}",
+    summary="Download a file of the model bundle",
+    description="`name` is one of: model.onnx (ONNX graph, preprocessing included), model.pkl "
+    "(the scikit-learn pipeline; **unpickling runs code, so load it only from a source you "
+    "trust**), model.json (the model card), eda.html and report.html (the reports). Any other "
+    "name is 404.",
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {},
+                "application/json": {},
+                "text/html": {},
+            },
+            "description": "The file.",
+        }
+    },
+)
+def get_model_file(model_id: str, name: str, ctx: Ctx, owner: Owner) -> Response:
+    file = model_service.get_model_file(ctx, owner=owner, model_id=model_id, name=name)
+    html = file.media_type.startswith("text/html")
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if html:
+        # The reports show data values: render them in a sandbox, never as this site.
+        headers["Content-Security-Policy"] = "sandbox allow-scripts"
+    if file.name == "model.pkl":
+        headers["X-Tabpilot-Warning"] = model_service.PICKLE_WARNING
+    disposition = "inline" if html else "attachment"
+    if file.local_path is not None:
+        return FileResponse(
+            file.local_path,
+            media_type=file.media_type,
+            filename=file.download_name,
+            content_disposition_type=disposition,
+            headers=headers,
+        )
+    headers["Content-Disposition"] = f'{disposition}; filename="{file.download_name}"'
+    headers["Content-Length"] = str(file.size)
+    return StreamingResponse(
+        _iter_file(model_service.open_model_file(ctx, file=file)),
+        media_type=file.media_type,
+        headers=headers,
+    )
+
+
+def _iter_file(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(_SPOOL_CHUNK):
+            yield chunk
+
+
+# -- deploy keys -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/{model_id}/deploy",
+    response_model=DeployResponse,
+    summary="Mint a prediction-only key for this model",
+    description="Returns a key (shown only now) that calls this model's predict and "
+    "predict.csv and nothing else. Deploying again replaces the key; undeploy revokes it.",
+)
+def deploy_model(model_id: str, ctx: Ctx, owner: Owner) -> DeployResponse:
+    model, key = model_service.deploy_model(ctx, owner=owner, model_id=model_id)
+    return DeployResponse(
+        model_id=model.id,
+        deployed=True,
+        key=key,
+        predict_url=f"/api/models/{model.id}/predict",
+        predict_csv_url=f"/api/models/{model.id}/predict.csv",
+        note="Store this key now: only its hash is kept, so it cannot be shown again. "
+        "Send it as 'Authorization: Bearer <key>'.",
+    )
+
+
+@router.post(
+    "/{model_id}/undeploy",
+    response_model=UndeployResponse,
+    summary="Revoke this model's deploy key",
+)
+def undeploy_model(model_id: str, ctx: Ctx, owner: Owner) -> UndeployResponse:
+    model = model_service.undeploy_model(ctx, owner=owner, model_id=model_id)
+    return UndeployResponse(model_id=model.id, deployed=False)
+
+
+# -- predictions -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/{model_id}/predict",
+    response_model=PredictResponse,
+    summary="Predict rows sent as JSON",
+    description="Accepts the owner's credentials or this model's deploy key. Columns the model "
+    "does not use are ignored (and listed); a missing column or a value of the wrong kind is "
+    "422, naming the row (from 1) and the column. For more than a few thousand rows use "
+    "predict.csv, which streams.",
+)
+async def predict(
+    model_id: str, body: PredictRequest, request: Request, _credentials: Credentials
+) -> Response:
+    ctx = _ctx(request)
+    n_rows = len(body.rows) if body.rows is not None else len(body.data or [])
+    if n_rows <= INLINE_ROWS:
+        model = _model_for_prediction(request, model_id)
+        result = _predict_body(ctx, model, body)
+    else:
+        model = await run_in_threadpool(_model_for_prediction, request, model_id)
+        result = await run_in_threadpool(_predict_body, ctx, model, body)
+    # Built by hand: the response model documents the shape, and skipping its validation
+    # keeps the single-row path fast.
+    return JSONResponse(
+        {
+            "model_id": model.id,
+            "predictions": result.labels(),
+            "probabilities": result.probability_dicts(),
+            "ignored_columns": result.ignored_columns,
+            "inference_ms": round(result.seconds * 1000, 3),
+        }
+    )
+
+
+def _predict_body(
+    ctx: AppContext, model: ModelRecord, body: PredictRequest
+) -> prediction_service.PredictionResult:
+    if body.rows is not None:
+        return prediction_service.predict_rows(ctx, model=model, rows=body.rows)
+    return prediction_service.predict_table(
+        ctx, model=model, columns=body.columns or [], data=body.data or []
+    )
+
+
+@router.post(
+    "/{model_id}/predict.csv",
+    summary="Predict a CSV file; the predictions come back as a streamed CSV",
+    description="Send the CSV as the raw request body (Content-Type: text/csv; gzip also "
+    "accepted) or as the `file` field of a multipart form. The answer has a `prediction` "
+    "column and, for classification, one `proba_<label>` column per class, row for row. The "
+    "file is processed in chunks, so any size works in bounded memory. The first chunk (tens "
+    "of thousands of rows) is checked before the answer starts, so a bad file is a 422 naming "
+    "the row and column; a bad value further down stops the stream, and the response ends "
+    "incomplete (clients report a broken transfer), never as a short CSV that looks whole. "
+    "Accepts the owner's credentials or this model's deploy key.",
+    responses={200: {"content": {"text/csv": {}}, "description": "The predictions."}},
+    openapi_extra=PREDICT_CSV_OPENAPI,
+)
+async def predict_csv(model_id: str, request: Request, _credentials: Credentials) -> Response:
+    ctx = _ctx(request)
+    model = await run_in_threadpool(_model_for_prediction, request, model_id)
+    upload, _fields = await receive_upload(request, ctx, filename="predict.csv")
+    source: BinaryIO | None = None
+    try:
+        source = open(upload.path, "rb")  # noqa: SIM115 - closed when the response ends
+        stream = await run_in_threadpool(
+            prediction_service.start_csv_predictions, ctx, model=model, stream=source
+        )
+    except BaseException:
+        if source is not None:
+            source.close()
+        upload.discard()
+        raise
+    headers = {"Content-Disposition": f'attachment; filename="{model.id}-predictions.csv"'}
+    if stream.ignored_columns:
+        headers["X-Tabpilot-Ignored-Columns"] = ",".join(stream.ignored_columns)[:4000]
+    return StreamingResponse(
+        _iter_and_close(stream, source, upload), media_type=stream.media_type, headers=headers
+    )
+
+
+def _iter_and_close(
+    stream: prediction_service.CsvPredictionStream, source: BinaryIO, upload: StagedUpload
+) -> Iterator[bytes]:
+    try:
+        yield from stream
+    finally:
+        source.close()
+        upload.discard()

@@ -1,0 +1,156 @@
+"""Models: listing, the model card, bundle files, and deploy keys.
+
+A deploy key is a prediction-only credential for one model: `tpk_` followed by 43 random
+URL-safe characters. Only its sha256 is stored (`ModelRecord.deploy_key_hash`), so the key is
+shown once, when it is minted; deploying again mints a new key and the old one stops working,
+and undeploying revokes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from tabpilot.context import AppContext
+from tabpilot.errors import NotFound
+from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit
+from tabpilot.records import ModelRecord
+from tabpilot.services import check_id
+
+DEPLOY_KEY_PREFIX = "tpk_"
+
+MODEL_FILES: dict[str, str] = {
+    "model.onnx": "application/octet-stream",
+    "model.pkl": "application/octet-stream",
+    "model.json": "application/json",
+    "eda.html": "text/html; charset=utf-8",
+    "report.html": "text/html; charset=utf-8",
+}
+"""The files of a model bundle that can be downloaded, with their content types. Nothing else
+can be: a requested name is looked up here, never joined into a path."""
+
+PICKLE_WARNING = (
+    "model.pkl is a Python pickle: loading it runs code, so load it only from a source you "
+    "trust. Prefer model.onnx, which any ONNX runtime loads safely."
+)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One downloadable file of a model, ready to stream."""
+
+    model_id: str
+    name: str
+    media_type: str
+    key: str
+    size: int
+    local_path: Path | None  # the file itself when the store is local (served zero-copy)
+
+    @property
+    def download_name(self) -> str:
+        """`<model id>-<name>`, so downloads of several models do not overwrite each other."""
+        return f"{self.model_id}-{self.name}"
+
+
+def list_models(
+    ctx: AppContext,
+    *,
+    owner: str,
+    job_id: str | None = None,
+    limit: int = DEFAULT_PAGE_LIMIT,
+    cursor: str | None = None,
+) -> Page[ModelRecord]:
+    """The owner's models, newest first."""
+    return ctx.metadata.list_models(
+        owner=owner, job_id=job_id, limit=check_limit(limit), cursor=cursor
+    )
+
+
+def get_model(ctx: AppContext, *, owner: str, model_id: str) -> ModelRecord:
+    """Raises `NotFound` if missing or owned by someone else."""
+    return ctx.metadata.get_model(check_id("Model", model_id), owner=owner)
+
+
+def list_model_files(model: ModelRecord) -> list[str]:
+    """The downloadable files the model's card lists, plus the card itself, in a fixed order."""
+    present = set(model.card.get("files") or {}) | {"model.json"}
+    return [name for name in MODEL_FILES if name in present]
+
+
+def get_model_file(ctx: AppContext, *, owner: str, model_id: str, name: str) -> ModelFile:
+    """A file of the model's bundle by its name in `MODEL_FILES`.
+
+    Raises:
+        NotFound: the model is not the owner's, the name is not a bundle file, or the bundle
+            lacks it (reports are missing when they could not be written).
+    """
+    model = get_model(ctx, owner=owner, model_id=model_id)
+    media_type = MODEL_FILES.get(name)
+    if media_type is None:
+        raise NotFound(
+            f'Model files are {", ".join(MODEL_FILES)}; there is no file "{_shown(name)}"',
+            details={"files": list(MODEL_FILES)},
+        )
+    key = f"{model.artifact_prefix}/{name}"
+    try:
+        size = ctx.artifacts.size(key)
+    except NotFound:
+        raise NotFound(
+            f'Model "{model.id}" has no {name}'
+            + (" (its reports could not be written)" if name.endswith(".html") else ""),
+            details={"files": list_model_files(model)},
+        ) from None
+    return ModelFile(
+        model_id=model.id,
+        name=name,
+        media_type=media_type,
+        key=key,
+        size=size,
+        local_path=ctx.artifacts.local_path_hint(key),
+    )
+
+
+def open_model_file(ctx: AppContext, *, file: ModelFile) -> BinaryIO:
+    """A binary stream of the file; close it."""
+    return ctx.artifacts.open_read(file.key)
+
+
+def deploy_model(ctx: AppContext, *, owner: str, model_id: str) -> tuple[ModelRecord, str]:
+    """Mint a prediction-only key for the model; returns the record and the key.
+
+    The key is returned only here. Deploying a deployed model replaces its key.
+    """
+    get_model(ctx, owner=owner, model_id=model_id)
+    key = DEPLOY_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ctx.metadata.update_model(model_id, owner=owner, deploy_key_hash=hash_deploy_key(key))
+    return record, key
+
+
+def undeploy_model(ctx: AppContext, *, owner: str, model_id: str) -> ModelRecord:
+    """Revoke the model's deploy key (nothing changes if it has none)."""
+    return ctx.metadata.update_model(model_id, owner=owner, deploy_key_hash=None)
+
+
+def hash_deploy_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def is_deploy_key(token: str) -> bool:
+    """Whether a bearer token has the form of a deploy key (it may still be wrong)."""
+    return token.startswith(DEPLOY_KEY_PREFIX)
+
+
+def find_model_by_deploy_key(ctx: AppContext, *, key: str) -> ModelRecord | None:
+    """The model a deploy key was minted for, or None if the key is unknown or revoked."""
+    if not is_deploy_key(key):
+        return None
+    return ctx.metadata.find_model_by_deploy_key_hash(hash_deploy_key(key))
+
+
+def _shown(name: str) -> str:
+    """A requested file name, made safe and short enough to repeat in a message."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in name)
+    return text if len(text) <= 60 else text[:57] + "..."

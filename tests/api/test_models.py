@@ -1,0 +1,820 @@
+"""/api/models: model cards, downloads, JSON and CSV predictions, deploy keys, the session cache.
+
+Models are trained once per module with the engine (5 s budgets on small synthetic data), then
+installed into each test's stores directly: the bundle's files go into the artifact store and a
+`ModelRecord` into the metadata store, as a finished job would leave them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from tabpilot.api.app import create_app
+from tabpilot.context import AppContext
+from tabpilot.engine.io import read_csv
+from tabpilot.engine.predict import OnnxPredictor
+from tabpilot.errors import InvalidInput
+from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
+from tabpilot.services import predictions as prediction_service
+from tabpilot.services.auth import local_owner
+from tabpilot.services.users import create_user
+from tabpilot.settings import load_settings
+from tests.conftest import make_mixed_frame
+
+BUNDLE_FILES = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
+
+
+@dataclass
+class Bundle:
+    path: Path
+    card: dict
+    frame: pd.DataFrame  # rows the model has not seen, target included
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
+    from tabpilot.engine.run import run_training
+    from tabpilot.engine.train import TrainOptions
+
+    root = tmp_path_factory.mktemp("bundles")
+    out: dict[str, Bundle] = {}
+    for task, reports in (("binary", True), ("regression", False)):
+        data = root / f"{task}.csv"
+        make_mixed_frame(500, seed=1, task=task).to_csv(data, index=False)
+        outcome = run_training(
+            data,
+            TrainOptions(target="label", time_budget=5, seed=0),
+            out_dir=root / task,
+            reports=reports,
+        )
+        fresh = make_mixed_frame(3000, seed=7, task=task)
+        out[task] = Bundle(root / task, outcome.card, fresh)
+    return out
+
+
+def make_app_client(tmp_path: Path, **settings: object) -> TestClient:
+    settings.setdefault("runner_uri", "inline://")
+    app = create_app(settings=load_settings(data_dir=tmp_path / "data", **settings))
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    prediction_service.predictor_cache().clear()
+    with make_app_client(tmp_path) as c:
+        yield c
+
+
+def ctx_of(client: TestClient) -> AppContext:
+    return client.app.state.ctx  # type: ignore[attr-defined]
+
+
+def install_model(ctx: AppContext, bundle: Bundle, *, owner: str | None = None) -> ModelRecord:
+    """Put a trained bundle into the stores as a finished job would."""
+    owner = owner or local_owner()
+    dataset = ctx.metadata.create_dataset(
+        DatasetRecord(
+            owner=owner,
+            name="train.csv",
+            filename="train.csv",
+            sha256="0" * 64,
+            n_bytes=1,
+            n_rows=500,
+            n_columns=9,
+        )
+    )
+    job = ctx.metadata.create_job(
+        JobRecord(
+            owner=owner,
+            dataset_id=dataset.id,
+            spec={"target": "label"},
+            status=JobStatus.SUCCEEDED,
+        )
+    )
+    model_id = new_id("mdl")
+    prefix = f"models/{model_id}"
+    for name in BUNDLE_FILES:
+        path = bundle.path / name
+        if path.is_file():
+            ctx.artifacts.put_file(f"{prefix}/{name}", path)
+    return ctx.metadata.create_model(
+        ModelRecord(
+            id=model_id, owner=owner, job_id=job.id, card=bundle.card, artifact_prefix=prefix
+        )
+    )
+
+
+def features_of(bundle: Bundle) -> pd.DataFrame:
+    return bundle.frame.drop(columns=["label"])
+
+
+def json_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a JSON client would send them: missing values as null."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+def engine_predictions(bundle: Bundle, frame: pd.DataFrame):
+    predictor = OnnxPredictor((bundle.path / "model.onnx").read_bytes(), bundle.card)
+    return predictor.predict(frame)
+
+
+# -- listing and the card ------------------------------------------------------------------------
+
+
+def test_list_models_pages_newest_first(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    assert client.get("/api/models").json()["items"] == []
+    ids = [install_model(ctx_of(client), bundles["binary"]).id for _ in range(3)]
+    first = client.get("/api/models", params={"limit": 2}).json()
+    assert [m["id"] for m in first["items"]] == ids[::-1][:2]
+    assert first["next_cursor"]
+    second = client.get("/api/models", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [m["id"] for m in second["items"]] == [ids[0]]
+    assert second["next_cursor"] is None
+    item = first["items"][0]
+    assert item["target"] == "label"
+    assert item["problem_type"] == "binary"
+    assert item["deployed"] is False
+    assert isinstance(item["score"], float)
+    assert set(item["files"]) == set(BUNDLE_FILES)
+
+
+def test_list_models_filters_by_job(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    models = [install_model(ctx_of(client), bundles["binary"]) for _ in range(2)]
+    page = client.get("/api/models", params={"job_id": models[1].job_id}).json()
+    assert [m["id"] for m in page["items"]] == [models[1].id]
+
+
+def test_list_models_rejects_bad_paging(client: TestClient) -> None:
+    assert client.get("/api/models", params={"limit": 0}).status_code == 422
+    response = client.get("/api/models", params={"cursor": "not-a-cursor"})
+    assert response.status_code == 422
+    assert "cursor" in response.json()["error"]["message"]
+
+
+def test_get_model_returns_the_card(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    body = client.get(f"/api/models/{model.id}").json()
+    assert body["id"] == model.id
+    assert body["job_id"] == model.job_id
+    assert body["card"]["classes"] == bundles["binary"].card["classes"]
+    assert [f["name"] for f in body["card"]["features"]]
+    assert "deploy_key_hash" not in body
+
+
+def test_unknown_model_is_404_in_the_envelope(client: TestClient) -> None:
+    for path in (
+        "/api/models/mdl_0000000000000000",
+        "/api/models/mdl_0000000000000000/files/model.onnx",
+        "/api/models/mdl_0000000000000000/deploy",
+        "/api/models/mdl_0000000000000000/predict",
+    ):
+        method = client.get if "deploy" not in path and "predict" not in path else client.post
+        kwargs = {"json": {"rows": [{"x1": 1}]}} if "predict" in path else {}
+        response = method(path, **kwargs)
+        assert response.status_code == 404, path
+        error = response.json()["error"]
+        assert error["code"] == "not_found"
+        assert "mdl_0000000000000000" in error["message"]
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"),
+    [
+        ("model.onnx", "application/octet-stream"),
+        ("model.pkl", "application/octet-stream"),
+        ("model.json", "application/json"),
+        ("eda.html", "text/html"),
+        ("report.html", "text/html"),
+    ],
+)
+def test_download_bundle_files(
+    client: TestClient, bundles: dict[str, Bundle], name: str, media_type: str
+) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    response = client.get(f"/api/models/{model.id}/files/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media_type)
+    assert response.content == (bundles["binary"].path / name).read_bytes()
+    disposition = response.headers["content-disposition"]
+    assert f"{model.id}-{name}" in disposition
+    assert disposition.startswith("inline" if name.endswith(".html") else "attachment")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    if name == "model.pkl":
+        assert "trust" in response.headers["x-tabpilot-warning"]
+    if name.endswith(".html"):
+        assert "sandbox" in response.headers["content-security-policy"]
+
+
+def test_missing_report_is_404(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    model = install_model(ctx_of(client), bundles["regression"])  # trained without reports
+    response = client.get(f"/api/models/{model.id}/files/report.html")
+    assert response.status_code == 404
+    assert "report.html" in response.json()["error"]["message"]
+    assert client.get(f"/api/models/{model.id}").json()["files"] == [
+        "model.onnx",
+        "model.pkl",
+        "model.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../model.json",
+        "..%2Fmodel.json",
+        "..%2fmodel.json",
+        "%2e%2e%2fmodel.json",
+        "%2E%2E/%2E%2E/tabpilot.db",
+        "..%5Cmodel.json",
+        "..\\model.json",
+        "%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "%252e%252e%252fmodel.json",
+        "..",
+        "%2e%2e",
+        "model.onnx%00",
+        "model.onnx%00.json",
+        "MODEL.ONNX",
+        "model.onnx.",
+        "data.csv",
+        "tabpilot.db",
+    ],
+)
+def test_file_names_outside_the_allow_list_are_404(
+    client: TestClient, bundles: dict[str, Bundle], name: str
+) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    secret = b"tabpilot-secret-marker"
+    (Path(ctx_of(client).settings.data_dir) / "secret.txt").write_bytes(secret)
+    response = client.get(f"/api/models/{model.id}/files/{name}", follow_redirects=False)
+    assert secret not in response.content
+    assert response.headers["content-type"].startswith("application/json")
+    if b"/files/" not in response.request.url.raw_path:
+        # The client itself resolved "files/.." (to the model's card): no file was asked for.
+        assert response.status_code in (200, 307, 404)
+        return
+    assert response.status_code == 404, (name, response.status_code)
+    assert b"SQLite" not in response.content
+    assert response.headers["content-type"].startswith("application/json")
+
+
+# -- JSON predictions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_predict_rows_match_the_engine(
+    client: TestClient, bundles: dict[str, Bundle], task: str
+) -> None:
+    bundle = bundles[task]
+    model = install_model(ctx_of(client), bundle)
+    frame = features_of(bundle).head(200)
+    response = client.post(f"/api/models/{model.id}/predict", json={"rows": json_rows(frame)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = engine_predictions(bundle, pd.DataFrame(json_rows(frame)))
+    assert body["model_id"] == model.id
+    assert body["inference_ms"] > 0
+    assert "customer_id" in body["ignored_columns"]  # an identifier the model dropped
+    if task == "binary":
+        assert body["predictions"] == expected.labels
+        got = pd.DataFrame(body["probabilities"])
+        assert list(got.columns) == [str(c) for c in bundle.card["classes"]]
+        np.testing.assert_allclose(got.to_numpy(), expected.probabilities.to_numpy(), atol=1e-6)
+    else:
+        assert body["probabilities"] is None
+        np.testing.assert_allclose(body["predictions"], expected.labels, rtol=1e-6)
+
+
+def test_single_rows_agree_with_batches(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    """The single-row fast path gives what the pandas path gives, value kinds included."""
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    rows = json_rows(features_of(bundle).head(40))
+    # Vary how values are sent: numbers as text, booleans as words, missing keys as null.
+    rows[0]["x1"] = str(rows[0]["x1"])
+    rows[1]["flag"] = "yes"
+    rows[2]["flag"] = " FALSE "
+    rows[3]["x2"] = None
+    rows[4]["color"] = None
+    rows[5]["flag"] = 1
+    rows[6]["x2"] = int(rows[6]["x2"] or 0)
+    rows[7]["signup"] = "2021-02-03T10:00:00"
+    rows[8]["city"] = 7
+    rows[9]["x1"] = 3
+    batch = client.post(f"/api/models/{model.id}/predict", json={"rows": rows}).json()
+    for i, row in enumerate(rows):
+        one = client.post(f"/api/models/{model.id}/predict", json={"rows": [row]})
+        assert one.status_code == 200, (i, one.text)
+        body = one.json()
+        assert body["predictions"] == [batch["predictions"][i]], i
+        for label, p in body["probabilities"][0].items():
+            assert math.isclose(p, batch["probabilities"][i][label], abs_tol=1e-6), i
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("x1", 1),
+        ("x1", -2.5),
+        ("x1", True),
+        ("x1", None),
+        ("x1", float("nan")),
+        ("x1", " 3.5 "),
+        ("x1", "1e3"),
+        ("x1", "lots"),
+        ("x1", [1, 2]),
+        ("x2", 10**20),
+        ("color", 7),
+        ("color", 1.0),
+        ("color", None),
+        ("color", True),
+        ("color", "purple"),
+        ("city", float("nan")),
+        ("flag", "Yes"),
+        ("flag", " f "),
+        ("flag", ""),
+        ("flag", 0),
+        ("flag", 2.0),
+        ("flag", "maybe"),
+        ("flag", None),
+        ("signup", "2021-02-03"),
+        ("signup", "2021-02-03T10:11:12"),
+        ("signup", "2021-02-03 10:11:12+02:00"),
+        ("signup", "03/04/2021"),
+        ("signup", "Feb 3 2021"),
+        ("signup", ""),
+        ("signup", None),
+        ("signup", "not a date"),
+        ("signup", 20210203),
+        ("comment", None),
+        ("comment", "premium fast"),
+        ("comment", 12),
+    ],
+)
+def test_single_row_fast_path_equals_the_pandas_path(
+    client: TestClient, bundles: dict[str, Bundle], column: str, value: object
+) -> None:
+    """One row, however its values are typed, predicts exactly as a one-row frame does."""
+    model = install_model(ctx_of(client), bundles["binary"])
+    serving = prediction_service.get_serving_model(ctx_of(client), model=model)
+    row = json_rows(features_of(bundles["binary"]).head(1))[0]
+    row[column] = value
+    try:
+        expected = serving.predict_frame(pd.DataFrame.from_records([row]))
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as caught:
+            serving.predict_records([row])
+        assert caught.value.message == exc.message
+        return
+    got = serving.predict_records([row])
+    assert got.labels() == expected.labels()
+    np.testing.assert_array_equal(got.probabilities, expected.probabilities)
+    assert got.ignored_columns == expected.ignored_columns
+
+
+def test_single_rows_take_the_fast_path(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    serving = prediction_service.get_serving_model(ctx_of(client), model=model)
+    for row in json_rows(features_of(bundles["binary"]).head(20)):
+        assert serving._fast_feed(row) is not None
+
+
+def test_columns_and_data_form(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    frame = features_of(bundle).head(30)
+    rows = json_rows(frame)
+    columns = list(frame.columns)
+    data = [[row[c] for c in columns] for row in rows]
+    by_rows = client.post(f"/api/models/{model.id}/predict", json={"rows": rows}).json()
+    by_data = client.post(
+        f"/api/models/{model.id}/predict", json={"columns": columns, "data": data}
+    ).json()
+    assert by_data["predictions"] == by_rows["predictions"]
+    np.testing.assert_allclose(
+        pd.DataFrame(by_data["probabilities"]).to_numpy(),
+        pd.DataFrame(by_rows["probabilities"]).to_numpy(),
+        atol=1e-7,
+    )
+    one = client.post(
+        f"/api/models/{model.id}/predict", json={"columns": columns, "data": data[:1]}
+    ).json()
+    assert one["predictions"] == by_rows["predictions"][:1]
+
+
+def test_predict_errors_name_row_and_column(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    url = f"/api/models/{model.id}/predict"
+    rows = json_rows(features_of(bundle).head(5))
+
+    bad = [dict(r) for r in rows]
+    bad[2]["x2"] = "lots"
+    response = client.post(url, json={"rows": bad})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert "x2" in error["message"] and "row 3" in error["message"]
+    assert error["details"] == {"column": "x2", "rows": [3]}
+
+    single = client.post(url, json={"rows": [bad[2]]}).json()["error"]
+    assert "row 1" in single["message"] and "x2" in single["message"]
+
+    missing = [{k: v for k, v in r.items() if k != "x1"} for r in rows]
+    error = client.post(url, json={"rows": missing}).json()["error"]
+    assert error["details"]["missing_columns"] == ["x1"]
+    assert "x1" in error["message"]
+    error = client.post(url, json={"rows": missing[:1]}).json()["error"]
+    assert error["details"]["missing_columns"] == ["x1"]
+
+    bad_date = [dict(r) for r in rows]
+    bad_date[1]["signup"] = "not a date"
+    error = client.post(url, json={"rows": bad_date}).json()["error"]
+    assert "signup" in error["message"] and "row 2" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rows": []},
+        {},
+        {"rows": [{"x1": 1}], "columns": ["x1"], "data": [[1]]},
+        {"columns": ["x1"]},
+        {"columns": ["x1", "x2"], "data": [[1, 2], [3]]},
+        {"columns": ["x1", "x1"], "data": [[1, 2]]},
+        {"columns": ["x1"], "data": []},
+        {"rows": [1, 2]},
+        {"rows": "x1=1"},
+    ],
+)
+def test_malformed_predict_bodies_are_422(
+    client: TestClient, bundles: dict[str, Bundle], body: dict
+) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    response = client.post(f"/api/models/{model.id}/predict", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"]
+
+
+def test_predict_body_that_is_not_json_is_422(
+    client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    model = install_model(ctx_of(client), bundles["binary"])
+    response = client.post(
+        f"/api/models/{model.id}/predict",
+        content=b"x1,x2\n1,2\n",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+
+
+# -- CSV predictions -----------------------------------------------------------------------------
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def read_predictions(content: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(content), keep_default_na=False)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_predict_csv_matches_json_and_engine(
+    client: TestClient,
+    bundles: dict[str, Bundle],
+    task: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small chunks, so the few thousand rows go through several of them.
+    monkeypatch.setattr(prediction_service, "CSV_CHUNK_BYTES", 40_000)
+    bundle = bundles[task]
+    model = install_model(ctx_of(client), bundle)
+    frame = features_of(bundle)
+    data = csv_bytes(frame)
+    assert len(data) > 3 * 40_000
+
+    response = client.post(
+        f"/api/models/{model.id}/predict.csv", content=data, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "customer_id" in response.headers["x-tabpilot-ignored-columns"]
+    got = read_predictions(response.content)
+    assert len(got) == len(frame)
+
+    path = tmp_path / "rows.csv"
+    path.write_bytes(data)
+    engine = engine_predictions(bundle, read_csv(path).frame).to_frame()
+    assert list(got.columns) == list(engine.columns)
+    as_json = client.post(f"/api/models/{model.id}/predict", json={"rows": json_rows(frame)}).json()
+    if task == "binary":
+        assert got["prediction"].tolist() == engine["prediction"].tolist()
+        assert got["prediction"].tolist() == as_json["predictions"]
+        proba = got.drop(columns="prediction").to_numpy()
+        np.testing.assert_allclose(proba, engine.drop(columns="prediction").to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(
+            proba, pd.DataFrame(as_json["probabilities"]).to_numpy(), atol=1e-6
+        )
+    else:
+        np.testing.assert_allclose(got["prediction"], engine["prediction"], rtol=1e-9)
+        np.testing.assert_allclose(got["prediction"], as_json["predictions"], rtol=1e-6)
+
+
+def test_predict_csv_accepts_multipart_and_gzip(
+    client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    data = csv_bytes(features_of(bundle).head(500))
+    url = f"/api/models/{model.id}/predict.csv"
+    plain = client.post(url, content=data, headers={"content-type": "text/csv"})
+    multipart = client.post(url, files={"file": ("rows.csv", data, "text/csv")})
+    zipped = client.post(
+        url, content=gzip.compress(data), headers={"content-type": "application/gzip"}
+    )
+    assert plain.status_code == multipart.status_code == zipped.status_code == 200
+    assert plain.content == multipart.content == zipped.content
+    assert len(read_predictions(plain.content)) == 500
+
+
+def test_predict_csv_errors_are_clean_422s(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    url = f"/api/models/{model.id}/predict.csv"
+    frame = features_of(bundle).head(50).copy()
+
+    def post(content: bytes):
+        return client.post(url, content=content, headers={"content-type": "text/csv"})
+
+    bad = frame.astype({"x2": object})
+    bad.loc[bad.index[6], "x2"] = "lots"
+    error = post(csv_bytes(bad)).json()["error"]
+    assert "x2" in error["message"] and "row 7" in error["message"]
+    assert error["details"]["rows"] == [7]
+
+    error = post(csv_bytes(frame.drop(columns=["x1"]))).json()["error"]
+    assert error["details"]["missing_columns"] == ["x1"]
+
+    for content in (b"", b"x1,x2,color\n", b"\n\n"):
+        response = post(content)
+        assert response.status_code == 422, content
+        assert response.json()["error"]["message"]
+
+    response = post(gzip.compress(csv_bytes(frame))[:300])
+    assert response.status_code == 422
+    assert "gzip" in response.json()["error"]["message"]
+
+    response = post(b"PK\x03\x04 not really a zip")
+    assert response.status_code == 422
+    assert "Excel" in response.json()["error"]["message"]
+
+    response = client.post(url, data={"name": "no file here"}, files={})
+    assert response.status_code == 422
+    assert "file" in response.json()["error"]["message"]
+
+
+def test_predict_csv_size_limit_is_413(tmp_path: Path, bundles: dict[str, Bundle]) -> None:
+    with make_app_client(tmp_path, max_upload_mb=1) as client:
+        model = install_model(ctx_of(client), bundles["binary"])
+        data = csv_bytes(pd.concat([features_of(bundles["binary"])] * 6))
+        assert len(data) > 1 << 20
+        response = client.post(
+            f"/api/models/{model.id}/predict.csv",
+            content=data,
+            headers={"content-type": "text/csv"},
+        )
+        assert response.status_code == 413
+        assert "TABPILOT_MAX_UPLOAD_MB" in response.json()["error"]["message"]
+
+
+def test_bad_row_in_a_later_chunk_stops_the_stream_naming_the_file_row(
+    client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    frame = features_of(bundle).astype({"x2": object})
+    frame.loc[frame.index[2500], "x2"] = "lots"
+    stream = prediction_service.start_csv_predictions(
+        ctx_of(client), model=model, stream=io.BytesIO(csv_bytes(frame)), chunk_bytes=50_000
+    )
+    with pytest.raises(InvalidInput) as caught:
+        b"".join(stream)
+    assert "row 2501" in caught.value.message
+    assert caught.value.details["rows"] == [2501]
+    assert 0 < caught.value.details["rows_predicted"] < 2500
+
+
+def test_csv_chunks_respect_quoted_line_breaks(
+    client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    bundle = bundles["binary"]
+    model = install_model(ctx_of(client), bundle)
+    frame = features_of(bundle).head(400).copy()
+    frame["note"] = [f'line one\nline "two" of {i}' for i in range(len(frame))]
+    data = csv_bytes(frame)
+    whole = prediction_service.start_csv_predictions(
+        ctx_of(client), model=model, stream=io.BytesIO(data)
+    )
+    chunked = prediction_service.start_csv_predictions(
+        ctx_of(client), model=model, stream=io.BytesIO(data), chunk_bytes=3000
+    )
+    assert b"".join(chunked) == b"".join(whole)
+    assert chunked.rows == whole.rows == 400
+
+
+# -- deploy keys ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def token_client(tmp_path: Path) -> Iterator[TestClient]:
+    prediction_service.predictor_cache().clear()
+    with make_app_client(tmp_path, auth="token") as c:
+        yield c
+
+
+def user(client: TestClient, name: str) -> tuple[str, dict[str, str]]:
+    record, token = create_user(ctx_of(client).metadata, name=name)
+    return record.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_deploy_key_predicts_with_its_model_only(
+    token_client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    client = token_client
+    alice, as_alice = user(client, "alice")
+    model = install_model(ctx_of(client), bundles["binary"], owner=alice)
+    other = install_model(ctx_of(client), bundles["binary"], owner=alice)
+    deployed = client.post(f"/api/models/{model.id}/deploy", headers=as_alice)
+    assert deployed.status_code == 200
+    key = deployed.json()["key"]
+    assert key.startswith("tpk_") and len(key) > 40
+    assert key not in json.dumps(ctx_of(client).metadata.get_model(model.id, owner=None).card)
+    assert ctx_of(client).metadata.get_model(model.id, owner=None).deploy_key_hash != key
+    assert client.get(f"/api/models/{model.id}", headers=as_alice).json()["deployed"] is True
+
+    with_key = {"Authorization": f"Bearer {key}"}
+    rows = json_rows(features_of(bundles["binary"]).head(3))
+    response = client.post(f"/api/models/{model.id}/predict", json={"rows": rows}, headers=with_key)
+    assert response.status_code == 200
+    csv_response = client.post(
+        f"/api/models/{model.id}/predict.csv",
+        content=csv_bytes(features_of(bundles["binary"]).head(3)),
+        headers={**with_key, "content-type": "text/csv"},
+    )
+    assert csv_response.status_code == 200
+
+    # Everything else is refused, and other models' existence is not revealed.
+    refused = [
+        client.post(f"/api/models/{other.id}/predict", json={"rows": rows}, headers=with_key),
+        client.post(
+            "/api/models/mdl_0000000000000000/predict", json={"rows": rows}, headers=with_key
+        ),
+        client.post(
+            f"/api/models/{other.id}/predict.csv",
+            content=b"x1\n1\n",
+            headers={**with_key, "content-type": "text/csv"},
+        ),
+        client.get("/api/models", headers=with_key),
+        client.get(f"/api/models/{model.id}", headers=with_key),
+        client.get(f"/api/models/{model.id}/files/model.onnx", headers=with_key),
+        client.post(f"/api/models/{model.id}/deploy", headers=with_key),
+        client.post(f"/api/models/{model.id}/undeploy", headers=with_key),
+        client.get("/api/jobs", headers=with_key),
+        client.get("/api/datasets", headers=with_key),
+    ]
+    for response in refused:
+        assert response.status_code in (401, 403), (response.request.url, response.status_code)
+        assert "error" in response.json()
+    assert refused[0].json() == refused[1].json()  # same answer whether the model exists
+
+
+def test_redeploy_replaces_and_undeploy_revokes_the_key(
+    token_client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    client = token_client
+    alice, as_alice = user(client, "alice")
+    model = install_model(ctx_of(client), bundles["binary"], owner=alice)
+    url = f"/api/models/{model.id}/predict"
+    rows = json_rows(features_of(bundles["binary"]).head(1))
+
+    def predict(key: str) -> int:
+        headers = {"Authorization": f"Bearer {key}"}
+        return client.post(url, json={"rows": rows}, headers=headers).status_code
+
+    first = client.post(f"/api/models/{model.id}/deploy", headers=as_alice).json()["key"]
+    second = client.post(f"/api/models/{model.id}/deploy", headers=as_alice).json()["key"]
+    assert first != second
+    assert predict(first) == 401
+    assert predict(second) == 200
+    undeployed = client.post(f"/api/models/{model.id}/undeploy", headers=as_alice)
+    assert undeployed.json() == {"model_id": model.id, "deployed": False}
+    assert predict(second) == 401
+    assert (
+        "revoked"
+        in client.post(
+            url, json={"rows": rows}, headers={"Authorization": f"Bearer {second}"}
+        ).json()["error"]["message"]
+    )
+    assert predict("tpk_" + "x" * 43) == 401
+    # The owner still predicts without a key.
+    assert client.post(url, json={"rows": rows}, headers=as_alice).status_code == 200
+
+
+def test_users_cannot_see_or_use_each_others_models(
+    token_client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    client = token_client
+    alice, as_alice = user(client, "alice")
+    _bob, as_bob = user(client, "bob")
+    model = install_model(ctx_of(client), bundles["binary"], owner=alice)
+    rows = json_rows(features_of(bundles["binary"]).head(1))
+    assert client.get("/api/models", headers=as_bob).json()["items"] == []
+    for response in (
+        client.get(f"/api/models/{model.id}", headers=as_bob),
+        client.get(f"/api/models/{model.id}/files/model.onnx", headers=as_bob),
+        client.post(f"/api/models/{model.id}/predict", json={"rows": rows}, headers=as_bob),
+        client.post(f"/api/models/{model.id}/deploy", headers=as_bob),
+        client.post(f"/api/models/{model.id}/undeploy", headers=as_bob),
+    ):
+        assert response.status_code == 404
+    assert client.get("/api/models", headers={}).status_code == 401
+    assert client.get(f"/api/models/{model.id}", headers=as_alice).status_code == 200
+
+
+# -- the session cache ---------------------------------------------------------------------------
+
+
+def test_more_models_than_the_cache_holds_still_predict(
+    client: TestClient, bundles: dict[str, Bundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = prediction_service.PredictorCache(max_models=3)
+    monkeypatch.setattr(prediction_service, "_default_cache", cache)
+    binary = [install_model(ctx_of(client), bundles["binary"]) for _ in range(3)]
+    regression = [install_model(ctx_of(client), bundles["regression"]) for _ in range(2)]
+    rows = json_rows(features_of(bundles["binary"]).head(5))
+    expected = {
+        "binary": engine_predictions(bundles["binary"], pd.DataFrame(rows)).labels,
+        "regression": engine_predictions(bundles["regression"], pd.DataFrame(rows)).labels,
+    }
+    for _ in range(2):
+        for task, models in (("binary", binary), ("regression", regression)):
+            for model in models:
+                body = client.post(f"/api/models/{model.id}/predict", json={"rows": rows}).json()
+                if task == "binary":
+                    assert body["predictions"] == expected[task], model.id
+                else:
+                    assert body["predictions"] == pytest.approx(expected[task]), model.id
+                assert len(cache) <= 3
+    assert len(cache) == 3
+    assert cache.loads == 10  # every model loaded again in the second round (LRU, bound 3)
+    assert [key[0] for key in cache.cached_keys()] == [m.id for m in binary[2:] + regression]
+
+
+def test_cache_reuses_sessions_and_reloads_a_changed_model(
+    client: TestClient, bundles: dict[str, Bundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = prediction_service.PredictorCache(max_models=2)
+    monkeypatch.setattr(prediction_service, "_default_cache", cache)
+    ctx = ctx_of(client)
+    model = install_model(ctx, bundles["binary"])
+    first = cache.get(model, ctx.artifacts)
+    assert cache.get(model, ctx.artifacts) is first
+    assert cache.loads == 1
+
+    # The model's files are replaced (same id, new card sha): the old session is dropped.
+    regression = bundles["regression"]
+    ctx.artifacts.put_file(f"{model.artifact_prefix}/model.onnx", regression.path / "model.onnx")
+    changed = ctx.metadata.update_model(model.id, owner=None, card=regression.card)
+    second = cache.get(changed, ctx.artifacts)
+    assert second is not first
+    assert cache.cached_keys() == [(model.id, prediction_service.model_onnx_sha256(changed))]
+
+
+def test_a_tampered_model_file_is_refused(client: TestClient, bundles: dict[str, Bundle]) -> None:
+    ctx = ctx_of(client)
+    model = install_model(ctx, bundles["binary"])
+    ctx.artifacts.put_file(
+        f"{model.artifact_prefix}/model.onnx", bundles["regression"].path / "model.onnx"
+    )
+    response = client.post(
+        f"/api/models/{model.id}/predict",
+        json={"rows": json_rows(features_of(bundles["binary"]).head(1))},
+    )
+    assert response.status_code == 409
+    assert "sha256" in response.json()["error"]["message"]
