@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# Until the service exists, the platform's main job is: train on a demo dataset and show it.
+# The whole platform on this machine: REST API (docs at http://127.0.0.1:8000/docs), local
+# workers, SQLite and files under ./tabpilot-data (TABPILOT_DATA_DIR to change it).
 run: setup
-	$(BIN)/tabpilot demo
+	$(BIN)/tabpilot serve
 
 test: setup
 	$(BIN)/ruff check src tests bench

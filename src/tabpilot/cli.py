@@ -452,7 +452,7 @@ def _settings_with(**overrides: Any) -> Any:
 )
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
     default=None,
     help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
 )
@@ -508,7 +508,7 @@ def users() -> None:
 @click.argument("name")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
     default=None,
     help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
 )
@@ -540,7 +540,7 @@ def users_create(name: str, data_dir: Path | None) -> None:
 @users.command("list")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
     default=None,
     help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
 )
@@ -573,7 +573,7 @@ def users_list(data_dir: Path | None, as_json: bool) -> None:
 @click.argument("name")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
     default=None,
     help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
 )

@@ -1,0 +1,281 @@
+"""Jobs: queue a training run, follow it (polling or Server-Sent Events), manage it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from tabpilot.api.auth import Owner, router_security
+from tabpilot.api.deps import Ctx
+from tabpilot.api.schemas import (
+    ERROR_RESPONSES,
+    ErrorEnvelope,
+    JobCreate,
+    JobCreated,
+    JobDeleted,
+    JobEventOut,
+    JobOut,
+    JobPage,
+    JobPatch,
+    event_out,
+    job_created,
+    job_out,
+)
+from tabpilot.context import AppContext
+from tabpilot.errors import NotFound
+from tabpilot.metadata.base import (
+    DEFAULT_JOB_SORT,
+    DEFAULT_PAGE_LIMIT,
+    JOB_SORT_KEYS,
+    MAX_PAGE_LIMIT,
+)
+from tabpilot.records import JobRecord
+from tabpilot.services import jobs as service
+
+router = APIRouter(
+    prefix="/api/jobs", tags=["jobs"], dependencies=router_security, responses=ERROR_RESPONSES
+)
+
+STREAM_POLL_SECONDS = 0.5
+STREAM_KEEPALIVE_SECONDS = 15.0
+CONFLICT = {409: {"model": ErrorEnvelope, "description": "Not allowed in the job's state."}}
+
+
+def _created_message(job: JobRecord) -> str:
+    spec = job.spec
+    parts = [f"Job {job.id} is queued: predict {spec.get('target')!r}"]
+    if spec.get("problem_type"):
+        parts.append(f"as a {spec['problem_type']} problem ({spec.get('problem_type_reason')})")
+    if spec.get("metric"):
+        parts.append(f"optimising {spec['metric']}")
+    message = ", ".join(parts)
+    message += (
+        f"; time budget {spec.get('time_budget', 0):.0f} s ({spec.get('time_budget_reason')})."
+    )
+    return message + f" Follow it at /api/jobs/{job.id} or /api/jobs/{job.id}/stream."
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobCreated,
+    summary="Queue a training job",
+    responses={404: {"model": ErrorEnvelope, "description": "No such dataset."}},
+)
+def create_job(body: JobCreate, ctx: Ctx, owner: Owner) -> JobCreated:
+    """Checks the request against the dataset's profile first (unknown target or columns, a
+    target with a single class, an unknown metric or estimator, a budget outside 5 to 86400 s
+    all answer 422 with what to fix), then queues the job and answers 202.
+
+    The reply's `spec` holds every automatic choice resolved (problem type, metric, time
+    budget) and `message` explains them. Poll `GET /api/jobs/{id}` or stream
+    `GET /api/jobs/{id}/stream` until the status is succeeded, failed or canceled; a succeeded
+    job's `model_id` names the model (`/api/models/{model_id}`).
+    """
+    request = service.JobRequest(
+        dataset_id=body.dataset_id,
+        target=body.target,
+        problem_type=body.problem_type,
+        metric=body.metric,
+        time_budget=body.time_budget,
+        include=body.include,
+        exclude=body.exclude,
+        estimators=body.estimators,
+        seed=body.seed,
+        tags=body.tags,
+        notes=body.notes,
+    )
+    job = service.create_job(ctx, owner=owner, request=request)
+    return job_created(job, _created_message(job))
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@router.get("", response_model=JobPage, summary="List jobs")
+def list_jobs(
+    ctx: Ctx,
+    owner: Owner,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            description="queued, running, succeeded, failed or canceled; several allowed "
+            "(status=failed&status=canceled or status=failed,canceled)."
+        ),
+    ] = None,
+    tag: Annotated[str | None, Query(description="Jobs carrying this exact tag.")] = None,
+    dataset_id: Annotated[str | None, Query(description="Jobs trained on this dataset.")] = None,
+    problem_type: Annotated[
+        str | None, Query(description="binary, multiclass or regression.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            description="Text search in ids, target, problem type, metric, dataset name, "
+            "tags and notes (case-insensitive)."
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(description="One of " + ", ".join(JOB_SORT_KEYS) + "; prefix - for descending."),
+    ] = DEFAULT_JOB_SORT,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page (same filters).")
+    ] = None,
+) -> JobPage:
+    """Your jobs matching every filter given, newest first by default; follow `next_cursor`."""
+    page = service.list_jobs(
+        ctx,
+        owner=owner,
+        status=_split(status),
+        tag=tag,
+        dataset_id=dataset_id,
+        problem_type=problem_type,
+        text=q,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return JobPage(items=[job_out(j) for j in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="A job: status, progress, result")
+def get_job(job_id: str, ctx: Ctx, owner: Owner) -> JobOut:
+    """`status`, the latest `progress` (phase, elapsed against budget, trials, estimator, best
+    score so far), `error` when failed and `model_id` when succeeded."""
+    return job_out(service.get_job(ctx, owner=owner, job_id=job_id))
+
+
+@router.get("/{job_id}/events", response_model=list[JobEventOut], summary="A job's event log")
+def list_job_events(
+    job_id: str,
+    ctx: Ctx,
+    owner: Owner,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger `seq`.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = MAX_PAGE_LIMIT,
+) -> list[JobEventOut]:
+    """Status changes, progress reports and log lines, oldest first. Poll with
+    `after=<last seq seen>` to get only new ones."""
+    events = service.list_job_events(ctx, owner=owner, job_id=job_id, after=after, limit=limit)
+    return [event_out(e) for e in events]
+
+
+def _sse(event: str, data: object, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _follow(
+    ctx: AppContext, owner: str, job_id: str, after: int, request: Request
+) -> AsyncIterator[str]:
+    seq = after
+    job = await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)
+    yield "retry: 2000\n\n"
+    yield _sse("job", job_out(job).model_dump(mode="json"))
+    last_sent = time.monotonic()
+    while True:
+        events = await run_in_threadpool(
+            service.list_job_events, ctx, owner=owner, job_id=job_id, after=seq
+        )
+        for event in events:
+            seq = event.seq
+            yield _sse(event.kind, event_out(event).model_dump(mode="json"), event.seq)
+            last_sent = time.monotonic()
+        if events:
+            continue  # there may be more than one page
+        try:
+            job = await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)
+        except NotFound:
+            yield _sse("end", {"id": job_id, "status": "deleted"})
+            return
+        if job.status.is_final:
+            # Events written between the last read and the final status.
+            for event in await run_in_threadpool(
+                service.list_job_events, ctx, owner=owner, job_id=job_id, after=seq
+            ):
+                yield _sse(event.kind, event_out(event).model_dump(mode="json"), event.seq)
+            yield _sse("end", job_out(job).model_dump(mode="json"))
+            return
+        if await request.is_disconnected():
+            return
+        if time.monotonic() - last_sent >= STREAM_KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+@router.get(
+    "/{job_id}/stream",
+    summary="Follow a job live (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
+)
+async def stream_job(
+    job_id: str,
+    request: Request,
+    ctx: Ctx,
+    owner: Owner,
+    after: Annotated[int, Query(ge=0, description="Replay only events after this seq.")] = 0,
+    last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> StreamingResponse:
+    """A `text/event-stream` (`curl -N URL/api/jobs/ID/stream`, or `EventSource` in a
+    browser): first an `event: job` with the job's current state, then the job's events
+    replayed from the start (or after `after` / `Last-Event-ID`) and followed live, each as
+    `event: status|progress|log` with `id: <seq>`; when the job ends, a final `event: end`
+    with the job's final state, and the stream closes."""
+    await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)  # 404 up front
+    if last_event_id and last_event_id.strip().isdigit():
+        after = max(after, int(last_event_id.strip()))
+    return StreamingResponse(
+        _follow(ctx, owner, job_id, after, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.patch("/{job_id}", response_model=JobOut, summary="Change a job's tags or notes")
+def update_job(job_id: str, body: JobPatch, ctx: Ctx, owner: Owner) -> JobOut:
+    """`tags` replaces the tags (at most 10, each at most 50 characters); `notes` replaces
+    the notes. Absent fields are left as they are."""
+    job = service.update_job(ctx, owner=owner, job_id=job_id, tags=body.tags, notes=body.notes)
+    return job_out(job)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", responses=CONFLICT)
+def cancel_job(job_id: str, ctx: Ctx, owner: Owner) -> JobOut:
+    """A queued job is canceled at once; a running one is canceled and its worker stopped.
+    409 if the job has already finished."""
+    return job_out(service.cancel_job(ctx, owner=owner, job_id=job_id))
+
+
+@router.delete("/{job_id}", response_model=JobDeleted, summary="Delete a job")
+def delete_job(job_id: str, ctx: Ctx, owner: Owner) -> JobDeleted:
+    """Cancels the job if it is queued or running, then deletes it with its event log, its
+    model and the model's files."""
+    service.delete_job(ctx, owner=owner, job_id=job_id)
+    return JobDeleted(id=job_id)
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=JobCreated,
+    summary="Retry a failed or canceled job",
+    responses=CONFLICT,
+)
+def retry_job(job_id: str, ctx: Ctx, owner: Owner) -> JobCreated:
+    """Queues a new job with the same dataset, spec, tags and notes; the old job stays as it
+    was. 409 unless the job failed or was canceled."""
+    job = service.retry_job(ctx, owner=owner, job_id=job_id)
+    return job_created(job, f"Retry of {job_id}. " + _created_message(job))

@@ -1,0 +1,138 @@
+"""Who is calling: the local user (`TABPILOT_AUTH=local`) or an API token's user (`token`).
+
+In local mode there is one user and no login: every record belongs to the name of the
+operating-system user running the server, and the server must listen on loopback only (see
+`check_bind_host`). In token mode each request carries `Authorization: Bearer <token>`; the
+token is looked up by its SHA-256 in the users table, so a deploy key (a prediction-only key
+whose hash lives on a model record, never in the users table) is not a user token.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from tabpilot.errors import InvalidInput, TabpilotError
+from tabpilot.metadata.base import MetadataStore
+from tabpilot.settings import Settings
+
+AuthMode = Literal["local", "token"]
+USER_TOKEN_PREFIX = "tpu_"
+"""User API tokens start with this, so people (and secret scanners) can tell them apart."""
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class Unauthenticated(TabpilotError):
+    """The request carries no valid user credentials (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller a request acts for.
+
+    Attributes:
+        owner: the value stamped on (and scoping) every record: the user's id in token mode,
+            the operating-system user name in local mode.
+        name: what to show, e.g. "alice".
+        auth: the mode that authenticated the caller.
+        user_id: the `UserRecord` id in token mode; None in local mode.
+    """
+
+    owner: str
+    name: str
+    auth: AuthMode
+    user_id: str | None = None
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 (hex) of a token; only this is ever stored.
+
+    Tokens carry 256 random bits, so an unsalted fast hash is safe: there is nothing to guess.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def local_owner() -> str:
+    """The operating-system user running this process (the owner in local mode)."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no passwd entry (some containers): fall back to the environment
+        name = os.environ.get("USER") or os.environ.get("USERNAME") or ""
+    return name.strip() or "local"
+
+
+def parse_bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value.
+
+    Raises:
+        Unauthenticated: the header is missing or is not a bearer token.
+    """
+    if not authorization or not authorization.strip():
+        raise Unauthenticated(
+            "This server needs an API token: send the header 'Authorization: Bearer <token>'. "
+            "An administrator creates one with: tabpilot users create NAME"
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <token>' (with the word Bearer, a space, "
+            "then your API token)"
+        )
+    return token
+
+
+def authenticate(
+    store: MetadataStore, *, mode: AuthMode | str, authorization: str | None
+) -> Principal:
+    """The principal of a request, from the auth mode and its Authorization header value.
+
+    Raises:
+        Unauthenticated: token mode and no valid user token (a deploy key is not one).
+    """
+    if mode == "local":
+        name = local_owner()
+        return Principal(owner=name, name=name, auth="local")
+    token = parse_bearer(authorization)
+    user = store.find_user_by_token_hash(hash_token(token))
+    if user is None:
+        raise Unauthenticated(
+            "The API token is not valid (it may have been mistyped or revoked; prediction keys "
+            "of deployed models only work for that model's predict endpoints). "
+            "Ask an administrator for a token: tabpilot users create NAME"
+        )
+    return Principal(owner=user.id, name=user.name, auth="token", user_id=user.id)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost; False for 0.0.0.0, a LAN address or a name."""
+    value = host.strip().strip("[]").lower()
+    if value in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(value).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_host(settings: Settings, host: str | None = None) -> None:
+    """Refuse to listen beyond loopback in local mode, where nobody has to log in.
+
+    Raises:
+        InvalidInput: `settings.auth` is "local" and the host is not a loopback address.
+    """
+    host = settings.host if host is None else host
+    if settings.auth == "local" and not is_loopback_host(host):
+        raise InvalidInput(
+            f'Refusing to listen on "{host}" with TABPILOT_AUTH=local: local mode has no login, '
+            "so anyone who can reach the port would own your data. Listen on 127.0.0.1, or set "
+            "TABPILOT_AUTH=token and create users with: tabpilot users create NAME",
+            details={"host": host, "auth": settings.auth},
+        )

@@ -1,0 +1,214 @@
+"""Jobs side by side: held-out metrics with the best marked, importance, configuration.
+
+Everything comes from each job's model card (`metrics.holdout`, `feature_importance`,
+`chosen`) and spec, so comparing never loads a model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from tabpilot.context import AppContext
+from tabpilot.errors import Conflict, InvalidInput
+from tabpilot.records import JobRecord, JobStatus, ModelRecord
+from tabpilot.services import check_id
+
+MAX_COMPARED = 20
+Direction = Literal["higher", "lower"]
+
+# Scores where a larger value is better; errors and losses are the opposite.
+HIGHER_IS_BETTER = frozenset(
+    {
+        "accuracy",
+        "balanced_accuracy",
+        "roc_auc",
+        "r2",
+        "f1",
+        "macro_f1",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "precision_weighted",
+        "recall_macro",
+        "recall_weighted",
+        "average_precision",
+    }
+)
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "mse", "brier"})
+
+# Spec keys that explain a value rather than configure the run.
+_EXPLANATORY_KEYS = frozenset({"time_budget_reason", "problem_type_reason"})
+
+
+def metric_direction(name: str) -> Direction | None:
+    """Whether a larger or a smaller value of the metric is better; None if unknown."""
+    if name in HIGHER_IS_BETTER:
+        return "higher"
+    if name in LOWER_IS_BETTER:
+        return "lower"
+    return None
+
+
+def parse_job_ids(value: str | list[str]) -> list[str]:
+    """Job ids from `a,b,c` (or a list of such strings), de-duplicated, in order."""
+    parts = value if isinstance(value, list) else [value]
+    ids = [p.strip() for part in parts for p in part.split(",") if p.strip()]
+    return list(dict.fromkeys(ids))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def compare_jobs(ctx: AppContext, *, owner: str, job_ids: list[str]) -> dict[str, Any]:
+    """Compare succeeded jobs.
+
+    Returns a dict with:
+        jobs: one summary per job (target, problem type, primary metric, chosen estimator).
+        metrics: one row per held-out metric: `values` by job id, `direction` ("higher" or
+            "lower" is better, None when unknown) and `best`, the job ids with the best value
+            (ties share it; empty when fewer than two jobs have the metric).
+        feature_importance: one row per feature, `values` by job id (None where a job did not
+            use it), most important first.
+        differences: configuration keys whose values differ, with `values` by job id.
+        same: configuration keys with the value all jobs share.
+        notes: caveats, e.g. jobs on different datasets.
+
+    Raises:
+        InvalidInput: fewer than two or more than `MAX_COMPARED` ids.
+        NotFound: an id is unknown (for this owner).
+        Conflict: a job has not succeeded (or has no model).
+    """
+    ids = [check_id("Job", i) for i in job_ids]
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise InvalidInput(
+            f"Give between 2 and {MAX_COMPARED} different job ids to compare "
+            f"(as jobs=ID1,ID2), not {len(ids)}"
+        )
+    jobs = [ctx.metadata.get_job(i, owner=owner) for i in ids]
+    unfinished = [j for j in jobs if j.status != JobStatus.SUCCEEDED or not j.model_id]
+    if unfinished:
+        shown = ", ".join(f"{j.id} ({j.status})" for j in unfinished)
+        raise Conflict(
+            f"Only succeeded jobs can be compared; these are not: {shown}",
+            details={"jobs": {j.id: str(j.status) for j in unfinished}},
+        )
+    models = [ctx.metadata.get_model(str(j.model_id), owner=owner) for j in jobs]
+    return {
+        "jobs": [_summary(j, m) for j, m in zip(jobs, models, strict=True)],
+        "metrics": compare_metrics(jobs, models),
+        "feature_importance": compare_importance(jobs, models),
+        **compare_configuration(jobs, models),
+        "notes": _notes(jobs, models),
+    }
+
+
+def _chosen(card: dict[str, Any]) -> str | None:
+    """What won, in words ("LightGBM found by the search"), else its short name."""
+    chosen = card.get("chosen") or {}
+    return chosen.get("description") or chosen.get("name")
+
+
+def _summary(job: JobRecord, model: ModelRecord) -> dict[str, Any]:
+    card = model.card
+    metric = card.get("metric") or {}
+    return {
+        "id": job.id,
+        "dataset_id": job.dataset_id,
+        "model_id": model.id,
+        "target": card.get("target", job.spec.get("target")),
+        "problem_type": card.get("problem_type", job.spec.get("problem_type")),
+        "metric": metric.get("name", job.spec.get("metric")),
+        "chosen_estimator": _chosen(card),
+        "tags": list(job.tags),
+        "created_at": job.created_at,
+    }
+
+
+def compare_metrics(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:
+    holdouts = [((m.card.get("metrics") or {}).get("holdout") or {}) for m in models]
+    names: list[str] = []
+    for holdout in holdouts:
+        names.extend(k for k, v in holdout.items() if _number(v) is not None and k not in names)
+    primary = {(m.card.get("metric") or {}).get("name") for m in models}
+    rows = []
+    for name in names:
+        values = {j.id: _number(h.get(name)) for j, h in zip(jobs, holdouts, strict=True)}
+        direction = metric_direction(name)
+        present = {k: v for k, v in values.items() if v is not None}
+        best: list[str] = []
+        if direction is not None and len(present) >= 2:
+            target = max(present.values()) if direction == "higher" else min(present.values())
+            best = [k for k, v in present.items() if math.isclose(v, target, rel_tol=1e-12)]
+        rows.append(
+            {
+                "name": name,
+                "direction": direction,
+                "primary": name in primary,
+                "values": values,
+                "best": best,
+            }
+        )
+    rows.sort(key=lambda r: not r["primary"])  # the optimised metric first; stable otherwise
+    return rows
+
+
+def compare_importance(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:
+    by_feature: dict[str, dict[str, float | None]] = {}
+    for job, model in zip(jobs, models, strict=True):
+        for entry in model.card.get("feature_importance") or []:
+            feature = str(entry.get("feature"))
+            row = by_feature.setdefault(feature, {j.id: None for j in jobs})
+            row[job.id] = _number(entry.get("importance"))
+
+    def weight(values: dict[str, float | None]) -> float:
+        return max((abs(x) for x in values.values() if x is not None), default=0.0)
+
+    ordered = sorted(by_feature.items(), key=lambda item: -weight(item[1]))
+    return [{"feature": f, "values": v} for f, v in ordered]
+
+
+def _configuration(job: JobRecord, model: ModelRecord) -> dict[str, Any]:
+    config = {k: v for k, v in job.spec.items() if k not in _EXPLANATORY_KEYS}
+    config["dataset_id"] = job.dataset_id
+    config["chosen_estimator"] = _chosen(model.card)
+    config["estimator_class"] = (model.card.get("estimator") or {}).get("class")
+    return config
+
+
+def compare_configuration(jobs: list[JobRecord], models: list[ModelRecord]) -> dict[str, Any]:
+    configs = [_configuration(j, m) for j, m in zip(jobs, models, strict=True)]
+    keys: list[str] = []
+    for config in configs:
+        keys.extend(k for k in config if k not in keys)
+    differences, same = [], {}
+    for key in keys:
+        values = [c.get(key) for c in configs]
+        if all(v == values[0] for v in values):
+            same[key] = values[0]
+        else:
+            differences.append(
+                {"key": key, "values": {j.id: v for j, v in zip(jobs, values, strict=True)}}
+            )
+    return {"differences": differences, "same": same}
+
+
+def _notes(jobs: list[JobRecord], models: list[ModelRecord]) -> list[str]:
+    notes = []
+    if len({j.dataset_id for j in jobs}) > 1:
+        notes.append(
+            "The jobs were trained on different datasets; their held-out rows differ, so "
+            "compare their metrics with care."
+        )
+    elif len({j.spec.get("seed") for j in jobs}) > 1:
+        notes.append(
+            "The jobs used different seeds, so each was evaluated on different held-out rows."
+        )
+    if len({m.card.get("target") for m in models}) > 1:
+        notes.append("The jobs predict different targets; their metrics are not comparable.")
+    if len({m.card.get("problem_type") for m in models}) > 1:
+        notes.append("The jobs solve different problem types.")
+    return notes

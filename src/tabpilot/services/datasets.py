@@ -1,0 +1,428 @@
+"""Datasets: uploaded CSV files, validated and profiled once, stored in the artifact store.
+
+An upload is received into a `StagedUpload` (a temporary file written chunk by chunk, hashed
+and size-checked as it arrives, so no upload is ever held in memory), then `create_dataset`
+reads it with the engine's CSV reader, profiles it, stores the file under
+`datasets/<id>/data.csv` (or `data.csv.gz` when the upload was gzip-compressed) and records it.
+
+The stored profile (`DatasetRecord.profile`) is `profile_frame(...).to_dict()` plus:
+- `columns[i].as_target`: the problem type the column would give as a target, with the reason
+  (`problem_type` is None when it cannot be a target, and the reason says why);
+- `warnings`: columns training would drop (identifiers, constants, mostly missing), missing
+  values, high-cardinality categories, duplicate rows, too few rows (leakage needs a target:
+  it is checked when a job is trained);
+- `preview`: the first rows, JSON-ready;
+- `file`: the artifact key, encoding, delimiter and compression the reader detected.
+
+Everything here is pandas and numpy only: the API process can run it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import pandas as pd
+
+from tabpilot.context import AppContext
+from tabpilot.engine.columns import MOSTLY_MISSING, detect_useless_column
+from tabpilot.engine.io import CsvTable, read_csv
+from tabpilot.engine.problem import detect_problem_type
+from tabpilot.engine.profiling import ColumnKind, DatasetProfile, profile_frame
+from tabpilot.engine.reports import render_eda_report
+from tabpilot.engine.serialize import to_jsonable
+from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound
+from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
+from tabpilot.records import DatasetRecord
+from tabpilot.services import check_id
+from tabpilot.storage.base import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+PREVIEW_ROWS = 20
+HIGH_CARDINALITY = 50
+MIN_ROWS = 10  # the engine refuses to train on fewer rows
+MAX_NAME_LENGTH = 200
+MAX_FILENAME_LENGTH = 255
+UPLOAD_DIR = "uploads"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class UploadTooLarge(InvalidInput):
+    """The upload is bigger than `TABPILOT_MAX_UPLOAD_MB` (HTTP 413)."""
+
+    code = "too_large"
+
+
+def upload_too_large(limit_bytes: int) -> UploadTooLarge:
+    mib = limit_bytes / (1024 * 1024)
+    return UploadTooLarge(
+        f"The upload is larger than this server's limit of {mib:,.0f} MiB. Upload a smaller "
+        "file (gzip-compressing it as .csv.gz often helps), or raise TABPILOT_MAX_UPLOAD_MB.",
+        details={"max_upload_bytes": limit_bytes},
+    )
+
+
+def clean_filename(raw: str | None) -> str:
+    """A display name for an uploaded file: its last path segment, without control characters.
+
+    The name is only ever shown; stored files get fixed keys, so no name can point anywhere.
+    """
+    name = re.split(r"[\\/]", raw or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".")
+    return name[:MAX_FILENAME_LENGTH] or "upload.csv"
+
+
+def default_dataset_name(filename: str) -> str:
+    name = re.sub(r"(\.csv)?(\.gz)?$", "", filename, flags=re.IGNORECASE)
+    return (name or filename)[:MAX_NAME_LENGTH]
+
+
+def data_key(dataset_id: str, *, compressed: bool = False) -> str:
+    """Where a dataset's file lives in the artifact store (see `jobs/base.py`)."""
+    return f"datasets/{dataset_id}/data.csv" + (".gz" if compressed else "")
+
+
+def dataset_file_key(record: DatasetRecord) -> str:
+    """The artifact key of a recorded dataset's CSV file."""
+    key = record.profile.get("file", {}).get("key") if isinstance(record.profile, dict) else None
+    return key if isinstance(key, str) and key else data_key(record.id)
+
+
+def eda_key(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/eda.html"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}"
+
+
+class StagedUpload:
+    """An upload being received: written to a temporary file in chunks, hashed as it arrives.
+
+    Use as a context manager; the temporary file is removed on exit whatever happened.
+
+    Raises (from `write`):
+        UploadTooLarge: as soon as more than `limit_bytes` have arrived.
+    """
+
+    def __init__(self, *, directory: Path, filename: str | None, limit_bytes: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
+        self._file = os.fdopen(fd, "wb")
+        self.path = Path(name)
+        self.filename = clean_filename(filename)
+        self.limit_bytes = limit_bytes
+        self.n_bytes = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        if self.n_bytes + len(chunk) > self.limit_bytes:
+            raise upload_too_large(self.limit_bytes)
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.n_bytes += len(chunk)
+
+    def finish(self) -> None:
+        """Flush and close the file; call once every chunk is written."""
+        if not self._file.closed:
+            self._file.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        self.finish()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()
+
+
+def upload_directory(ctx: AppContext) -> Path:
+    """Where uploads are staged: inside the data directory, which settings checked is writable."""
+    return ctx.settings.data_dir / UPLOAD_DIR
+
+
+def stage_upload(ctx: AppContext, *, filename: str | None) -> StagedUpload:
+    """A `StagedUpload` with this server's directory and size limit."""
+    return StagedUpload(
+        directory=upload_directory(ctx),
+        filename=filename,
+        limit_bytes=ctx.settings.max_upload_bytes,
+    )
+
+
+# -- creating ----------------------------------------------------------------------------------
+
+
+def create_dataset(
+    ctx: AppContext, *, owner: str, upload: StagedUpload, name: str | None = None
+) -> DatasetRecord:
+    """Validate, profile, store and record a received upload. Slow for big files: call it
+    from a worker thread, never on an event loop.
+
+    Raises:
+        DataFileError: the file is not a readable CSV; the message names the uploaded file
+            (never a server path) and, where known, the line.
+        InvalidInput: the name is too long.
+    """
+    upload.finish()
+    shown_name = (name or "").strip() or default_dataset_name(upload.filename)
+    if len(shown_name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"The dataset name is longer than {MAX_NAME_LENGTH} characters")
+    if upload.n_bytes == 0:
+        raise DataFileError(
+            "is empty; upload a CSV file with a header row and data rows", path=upload.filename
+        )
+    table = read_upload(upload)
+    profile = describe_dataset(table.frame)
+    record = DatasetRecord(
+        owner=owner,
+        name=shown_name,
+        filename=upload.filename,
+        sha256=upload.sha256,
+        n_bytes=upload.n_bytes,
+        n_rows=int(profile["n_rows"]),
+        n_columns=int(profile["n_columns"]),
+        profile=profile,
+    )
+    key = data_key(record.id, compressed=table.compressed)
+    profile["file"] = {
+        "key": key,
+        "encoding": table.encoding,
+        "delimiter": table.delimiter,
+        "compressed": table.compressed,
+    }
+    ctx.artifacts.put_file(key, upload.path)
+    try:
+        return ctx.metadata.create_dataset(record)
+    except BaseException:
+        ctx.artifacts.delete_prefix(dataset_prefix(record.id))
+        raise
+
+
+def read_upload(upload: StagedUpload) -> CsvTable:
+    """`read_csv` on the staged file, with errors naming the uploaded file, not the temp path."""
+    try:
+        return read_csv(upload.path)
+    except DataFileError as exc:
+        raise renamed_data_error(exc, server_path=str(upload.path), shown=upload.filename) from None
+
+
+def renamed_data_error(exc: DataFileError, *, server_path: str, shown: str) -> DataFileError:
+    """The same error with every mention of `server_path` replaced by `shown`."""
+    error = DataFileError(exc.message.replace(server_path, shown))
+    error.path = shown
+    error.line = exc.line
+    error.details = {
+        k: (v.replace(server_path, shown) if isinstance(v, str) else v)
+        for k, v in exc.details.items()
+    }
+    error.details["path"] = shown
+    return error
+
+
+def describe_dataset(frame: pd.DataFrame) -> dict[str, Any]:
+    """The stored profile: columns with kinds, statistics and target suitability, warnings and a
+    preview (see the module docstring)."""
+    profile = profile_frame(frame)
+    out = profile.to_dict()
+    for column in out["columns"]:
+        column["as_target"] = describe_as_target(frame[column["name"]])
+    out["warnings"] = build_warnings(profile)
+    out["preview"] = build_preview(frame)
+    return to_jsonable(out)
+
+
+def describe_as_target(series: pd.Series) -> dict[str, Any]:
+    """The problem type `series` would give as a target, or None with the reason it cannot."""
+    try:
+        decision = detect_problem_type(series)
+    except InvalidInput as exc:
+        return {"problem_type": None, "reason": exc.message, "n_classes": None}
+    return decision.to_dict()
+
+
+def build_warnings(profile: DatasetProfile) -> list[dict[str, Any]]:
+    """Column problems a person should see before choosing a target."""
+    warnings: list[dict[str, Any]] = []
+    n_rows = profile.n_rows
+    if n_rows < MIN_ROWS:
+        warnings.append(
+            {
+                "column": None,
+                "kind": "too_few_rows",
+                "detail": f"only {n_rows} data row(s); training needs at least {MIN_ROWS}",
+            }
+        )
+    if profile.n_duplicate_rows:
+        warnings.append(
+            {
+                "column": None,
+                "kind": "duplicate_rows",
+                "detail": f"{profile.n_duplicate_rows:,} row(s) repeat an earlier row exactly",
+            }
+        )
+    for col in profile.columns:
+        useless = detect_useless_column(col, n_rows)
+        if useless is not None:
+            warnings.append(
+                {
+                    "column": col.name,
+                    "kind": useless.reason,
+                    "detail": f"{useless.detail}; it will not be used as a feature unless you "
+                    "include it",
+                }
+            )
+            continue
+        if col.n_missing and col.missing_fraction < MOSTLY_MISSING:
+            warnings.append(
+                {
+                    "column": col.name,
+                    "kind": "missing",
+                    "detail": f"{col.n_missing:,} of {n_rows:,} rows "
+                    f"({col.missing_fraction:.1%}) are missing",
+                }
+            )
+        if col.kind == ColumnKind.CATEGORICAL and col.n_distinct > HIGH_CARDINALITY:
+            warnings.append(
+                {
+                    "column": col.name,
+                    "kind": "high_cardinality",
+                    "detail": f"{col.n_distinct:,} distinct values; only the most frequent "
+                    "are learned from, the rest count as 'other'",
+                }
+            )
+    return warnings
+
+
+def build_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dict[str, Any]:
+    head = frame.head(rows)
+    values = [[_cell(v) for v in row] for row in head.itertuples(index=False, name=None)]
+    return {"columns": [str(c) for c in frame.columns], "rows": values}
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return to_jsonable(value)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def get_dataset(ctx: AppContext, *, owner: str, dataset_id: str) -> DatasetRecord:
+    """Raises `NotFound` if missing or owned by someone else."""
+    return ctx.metadata.get_dataset(check_id("Dataset", dataset_id), owner=owner)
+
+
+def list_datasets(
+    ctx: AppContext, *, owner: str, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+) -> Page[DatasetRecord]:
+    """Newest first."""
+    return ctx.metadata.list_datasets(owner=owner, limit=limit, cursor=cursor)
+
+
+@contextlib.contextmanager
+def local_copy(artifacts: ArtifactStore, key: str, *, directory: Path) -> Iterator[Path]:
+    """A local file holding `key`: the store's own file when it is local, else a temporary copy."""
+    hint = artifacts.local_path_hint(key)
+    if hint is not None:
+        yield hint
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix="copy-"))
+    try:
+        yield artifacts.get_file(key, tmp / key.rsplit("/", 1)[-1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes:
+    """The dataset's EDA report (HTML), rendered on first request and then kept in the store.
+
+    Slow for big files the first time: call it from a worker thread.
+    """
+    record = get_dataset(ctx, owner=owner, dataset_id=dataset_id)
+    key = eda_key(record.id)
+    with contextlib.suppress(NotFound):
+        return ctx.artifacts.get_bytes(key)
+    data = dataset_file_key(record)
+    with local_copy(ctx.artifacts, data, directory=upload_directory(ctx)) as path:
+        try:
+            table = read_csv(path)
+        except DataFileError as exc:
+            raise renamed_data_error(exc, server_path=str(path), shown=record.filename) from None
+    html = render_eda_report(table.frame, profile_frame(table.frame), title=record.name)
+    body = html.encode("utf-8")
+    ctx.artifacts.put_bytes(key, body)
+    return body
+
+
+# -- deleting ----------------------------------------------------------------------------------
+
+
+def list_dataset_job_ids(ctx: AppContext, *, owner: str, dataset_id: str) -> list[str]:
+    """Every job (of this owner) trained on the dataset."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = ctx.metadata.list_jobs(
+            owner=owner, dataset_id=dataset_id, limit=1000, cursor=cursor, sort="created_at"
+        )
+        ids.extend(job.id for job in page.items)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def delete_dataset(
+    ctx: AppContext, *, owner: str, dataset_id: str, force: bool = False
+) -> list[str]:
+    """Delete a dataset and its files; returns the ids of the jobs deleted with it.
+
+    Raises:
+        Conflict: jobs use the dataset and `force` is False (`details["jobs"]` lists them).
+    """
+    from tabpilot.services.jobs import delete_job
+
+    record = get_dataset(ctx, owner=owner, dataset_id=dataset_id)
+    job_ids = list_dataset_job_ids(ctx, owner=owner, dataset_id=record.id)
+    if job_ids and not force:
+        shown = ", ".join(job_ids[:10]) + (", ..." if len(job_ids) > 10 else "")
+        raise Conflict(
+            f'Dataset "{record.id}" is used by {len(job_ids)} job(s) ({shown}). Delete those '
+            "jobs first, or delete the dataset with force=true to delete them (and their "
+            "models) too.",
+            details={"jobs": job_ids},
+        )
+    for job_id in job_ids:
+        with contextlib.suppress(NotFound):  # deleted meanwhile: that is what we want
+            delete_job(ctx, owner=owner, job_id=job_id)
+    ctx.metadata.delete_dataset(record.id, owner=owner)
+    try:
+        ctx.artifacts.delete_prefix(dataset_prefix(record.id))
+    except Exception:  # the record is gone; leftover files are only disk space
+        log.exception("could not delete the files of dataset %s", record.id)
+    return job_ids

@@ -1,0 +1,140 @@
+"""Job validation against a stored profile, without HTTP; the mirrored engine tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tabpilot.errors import InvalidInput
+from tabpilot.records import DatasetRecord
+from tabpilot.services import jobs
+from tabpilot.services.datasets import describe_dataset
+from tests.conftest import make_mixed_frame
+
+
+def test_mirrored_tables_match_the_engine() -> None:
+    from tabpilot.engine.metrics import DEFAULT_METRIC, METRICS
+    from tabpilot.engine.train import ESTIMATORS
+
+    assert jobs.ESTIMATORS == ESTIMATORS
+    assert {
+        name: tuple(str(p) for p in spec.problems) for name, spec in METRICS.items()
+    } == jobs.METRIC_PROBLEMS
+    assert {str(k): v for k, v in DEFAULT_METRIC.items()} == jobs.DEFAULT_METRIC
+
+
+@pytest.fixture(scope="module")
+def dataset() -> DatasetRecord:
+    frame = make_mixed_frame(200, seed=4, task="multiclass")
+    frame["amount"] = frame["x2"] * 10
+    profile = describe_dataset(frame)
+    return DatasetRecord(
+        owner="me",
+        name="shop",
+        filename="shop.csv",
+        sha256="0" * 64,
+        n_bytes=1,
+        n_rows=len(frame),
+        n_columns=frame.shape[1],
+        profile=profile,
+    )
+
+
+def spec(dataset: DatasetRecord, **fields: Any) -> dict[str, Any]:
+    return jobs.build_job_spec(dataset, jobs.JobRequest(dataset_id=dataset.id, **fields))
+
+
+def test_spec_resolves_every_automatic_choice(dataset: DatasetRecord) -> None:
+    result = spec(dataset, target="label")
+    assert result["problem_type"] == "multiclass"
+    assert "3 distinct integer codes" in result["problem_type_reason"]
+    assert result["metric"] == "log_loss"
+    assert result["time_budget"] == 30.0
+    assert result["estimators"] is None and result["include"] == [] and result["seed"] == 0
+    assert result["dataset_name"] == "shop"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [("classification", "multiclass"), ("multiclass", "multiclass"), ("regression", "regression")],
+)
+def test_problem_type_override_uses_the_engine_rules(
+    dataset: DatasetRecord, override: str, expected: str
+) -> None:
+    result = spec(dataset, target="label", problem_type=override)
+    assert result["problem_type"] == expected
+    assert result["problem_type_reason"].startswith("chosen by the user")
+    default = {"multiclass": "log_loss", "regression": "rmse"}[expected]
+    assert result["metric"] == default
+
+
+def test_binary_override_on_three_classes_is_refused(dataset: DatasetRecord) -> None:
+    with pytest.raises(InvalidInput, match="exactly 2 classes") as caught:
+        spec(dataset, target="label", problem_type="binary")
+    assert set(caught.value.details["problems"]) == {"problem_type"}
+
+
+def test_many_valued_number_cannot_be_classification(dataset: DatasetRecord) -> None:
+    frame = make_mixed_frame(400, seed=4)
+    frame["amount"] = range(400)
+    record = DatasetRecord(
+        owner="me",
+        name="n",
+        filename="n.csv",
+        sha256="0" * 64,
+        n_bytes=1,
+        n_rows=400,
+        n_columns=frame.shape[1],
+        profile=describe_dataset(frame),
+    )
+    with pytest.raises(InvalidInput, match="too many classes"):
+        spec(record, target="amount", problem_type="multiclass")
+    assert spec(record, target="amount")["problem_type"] == "regression"
+
+
+def test_auto_budget_counts_only_usable_features(dataset: DatasetRecord) -> None:
+    everything = spec(dataset, target="label")
+    assert "features" in everything["time_budget_reason"]
+    n_usable = int(everything["time_budget_reason"].split(" x ")[1].split(" ")[0])
+    columns = [c["name"] for c in dataset.profile["columns"]]
+    assert n_usable < len(columns) - 1  # the identifier and the constant are not counted
+    fewer = spec(dataset, target="label", exclude=["x1"])
+    assert f" x {n_usable - 1} features" in fewer["time_budget_reason"]
+
+
+def test_tags_and_notes_rules() -> None:
+    assert jobs.normalize_tags([" a ", "a", "b"]) == ["a", "b"]
+    with pytest.raises(InvalidInput, match="at most 10"):
+        jobs.normalize_tags([str(i) for i in range(11)])
+    assert len(jobs.normalize_tags(["x"] * 50)) == 1
+    with pytest.raises(InvalidInput, match="at most 50"):
+        jobs.normalize_tags(["x" * 51])
+    with pytest.raises(InvalidInput, match="control"):
+        jobs.normalize_tags(["a\nb"])
+    with pytest.raises(InvalidInput, match="empty"):
+        jobs.normalize_tags(["  "])
+    with pytest.raises(InvalidInput):
+        jobs.check_notes("x" * (jobs.MAX_NOTES_LENGTH + 1))
+
+
+def test_a_profile_without_target_descriptions_still_validates_names() -> None:
+    record = DatasetRecord(
+        owner="me",
+        name="old",
+        filename="old.csv",
+        sha256="0" * 64,
+        n_bytes=1,
+        n_rows=100,
+        n_columns=2,
+        profile={
+            "columns": [
+                {"name": "a", "kind": "numeric", "dtype": "float64", "n_distinct": 90},
+                {"name": "y", "kind": "numeric", "dtype": "float64", "n_distinct": 80},
+            ]
+        },
+    )
+    result = spec(record, target="y")
+    assert result["problem_type"] is None and result["metric"] is None
+    with pytest.raises(InvalidInput, match="not found"):
+        spec(record, target="z")
