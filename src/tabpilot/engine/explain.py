@@ -6,6 +6,7 @@ so its importance is that of the column the user knows.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ import pandas as pd
 from tabpilot.engine.inputs import FeatureSpec
 
 MAX_ROWS = 5000
+MIN_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class FeatureImportance:
 
 
 def compute_permutation_importance(
-    score_fn: Callable[[pd.DataFrame], float],
+    score_fn: Callable[[pd.DataFrame, np.ndarray], float],
     prepared: pd.DataFrame,
+    y: np.ndarray,
     features: list[FeatureSpec],
     *,
     greater_is_better: bool,
@@ -41,16 +44,29 @@ def compute_permutation_importance(
     """Importance of each feature, and a note on how it was computed.
 
     Args:
-        score_fn: scores the model on prepared input rows (the held-out split).
-        prepared: the held-out rows as model input columns (at most MAX_ROWS of them is
-            plenty; the caller samples, since `score_fn` must know which rows it scores).
+        score_fn: scores the model on prepared input rows and their targets.
+        prepared: the held-out rows as model input columns.
+        y: their targets.
         features: the raw features, whose input columns are shuffled together.
         greater_is_better: direction of `score_fn`; importance is always "higher matters more".
         time_limit: seconds to spend; repeats stop early when it runs out (at least one).
     """
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    base = score_fn(prepared)
+    if len(prepared) > MAX_ROWS:
+        keep = rng.choice(len(prepared), MAX_ROWS, replace=False)
+        prepared, y = prepared.iloc[keep], y[keep]
+    base = score_fn(prepared, y)
+    # One repeat scores every feature once: shrink the sample until that fits the limit
+    # (slow models, such as many-class ensembles, would otherwise blow the budget).
+    per_score = time.perf_counter() - started
+    fits = time_limit / max(per_score * (len(features) + 1), 1e-9)
+    if fits < 1.0 and len(prepared) > MIN_ROWS:
+        n = max(MIN_ROWS, int(len(prepared) * fits * 0.8))
+        keep = rng.choice(len(prepared), n, replace=False)
+        # A rare class absent from the smaller sample makes some metrics fail: keep all rows.
+        with contextlib.suppress(ValueError):
+            base, prepared, y = score_fn(prepared.iloc[keep], y[keep]), prepared.iloc[keep], y[keep]
     sign = 1.0 if greater_is_better else -1.0
     drops: dict[str, list[float]] = {f.name: [] for f in features}
     repeats = 0
@@ -60,7 +76,7 @@ def compute_permutation_importance(
             shuffled = prepared.copy()
             order = rng.permutation(len(prepared))
             shuffled[cols] = prepared[cols].iloc[order].to_numpy()
-            drops[spec.name].append(sign * (base - score_fn(shuffled)))
+            drops[spec.name].append(sign * (base - score_fn(shuffled, y)))
         repeats += 1
         elapsed = time.perf_counter() - started
         if elapsed * (repeats + 1) / repeats > time_limit:

@@ -36,7 +36,6 @@ from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
-from tabpilot.engine.explain import MAX_ROWS as MAX_IMPORTANCE_ROWS
 from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.inputs import input_columns, prepare_frame
 from tabpilot.engine.metrics import (
@@ -66,9 +65,11 @@ ESTIMATORS: dict[str, str] = {
 MIN_ROWS = 10
 # Share of the time left after preparation that goes to the search; the rest pays for
 # evaluation, importance, the refit on all rows, export and reports, which cost little on
-# small data and more on large: from SEARCH_SHARE_SMALL down to SEARCH_SHARE_LARGE at
-# LARGE_ROWS training rows.
-SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE, LARGE_ROWS = 0.85, 0.7, 50_000
+# small data and more on large (above all the refit on all rows, which is worth more than
+# the end of the search): from SEARCH_SHARE_SMALL at SMALL_ROWS training rows down to
+# SEARCH_SHARE_LARGE at LARGE_ROWS.
+SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE = 0.85, 0.6
+SMALL_ROWS, LARGE_ROWS = 2_000, 20_000
 # The best configuration of up to this many estimator kinds is averaged into an ensemble.
 ENSEMBLE_SIZE = 3
 # Up to this many training rows, candidates are chosen by CV_FOLDS-fold cross-validation on
@@ -381,15 +382,10 @@ class _Trainer:
 
         t = time.perf_counter()
         self.emit("explaining", "permutation importance on held-out rows")
-        sample = np.arange(len(test_idx))
-        if len(sample) > MAX_IMPORTANCE_ROWS:
-            sample = np.random.default_rng(opts.seed).choice(
-                sample, MAX_IMPORTANCE_ROWS, replace=False
-            )
-        y_sample = y_test[sample]
         importance, importance_note = compute_permutation_importance(
-            lambda X: score(metric, y_sample, *_predict(chosen.pipeline, X, classes)),
-            X_test.iloc[sample],
+            lambda X, y_rows: score(metric, y_rows, *_predict(chosen.pipeline, X, classes)),
+            X_test,
+            y_test,
             plan.features,
             greater_is_better=metric.greater_is_better,
             seed=opts.seed,
@@ -493,7 +489,7 @@ class _Trainer:
     ) -> _SearchOutcome:
         names = list(self.options.estimators or ESTIMATORS)
         time_left = self.left()
-        size = min(1.0, len(X) / LARGE_ROWS)
+        size = min(1.0, max(0.0, (len(X) - SMALL_ROWS) / (LARGE_ROWS - SMALL_ROWS)))
         share = SEARCH_SHARE_SMALL - (SEARCH_SHARE_SMALL - SEARCH_SHARE_LARGE) * size
         search_budget = max(1.0, time_left * share - 1.0)
         self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
