@@ -80,9 +80,10 @@ CV_SELECTION_ROWS, CV_FOLDS = 5_000, 5
 ENSEMBLE_TOLERANCE = 0.05
 # Below this many rows every model trains on one thread.
 PARALLEL_ROWS = 50_000
-# Optional held-out candidates are only fitted while they can finish before this share of
-# the budget; the rest pays for importance, the refit, export and reports.
-EVALUATION_DEADLINE = 0.75
+# Optional candidates are only fitted while they can finish before the search's share of
+# the budget plus this share of what is left; the rest pays for importance, the refit,
+# export and reports.
+EVALUATION_SHARE = 0.5
 
 
 @dataclass
@@ -206,6 +207,7 @@ class _Trainer:
         self.timings: dict[str, float] = {}
         self.decisions: list[str] = []
         self.n_jobs = max(1, os.cpu_count() or 1)
+        self.search_share = SEARCH_SHARE_LARGE
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -327,7 +329,8 @@ class _Trainer:
             expected = proxy if cost is None else cost
             if folds is not None:
                 expected *= 1 + len(folds)
-            late = self.elapsed() + expected > self.budget * EVALUATION_DEADLINE
+            deadline = self.search_share + (1 - self.search_share) * EVALUATION_SHARE
+            late = self.elapsed() + expected > self.budget * deadline
             if late and name not in ("search", "baseline"):
                 self.decisions.append(
                     f"{description[:1].upper()}{description[1:]} was not compared: its fit "
@@ -396,7 +399,7 @@ class _Trainer:
         t = time.perf_counter()
         final = chosen.pipeline
         # The refit costs about one fit on 25% more rows; the export and reports follow it.
-        refit_cost = chosen.fit_seconds * (1 + opts.test_size) * 1.2 + 1.0
+        refit_cost = chosen.fit_seconds * (1 + opts.test_size) * 1.2 + 0.2
         refit = self.left() - refit_cost > 0.1 * self.budget
         if refit:
             self.emit("refitting", "refitting the chosen model on all rows")
@@ -491,6 +494,7 @@ class _Trainer:
         time_left = self.left()
         size = min(1.0, max(0.0, (len(X) - SMALL_ROWS) / (LARGE_ROWS - SMALL_ROWS)))
         share = SEARCH_SHARE_SMALL - (SEARCH_SHARE_SMALL - SEARCH_SHARE_LARGE) * size
+        self.search_share = share
         search_budget = max(1.0, time_left * share - 1.0)
         self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
         return run_search(
@@ -545,7 +549,7 @@ class _Trainer:
                 "default_lgbm",
                 "LightGBM with its default settings",
                 default_lightgbm(problem, seed=opts.seed, n_jobs=self.n_jobs),
-                0.5 + n_rows * n_cols * 100 * per_class * 2e-8,
+                0.05 + n_rows * n_cols * 100 * per_class * 2e-8,
             )
         )
         wanted = opts.estimators or tuple(ESTIMATORS)
@@ -557,7 +561,7 @@ class _Trainer:
                     "default_linear",
                     "linear model with default settings",
                     default_linear(problem),
-                    0.2 + n_rows * n_cols * per_class * 1e-6,
+                    0.02 + n_rows * n_cols * per_class * 1e-6,
                 )
             )
         ranked = sorted(
