@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SESSION_CACHE_SIZE = 8
 """How many models keep an ONNX session in memory; the least recently used is dropped first."""
 
-CSV_CHUNK_BYTES = 8 << 20
+CSV_CHUNK_BYTES = 4 << 20
 """About this many bytes of CSV are parsed and predicted at a time (tens of thousands of rows)."""
 
 MAX_RECORD_BYTES = 64 << 20
@@ -190,6 +190,11 @@ class ServingModel:
     ) -> PredictionResult:
         """Predict a frame of raw columns, as `OnnxPredictor.predict` does."""
         started = time.perf_counter() if started is None else started
+        feed, ignored = self.prepare_feed(frame)
+        return self.run_feed(feed, ignored, started)
+
+    def prepare_feed(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Validate a frame of raw columns and build the ONNX feed; also the ignored columns."""
         frame = frame.rename(columns=str)
         ignored = self.predictor.check_columns(list(frame.columns))
         if len(frame) == 0:
@@ -202,6 +207,12 @@ class ServingModel:
                 feed[name] = values.to_numpy(dtype=np.float32).reshape(-1, 1)
             else:
                 feed[name] = values.to_numpy(dtype=object).reshape(-1, 1)
+        return feed, ignored
+
+    def run_feed(
+        self, feed: dict[str, np.ndarray], ignored: list[str], started: float
+    ) -> PredictionResult:
+        """Run the graph on a prepared feed; `started` is when this prediction began."""
         return self._run(feed, ignored, started)
 
     # -- internals -----------------------------------------------------------------------
@@ -460,13 +471,23 @@ def _check_batch(n_rows: int) -> None:
 # -- CSV -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _PreparedChunk:
+    feed: dict[str, np.ndarray]
+    ignored: list[str]
+    started: float
+
+
 class CsvPredictionStream:
     """Predictions of a CSV file as CSV bytes, chunk by chunk; iterate it once.
 
-    The first chunk is already predicted when this object exists. If a later chunk is
-    invalid, iteration raises `InvalidInput` with row numbers counted in the whole file: the
-    HTTP response then ends without its final chunk, which every client reports as an
-    incomplete (failed) response rather than a short, valid-looking CSV.
+    The first chunk is already predicted when this object exists. While the model runs on
+    one chunk, the next is read and validated in a second thread (onnxruntime and pyarrow
+    release the GIL), so parsing hides behind inference instead of adding to it.
+
+    If a later chunk is invalid, iteration raises `InvalidInput` with row numbers counted in
+    the whole file: the HTTP response then ends without its final chunk, which every client
+    reports as an incomplete (failed) response rather than a short, valid-looking CSV.
     """
 
     media_type = "text/csv; charset=utf-8"
@@ -475,34 +496,43 @@ class CsvPredictionStream:
         self._serving = serving
         self._chunks = chunks
         self._header = header
-        self.rows = 0
+        self.rows = 0  # rows read and validated so far
         self._header_lines = header.count(b"\n")
         self._lines = self._header_lines  # physical lines of the file before the next chunk
         self.ignored_columns: list[str] = []
         self.seconds = 0.0
-        first = next(chunks, None)
+        first = self._prepare_next()
         if first is None:
             # The engine's reader says best what is wrong: empty, binary, or no data rows.
             from tabpilot.engine.io import read_csv_bytes
 
             read_csv_bytes(header, name="the uploaded CSV")
             raise InvalidInput("The CSV has no data rows; add at least one row to predict.")
-        result = self._predict(first)
-        self.ignored_columns = result.ignored_columns
-        self._first = result.to_csv_bytes(header=True)
+        self.ignored_columns = first.ignored
+        self._first = self._run(first).to_csv_bytes(header=True)
 
     def __iter__(self) -> Iterator[bytes]:
+        from concurrent.futures import ThreadPoolExecutor
+
         yield self._first
         self._first = b""
-        for chunk in self._chunks:
-            yield self._predict(chunk).to_csv_bytes(header=False)
+        with ThreadPoolExecutor(1, thread_name_prefix="tabpilot-csv") as pool:
+            pending = pool.submit(self._prepare_next)
+            while (chunk := pending.result()) is not None:
+                pending = pool.submit(self._prepare_next)
+                yield self._run(chunk).to_csv_bytes(header=False)
 
-    def _predict(self, chunk: bytes) -> PredictionResult:
+    def _prepare_next(self) -> _PreparedChunk | None:
+        """Read, parse and validate the next chunk (in order: one caller at a time)."""
         from tabpilot.engine.io import read_csv_bytes
 
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return None
+        started = time.perf_counter()
         try:
             table = read_csv_bytes(self._header + chunk, name="the uploaded CSV")
-            result = self._serving.predict_frame(table.frame)
+            feed, ignored = self._serving.prepare_feed(table.frame)
         except InvalidInput as exc:
             if self.rows:
                 log.warning("predict.csv stopped: %s", exc.message)
@@ -511,7 +541,11 @@ class CsvPredictionStream:
                 ) from None
             raise
         self._lines += chunk.count(b"\n")
-        self.rows += result.n_rows
+        self.rows += len(table.frame)
+        return _PreparedChunk(feed, ignored, started)
+
+    def _run(self, chunk: _PreparedChunk) -> PredictionResult:
+        result = self._serving.run_feed(chunk.feed, chunk.ignored, chunk.started)
         self.seconds += result.seconds
         return result
 
