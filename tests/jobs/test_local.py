@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def test_jobs_run_in_child_processes_oldest_first_and_start_fast(
     _, runner = start_runner(workers=1, poll_seconds=60)
     dataset = add_dataset(ctx)
     first, second = add_job(ctx, dataset), add_job(ctx, dataset, seed=1)
+    time.sleep(3)  # the slot's spare child imports the ML libraries meanwhile
 
     submitted = utc_now()
     runner.submit(second.id)  # the runner still takes the oldest queued job first
@@ -83,6 +85,10 @@ def test_jobs_run_in_child_processes_oldest_first_and_start_fast(
     a, b = _job(ctx, first.id), _job(ctx, second.id)
     assert (a.status, b.status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED), (a.error, b.error)
     assert (a.started_at - submitted).total_seconds() < 2.0
+    # Training itself starts at once too: the warm spare has nothing left to import.
+    events = ctx.metadata.list_job_events(first.id, owner=OWNER)
+    reading = next(e for e in events if e.kind == "log" and e.data["phase"] == "reading")
+    assert (reading.at - submitted).total_seconds() < 2.0
     assert b.started_at >= a.finished_at
     for job in (a, b):
         model = ctx.metadata.get_model(job.model_id, owner=OWNER)
@@ -178,6 +184,31 @@ def test_jobs_left_running_by_a_dead_process_are_reaped_at_start(
 
 
 @pytest.mark.slow
+def test_a_restarted_runner_takes_over_the_jobs_of_the_stopped_one(
+    ctx: AppContext, start_runner: StartRunner
+) -> None:
+    _, old = start_runner(workers=1)
+    job = add_job(ctx, add_dataset(ctx), time_budget=60.0)
+    old.submit(job.id)
+    pid = wait_for(lambda: old.running().get(job.id), timeout=10, what="the child")
+    wait_for(lambda: _training(ctx, job.id), timeout=30, what="training")
+
+    old.stop()  # a server shutting down: its children die with it, the leases are released
+    assert not pid_alive(pid)
+    _, new = start_runner(workers=1)
+
+    # No waiting for the lease to run out: the new runner retries the job at once.
+    retried = _job(ctx, job.id)
+    assert retried.attempts == 2 or retried.status == JobStatus.QUEUED
+    assert retried.lease_owner in (None, *new.worker_ids)
+    messages = [
+        e.data.get("message", "") for e in ctx.metadata.list_job_events(job.id, owner=OWNER)
+    ]
+    assert "the worker stopped while training" in messages
+    assert any("queued again (attempt 2 of 2)" in m for m in messages)
+
+
+@pytest.mark.slow
 def test_killed_worker_process_is_reaped_by_another_runner(
     ctx: AppContext, settings: Settings, start_runner: StartRunner, tmp_path: Path
 ) -> None:
@@ -195,7 +226,8 @@ def test_killed_worker_process_is_reaped_by_another_runner(
         job = add_job(ctx, add_dataset(ctx), time_budget=60.0)
         wait_for(lambda: _training(ctx, job.id), timeout=30, what="the worker to train")
         lost_worker = _job(ctx, job.id).lease_owner
-        assert lost_worker.startswith("local-") and processes_with(lost_worker)
+        its_children = f"--parent-pid {worker.pid}"  # only job processes have it
+        assert lost_worker.startswith("local-") and processes_with(its_children)
         start_runner(workers=1)  # the survivor: a server's runner, say
 
         worker.kill()
@@ -216,7 +248,7 @@ def test_killed_worker_process_is_reaped_by_another_runner(
             r.startswith("worker lost: the process running this job stopped") for r in reasons
         )
         # The orphaned child noticed its parent was gone and stopped itself.
-        wait_for(lambda: not processes_with(lost_worker), timeout=5, what="the orphan to stop")
+        wait_for(lambda: not processes_with(its_children), timeout=5, what="the orphans to stop")
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -18,7 +18,8 @@ def test_inline_and_local_runners_are_built_from_their_uris() -> None:
     assert isinstance(build_runner("inline://"), InlineRunner)
     local = build_runner("local://")
     assert isinstance(local, LocalRunner) and local.workers == 1
-    assert build_runner("local://?workers=3").workers == 3
+    assert local.warm and build_runner("local://?workers=3").workers == 3
+    assert not build_runner("local://?workers=2&warm=0").warm
 
 
 @pytest.mark.parametrize(
@@ -26,13 +27,14 @@ def test_inline_and_local_runners_are_built_from_their_uris() -> None:
     [
         ("batch://queue?job_definition=x", "(batch://) is not built yet"),
         ("local://?workers=0", "at least 1"),
+        ("local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
         ("ray://cluster", 'Unsupported job runner "ray"'),
     ],
 )
 def test_unusable_runner_uris_say_what_to_use(uri: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=re.escape(message)) as err:
         build_runner(uri)
-    assert "inline://" in err.value.message or "workers" in err.value.message
+    assert "TABPILOT_RUNNER_URI" in err.value.message or "inline://" in err.value.message
 
 
 def test_runner_modules_do_not_import_the_ml_libraries() -> None:
