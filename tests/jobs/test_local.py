@@ -155,6 +155,20 @@ def test_cancel_kills_the_child_and_leaves_the_job_canceled(
     assert ctx.metadata.list_models(owner=OWNER).items == []
 
 
+def test_a_job_running_far_past_its_budget_is_stopped_and_failed(
+    ctx: AppContext, start_runner: StartRunner
+) -> None:
+    _, runner = start_runner(workers=1, overtime_grace=-9.5)  # 2 x 5 s - 9.5 s: half a second
+    job = add_job(ctx, add_dataset(ctx))
+    runner.submit(job.id)
+    done = wait_for(
+        lambda: (j := _job(ctx, job.id)).status.is_final and j, timeout=15, what="the stop"
+    )
+    assert done.status == JobStatus.FAILED and done.attempts == 1
+    assert done.error.startswith("training was stopped after 0 s, far beyond its time budget")
+    wait_for(lambda: runner.running() == {}, timeout=5, what="the slot to free up")
+
+
 def test_jobs_left_running_by_a_dead_process_are_reaped_at_start(
     ctx: AppContext, start_runner: StartRunner
 ) -> None:

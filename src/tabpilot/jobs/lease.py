@@ -53,8 +53,12 @@ def describe_exit(returncode: int) -> str:
     return text
 
 
-def give_up_job(metadata: MetadataStore, job: JobRecord, *, reason: str) -> JobRecord | None:
+def give_up_job(
+    metadata: MetadataStore, job: JobRecord, *, reason: str, retry: bool = True
+) -> JobRecord | None:
     """A RUNNING job lost its worker: queue it again if it has an attempt left, else fail it.
+
+    `retry=False` fails it whatever its attempts (a retry would only repeat the problem).
 
     Guarded on the job's current status and lease owner, so when several reapers race only
     one acts, and a job canceled or finished meanwhile is left alone.
@@ -64,7 +68,7 @@ def give_up_job(metadata: MetadataStore, job: JobRecord, *, reason: str) -> JobR
     """
     guard = {"if_status": [JobStatus.RUNNING], "if_lease_owner": job.lease_owner}
     try:
-        if job.attempts < MAX_ATTEMPTS:
+        if retry and job.attempts < MAX_ATTEMPTS:
             updated = metadata.update_job(
                 job.id,
                 owner=None,

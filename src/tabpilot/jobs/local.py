@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tabpilot.jobs")
 
 KILL_WAIT_SECONDS = 30.0
+MAX_AUTO_BUDGET = 600.0  # engine.budget.auto_budget never chooses more
 
 
 @dataclass
@@ -86,7 +87,9 @@ class LocalRunner(JobRunner):
         reap_seconds: how often expired leases are reaped.
         warm: keep one spare child per slot with the ML libraries already imported, so a job
             starts training at once instead of after about two seconds of imports (at the
-            cost of that process's memory, about 200 MB, while idle).
+            cost of that process's memory, about 300 MB, while idle).
+        overtime_grace: a job still running `2 x budget + overtime_grace` seconds after it
+            started is presumed hung: its process is killed and the job failed (no retry).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class LocalRunner(JobRunner):
         poll_seconds: float = 1.0,
         reap_seconds: float = 1.0,
         warm: bool = True,
+        overtime_grace: float = 300.0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
@@ -107,6 +111,7 @@ class LocalRunner(JobRunner):
         self.poll_seconds = poll_seconds
         self.reap_seconds = reap_seconds
         self.warm = warm
+        self.overtime_grace = overtime_grace
         self._ctx: AppContext | None = None
         self._slots: list[_Slot] = []
         self._threads: list[threading.Thread] = []
@@ -286,6 +291,7 @@ class LocalRunner(JobRunner):
         """Heartbeat while the child runs; kill it when the job is no longer ours."""
         meta = self.ctx.metadata
         next_beat = time.monotonic() + self.heartbeat_seconds
+        deadline = time.monotonic() + overtime_limit(job, grace=self.overtime_grace)
         while True:
             try:
                 return None, process.wait(timeout=0.2)
@@ -296,6 +302,8 @@ class LocalRunner(JobRunner):
                 why = "stopping"
             elif slot.cancel.is_set():
                 why = "canceled"
+            elif time.monotonic() > deadline:
+                why = "overtime"
             elif time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_seconds
                 try:
@@ -352,6 +360,14 @@ class LocalRunner(JobRunner):
             except (Conflict, NotFound):
                 pass
             return
+        if why_killed == "overtime":
+            limit = overtime_limit(job, grace=self.overtime_grace)
+            reason = (
+                f"training was stopped after {limit:.0f} s, far beyond its time budget; "
+                "try again with fewer rows or columns, and report it if it happens again"
+            )
+            give_up_job(meta, current, reason=reason, retry=False)
+            return
         if returncode < 0:
             reason = f"training process was killed ({describe_exit(returncode)})"
         else:
@@ -361,6 +377,16 @@ class LocalRunner(JobRunner):
             )
         if give_up_job(meta, current, reason=reason) is not None:
             self._wake_all()
+
+
+def overtime_limit(job: JobRecord, *, grace: float = 300.0) -> float:
+    """Seconds after which a job's process is presumed hung and stopped: twice its budget
+    (or the longest automatic budget) plus `grace` (reports and export take time too)."""
+    try:
+        budget = float(job.spec.get("time_budget") or MAX_AUTO_BUDGET)
+    except (TypeError, ValueError):
+        budget = MAX_AUTO_BUDGET
+    return 2 * budget + grace
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
