@@ -30,6 +30,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -79,6 +80,8 @@ class PredictionResult:
     seconds: float = 0.0
     # Classes of mixed or unusual types (booleans) are written to CSV as Python prints them.
     labels_as_text: bool = False
+    class_index: np.ndarray | None = None  # each row's class, by position in the classes
+    label_classes: list[Any] = field(default_factory=list)  # the classes, as in the card
 
     @property
     def n_rows(self) -> int:
@@ -101,8 +104,12 @@ class PredictionResult:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        labels = self.label_values
-        array = pa.array(labels.astype(str) if self.labels_as_text else labels)
+        if self.class_index is not None:
+            # Labels by index into the classes: no Python object per row.
+            classes = self.class_names if self.labels_as_text else self.label_classes
+            array = pa.array(classes).take(pa.array(self.class_index))
+        else:
+            array = pa.array(self.label_values)
         columns = {"prediction": array}
         if self.probabilities is not None:
             for i, name in enumerate(self.class_names):
@@ -199,14 +206,24 @@ class ServingModel:
         ignored = self.predictor.check_columns(list(frame.columns))
         if len(frame) == 0:
             raise InvalidInput("No rows to predict: the input has a header but no data rows.")
-        prepared = prepare_frame(frame, self.features, strict=True)
+        # Columns whose conversion is plain are converted here, the rest by the engine.
+        direct: dict[str, np.ndarray] = {}
+        rest: list[FeatureSpec] = []
+        for spec in self.features:
+            values = _direct_values(spec, frame[spec.name])
+            if values is None:
+                rest.append(spec)
+            else:
+                direct[spec.name] = values
+        prepared = prepare_frame(frame, rest, strict=True) if rest else None
         feed: dict[str, np.ndarray] = {}
         for name, column, numeric in self._inputs:
-            values = prepared[column]
-            if numeric:
-                feed[name] = values.to_numpy(dtype=np.float32).reshape(-1, 1)
+            if column in direct:
+                values = direct[column]
             else:
-                feed[name] = values.to_numpy(dtype=object).reshape(-1, 1)
+                assert prepared is not None
+                values = prepared[column].to_numpy(dtype=np.float64 if numeric else object)
+            feed[name] = values.astype(np.float32 if numeric else object, copy=False).reshape(-1, 1)
         return feed, ignored
 
     def run_feed(
@@ -227,7 +244,8 @@ class ServingModel:
                 values, None, [], ignored, seconds=time.perf_counter() - started
             )
         proba = np.asarray(results[1], dtype="float64")
-        labels = self._class_array[proba.argmax(axis=1)]
+        index = proba.argmax(axis=1)
+        labels = self._class_array[index]
         return PredictionResult(
             labels,
             proba,
@@ -235,6 +253,8 @@ class ServingModel:
             ignored,
             seconds=time.perf_counter() - started,
             labels_as_text=self._labels_as_text,
+            class_index=index,
+            label_classes=self.classes or [],
         )
 
     def _fast_feed(self, row: dict[str, Any]) -> dict[str, np.ndarray] | None:
@@ -300,6 +320,32 @@ def _fast_value(kind: str, value: Any) -> Any:
         if text == "":
             return math.nan
     return _UNSURE
+
+
+def _direct_values(spec: FeatureSpec, series: pd.Series) -> np.ndarray | None:
+    """What `prepare_frame` gives for this column when that is a plain conversion, else None.
+
+    Numbers stay numbers (as float64, NaN for missing); a text column read by pyarrow feeds a
+    string input as its values with "" for missing, straight from Arrow memory (the engine's
+    way goes through a second string array). Anything else is left to the engine.
+    """
+    dtype = series.dtype
+    if spec.kind == "numeric":
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            return series.to_numpy(dtype="float64", na_value=np.nan)
+        return None
+    arrow = (
+        spec.kind in _STRING_KINDS
+        and isinstance(dtype, pd.StringDtype)
+        and dtype.storage == "pyarrow"
+        and hasattr(series.array, "__arrow_array__")
+    )
+    if arrow:
+        import pyarrow.compute as pc
+
+        values = pc.fill_null(series.array.__arrow_array__(), "")
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+    return None
 
 
 def _fast_datetime_parts(spec: FeatureSpec, value: Any) -> dict[str, float] | None:
@@ -512,15 +558,24 @@ class CsvPredictionStream:
         self._first = self._run(first).to_csv_bytes(header=True)
 
     def __iter__(self) -> Iterator[bytes]:
-        from concurrent.futures import ThreadPoolExecutor
-
         yield self._first
         self._first = b""
-        with ThreadPoolExecutor(1, thread_name_prefix="tabpilot-csv") as pool:
-            pending = pool.submit(self._prepare_next)
+        # Three stages in step: chunk k+1 is read and validated, and chunk k-1 written as
+        # CSV, while the model runs on chunk k; so the model is never kept waiting.
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="tabpilot-csv-read") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="tabpilot-csv-write") as writer,
+        ):
+            pending = reader.submit(self._prepare_next)
+            written: Future[bytes] | None = None
             while (chunk := pending.result()) is not None:
-                pending = pool.submit(self._prepare_next)
-                yield self._run(chunk).to_csv_bytes(header=False)
+                pending = reader.submit(self._prepare_next)
+                result = self._run(chunk)
+                if written is not None:
+                    yield written.result()
+                written = writer.submit(result.to_csv_bytes, header=False)
+            if written is not None:
+                yield written.result()
 
     def _prepare_next(self) -> _PreparedChunk | None:
         """Read, parse and validate the next chunk (in order: one caller at a time)."""
