@@ -1,7 +1,9 @@
 """Service benchmark: the running server on loopback, each figure beside its floor.
 
 Starts a real `tabpilot serve` (local auth, one local worker) on a free loopback port with a
-temporary data directory, trains a model through the API on a synthetic table, then measures:
+temporary data directory, trains a model through the API on a synthetic table, adds a 300-tree
+LightGBM refitted on that model's preprocessing (issue 3's throughput reference), then
+measures, for both models where it applies:
 
 - single-row predict latency p50/p99 over HTTP (httpx, sequential, after a warm-up), beside a
   trivial FastAPI JSON route served by a separate uvicorn process to the same client;
@@ -13,8 +15,8 @@ temporary data directory, trains a model through the API on a synthetic table, t
   1 GB CSV, generated on the fly, is uploaded;
 - the delay from job creation to training start (`started_at - created_at`).
 
-    python bench/service.py            # the full run (about 5 to 10 minutes on 2 cores)
-    python bench/service.py --quick    # a smoke run: smaller data, fewer requests
+    python bench/service.py            # the full run (about 2 minutes on 2 cores)
+    python bench/service.py --quick    # a smoke run (about 40 s): smaller data, fewer requests
 
 Everything runs on 127.0.0.1 and every loop is bounded. Targets are those of issue 3; see
 bench/README.md.
