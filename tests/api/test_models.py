@@ -613,11 +613,16 @@ def test_bad_row_in_a_later_chunk_stops_the_stream_naming_the_file_row(
     stream = prediction_service.start_csv_predictions(
         ctx_of(client), model=model, stream=io.BytesIO(csv_bytes(frame)), chunk_bytes=50_000
     )
+    delivered = []
     with pytest.raises(InvalidInput) as caught:
-        b"".join(stream)
+        for piece in stream:
+            delivered.append(piece)
     assert "row 2501" in caught.value.message
     assert caught.value.details["rows"] == [2501]
-    assert 0 < caught.value.details["rows_predicted"] < 2500
+    predicted = caught.value.details["rows_predicted"]
+    assert 0 < predicted < 2500
+    # Every row before the bad chunk was delivered, and nothing after it.
+    assert len(read_predictions(b"".join(delivered))) == predicted
 
 
 def test_csv_chunks_respect_quoted_line_breaks(

@@ -568,7 +568,16 @@ class CsvPredictionStream:
         ):
             pending = reader.submit(self._prepare_next)
             written: Future[bytes] | None = None
-            while (chunk := pending.result()) is not None:
+            while True:
+                try:
+                    chunk = pending.result()
+                except InvalidInput:
+                    # Deliver every row before the bad one, then stop the stream.
+                    if written is not None:
+                        yield written.result()
+                    raise
+                if chunk is None:
+                    break
                 pending = reader.submit(self._prepare_next)
                 result = self._run(chunk)
                 if written is not None:
