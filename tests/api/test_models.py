@@ -709,6 +709,22 @@ def test_deploy_key_predicts_with_its_model_only(
     assert refused[0].json() == refused[1].json()  # same answer whether the model exists
 
 
+def test_deploy_key_reaches_nothing_else_in_local_mode(
+    client: TestClient, bundles: dict[str, Bundle]
+) -> None:
+    model = install_model(ctx_of(client), bundles["binary"], owner=local_owner())
+    key = client.post(f"/api/models/{model.id}/deploy").json()["key"]
+    with_key = {"Authorization": f"Bearer {key}"}
+    rows = json_rows(features_of(bundles["binary"]).head(2))
+    ok = client.post(f"/api/models/{model.id}/predict", json={"rows": rows}, headers=with_key)
+    assert ok.status_code == 200
+    for path in ("/api/jobs", "/api/datasets"):
+        refused = client.get(path, headers=with_key)
+        assert refused.status_code == 401, path
+        assert "only works for its model's predict endpoints" in refused.json()["error"]["message"]
+    assert client.get("/api/models", headers=with_key).status_code in (401, 403)
+
+
 def test_redeploy_replaces_and_undeploy_revokes_the_key(
     token_client: TestClient, bundles: dict[str, Bundle]
 ) -> None:

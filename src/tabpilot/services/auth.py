@@ -18,6 +18,7 @@ from typing import Literal
 
 from tabpilot.errors import InvalidInput, TabpilotError
 from tabpilot.metadata.base import MetadataStore
+from tabpilot.services.models import DEPLOY_KEY_PREFIX
 from tabpilot.settings import Settings
 
 AuthMode = Literal["local", "token"]
@@ -98,6 +99,13 @@ def authenticate(
         Unauthenticated: token mode and no valid user token (a deploy key is not one).
     """
     if mode == "local":
+        # A deploy key scopes its bearer to one model's predictions, even where no login is
+        # needed: an application holding one must not reach anything else.
+        if authorization and parse_bearer(authorization).startswith(DEPLOY_KEY_PREFIX):
+            raise Unauthenticated(
+                "A prediction key only works for its model's predict endpoints; "
+                "this endpoint needs no key on this server, so send none."
+            )
         name = local_owner()
         return Principal(owner=name, name=name, auth="local")
     token = parse_bearer(authorization)
