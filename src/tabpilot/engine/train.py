@@ -68,7 +68,10 @@ MIN_ROWS = 10
 # small data and more on large (above all the refit on all rows, which is worth more than
 # the end of the search): from SEARCH_SHARE_SMALL at SMALL_ROWS training rows down to
 # SEARCH_SHARE_LARGE at LARGE_ROWS.
-SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE = 0.85, 0.6
+SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE = 0.8, 0.6
+# The refit on all rows happens if this share of the budget is still left after it, for the
+# export and the reports.
+REFIT_RESERVE = 0.06
 SMALL_ROWS, LARGE_ROWS = 2_000, 20_000
 # The best configuration of up to this many estimator kinds is averaged into an ensemble.
 ENSEMBLE_SIZE = 3
@@ -400,7 +403,7 @@ class _Trainer:
         final = chosen.pipeline
         # The refit costs about one fit on 25% more rows; the export and reports follow it.
         refit_cost = chosen.fit_seconds * (1 + opts.test_size) * 1.2 + 0.2
-        refit = self.left() - refit_cost > 0.1 * self.budget
+        refit = self.left() - refit_cost > REFIT_RESERVE * self.budget
         if refit:
             self.emit("refitting", "refitting the chosen model on all rows")
             final = clone(chosen.pipeline)
