@@ -55,6 +55,16 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# Every service command can point at a data directory; the settings check it and name
+# any problem, so click only parses a path here.
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
+)
+
+
 def _split_names(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -386,12 +396,7 @@ def demo(time_budget: float, out: Path) -> None:
     default=None,
     help="Jobs to run at once. Default: workers=N of TABPILOT_RUNNER_URI if local://, else 1.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
-)
+@data_dir_option
 @friendly_errors
 def worker(workers: int | None, data_dir: Path | None) -> None:
     """Run queued jobs in this process, against the configured stores, until Ctrl-C.
@@ -450,12 +455,7 @@ def _settings_with(**overrides: Any) -> Any:
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="TCP port (TABPILOT_PORT; 8000)."
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
-    default=None,
-    help="Directory of the default SQLite database and artifacts (TABPILOT_DATA_DIR).",
-)
+@data_dir_option
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -506,12 +506,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("name")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
-    default=None,
-    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
-)
+@data_dir_option
 @friendly_errors
 def users_create(name: str, data_dir: Path | None) -> None:
     """Create the user NAME and print their API token (shown this once; only a hash is kept)."""
@@ -538,12 +533,7 @@ def users_create(name: str, data_dir: Path | None) -> None:
 
 
 @users.command("list")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
-    default=None,
-    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
-)
+@data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @friendly_errors
 def users_list(data_dir: Path | None, as_json: bool) -> None:
@@ -571,12 +561,7 @@ def users_list(data_dir: Path | None, as_json: bool) -> None:
 
 @users.command("rotate")
 @click.argument("name")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),  # checked by the settings, which name the problem
-    default=None,
-    help="Directory of the default SQLite database (TABPILOT_DATA_DIR).",
-)
+@data_dir_option
 @friendly_errors
 def users_rotate(name: str, data_dir: Path | None) -> None:
     """Give the user NAME a new API token (printed once); the old one stops working."""
