@@ -1,4 +1,4 @@
-"""Job validation against a stored profile, without HTTP; the mirrored engine tables."""
+"""Job validation against a stored profile, without HTTP."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ from tabpilot.services.datasets import describe_dataset
 from tests.conftest import make_mixed_frame
 
 
-def test_mirrored_tables_match_the_engine() -> None:
-    from tabpilot.engine.metrics import DEFAULT_METRIC, METRICS
-    from tabpilot.engine.train import ESTIMATORS
+def test_job_validation_uses_the_engine_tables_without_training_libraries() -> None:
+    import subprocess
+    import sys
 
-    assert jobs.ESTIMATORS == ESTIMATORS
-    assert {
-        name: tuple(str(p) for p in spec.problems) for name, spec in METRICS.items()
-    } == jobs.METRIC_PROBLEMS
-    assert {str(k): v for k, v in DEFAULT_METRIC.items()} == jobs.DEFAULT_METRIC
+    code = (
+        "import sys; import tabpilot.services.jobs as j; "
+        "from tabpilot.engine.choices import ESTIMATORS; assert j.ESTIMATORS is ESTIMATORS; "
+        "bad = [m for m in ('flaml', 'sklearn', 'lightgbm', 'xgboost') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert jobs.METRIC_PROBLEMS["f1"] == ("binary",)
+    assert jobs.DEFAULT_METRIC["multiclass"] == "log_loss"
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
+from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.inputs import input_columns, prepare_frame
@@ -54,14 +55,6 @@ from tabpilot.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-# Our estimator names -> what a person reads.
-ESTIMATORS: dict[str, str] = {
-    "lgbm": "LightGBM",
-    "xgboost": "XGBoost",
-    "rf": "random forest",
-    "extra_tree": "extra trees",
-    "linear": "linear model",
-}
 MIN_ROWS = 10
 # Share of the time left after preparation that goes to the search; the rest pays for
 # evaluation, importance, the refit on all rows, export and reports, which cost little on

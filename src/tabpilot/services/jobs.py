@@ -26,6 +26,8 @@ import pandas as pd
 
 from tabpilot.context import AppContext
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
+from tabpilot.engine.choices import DEFAULT_METRIC as ENGINE_DEFAULT_METRIC
+from tabpilot.engine.choices import ESTIMATORS, METRICS
 from tabpilot.engine.columns import detect_useless_column
 from tabpilot.engine.problem import MAX_CLASSES, detect_problem_type
 from tabpilot.engine.profiling import ColumnKind, ColumnProfile
@@ -43,27 +45,11 @@ MAX_SEED = 2**31 - 1
 
 PROBLEM_TYPES = ("binary", "multiclass", "regression", "classification")
 
-# These mirror engine.train.ESTIMATORS and engine.metrics.METRICS, which import scikit-learn
-# and FLAML and so cannot be imported by the API process; a test keeps them in step.
-ESTIMATORS: dict[str, str] = {
-    "lgbm": "LightGBM",
-    "xgboost": "XGBoost",
-    "rf": "random forest",
-    "extra_tree": "extra trees",
-    "linear": "linear model",
-}
+# The engine's own choice tables (engine.choices imports no training library).
 METRIC_PROBLEMS: dict[str, tuple[str, ...]] = {
-    "roc_auc": ("binary", "multiclass"),
-    "log_loss": ("binary", "multiclass"),
-    "accuracy": ("binary", "multiclass"),
-    "f1": ("binary",),
-    "macro_f1": ("binary", "multiclass"),
-    "rmse": ("regression",),
-    "mae": ("regression",),
-    "r2": ("regression",),
-    "mape": ("regression",),
+    name: tuple(str(p) for p in spec.problems) for name, spec in METRICS.items()
 }
-DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+DEFAULT_METRIC = {str(k): v for k, v in ENGINE_DEFAULT_METRIC.items()}
 
 CANCELABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELED})
