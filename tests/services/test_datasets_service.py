@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from tabpilot.services.datasets import (
     clean_filename,
     default_dataset_name,
     describe_dataset,
-    read_upload,
+    inspect_file,
+    inspect_upload,
 )
+from tabpilot.services.isolated import ChildFailed, call_in_child
 
 
 def test_staged_upload_hashes_and_limits(tmp_path: Path) -> None:
@@ -63,11 +66,53 @@ def test_read_errors_name_the_upload_not_the_temp_file(tmp_path: Path) -> None:
         upload.write(b"a,b\n1,2\n3,4,5\n")
         upload.finish()
         with pytest.raises(DataFileError) as caught:
-            read_upload(upload)
+            inspect_upload(upload)
     error = caught.value
     assert error.message.startswith("mine.csv")
     assert str(tmp_path) not in error.message and str(tmp_path) not in str(error.details)
     assert error.details["path"] == "mine.csv" and error.line == 3
+
+
+def test_big_uploads_are_inspected_in_a_child_with_the_same_result_and_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the threshold the work runs in a child process: same profile, same errors."""
+    import tabpilot.services.datasets as datasets
+
+    body = b"x;y;label\n" + b"".join(f"{i};{i % 7};{'ab'[i % 2]}\n".encode() for i in range(50))
+    with StagedUpload(directory=tmp_path, filename="big.csv", limit_bytes=10**6) as upload:
+        upload.write(body)
+        upload.finish()
+        in_thread = inspect_upload(upload)
+        monkeypatch.setattr(datasets, "ISOLATE_ABOVE_BYTES", 0)
+        in_child = inspect_upload(upload)
+    assert in_child == in_thread
+    assert in_child["n_rows"] == 50 and in_child["file"]["delimiter"] == ";"
+
+    with StagedUpload(directory=tmp_path, filename="bad.csv", limit_bytes=1000) as upload:
+        upload.write(b"a,b\n1,2\n3,4,5\n")
+        upload.finish()
+        with pytest.raises(DataFileError) as caught:
+            inspect_upload(upload)
+    error = caught.value
+    assert type(error) is DataFileError
+    assert error.message.startswith("bad.csv, line 3") and error.line == 3
+    assert str(tmp_path) not in error.message and error.details["path"] == "bad.csv"
+
+
+def test_a_child_that_dies_is_a_clear_error() -> None:
+    with pytest.raises(ChildFailed, match="stopped before finishing"):
+        call_in_child(os._exit, 3, what="testing")
+    with pytest.raises(ChildFailed, match="Testing failed unexpectedly: ZeroDivisionError"):
+        call_in_child(divmod, 1, 0, what="testing")
+
+
+def test_inspect_file_reports_what_the_reader_detected(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("a\tb\n1\t\xe9\n2\tx\n".encode("cp1252"))
+    facts = inspect_file(str(path))["file"]
+    assert facts["delimiter"] == "\t" and facts["compressed"] is False
+    assert facts["encoding"] in {"cp1252", "latin-1"}
 
 
 def test_describe_dataset_warnings_targets_and_preview() -> None:

@@ -33,6 +33,7 @@ from tabpilot.errors import (
 )
 from tabpilot.services.auth import Unauthenticated
 from tabpilot.services.datasets import UploadTooLarge
+from tabpilot.services.isolated import ChildFailed
 
 log = logging.getLogger("tabpilot.api")
 
@@ -45,6 +46,7 @@ ERROR_STATUS: tuple[tuple[type[TabpilotError], int], ...] = (
     (Conflict, 409),
     (InvalidInput, 422),
     (MissingDependency, 501),
+    (ChildFailed, 500),
     (TabpilotError, 400),
 )
 

@@ -14,7 +14,10 @@ The stored profile (`DatasetRecord.profile`) is `profile_frame(...).to_dict()` p
 - `preview`: the first rows, JSON-ready;
 - `file`: the artifact key, encoding, delimiter and compression the reader detected.
 
-Everything here is pandas and numpy only: the API process can run it.
+Everything here is pandas and numpy only: the API process can run it. Files bigger than
+`ISOLATE_ABOVE_BYTES` are read and profiled in a short-lived child process (`isolated.py`), so
+the memory a big file needs goes back to the system afterwards instead of staying with the
+server.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
+from tabpilot.services.isolated import call_in_child
 from tabpilot.storage.base import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,9 @@ MAX_NAME_LENGTH = 200
 MAX_FILENAME_LENGTH = 255
 UPLOAD_DIR = "uploads"
 GZIP_MAGIC = b"\x1f\x8b"
+# Reading a CSV into pandas takes a few times its size; above this the work moves to a child
+# process (about a second to start), below it the server does it in a thread.
+ISOLATE_ABOVE_BYTES = 16 * 1024 * 1024
 
 
 class UploadTooLarge(InvalidInput):
@@ -193,8 +200,7 @@ def create_dataset(
         raise DataFileError(
             "is empty; upload a CSV file with a header row and data rows", path=upload.filename
         )
-    table = read_upload(upload)
-    profile = describe_dataset(table.frame)
+    profile = inspect_upload(upload)
     record = DatasetRecord(
         owner=owner,
         name=shown_name,
@@ -205,13 +211,8 @@ def create_dataset(
         n_columns=int(profile["n_columns"]),
         profile=profile,
     )
-    key = data_key(record.id, compressed=table.compressed)
-    profile["file"] = {
-        "key": key,
-        "encoding": table.encoding,
-        "delimiter": table.delimiter,
-        "compressed": table.compressed,
-    }
+    key = data_key(record.id, compressed=bool(profile["file"]["compressed"]))
+    profile["file"] = {"key": key, **profile["file"]}
     ctx.artifacts.put_file(key, upload.path)
     try:
         return ctx.metadata.create_dataset(record)
@@ -220,12 +221,33 @@ def create_dataset(
         raise
 
 
-def read_upload(upload: StagedUpload) -> CsvTable:
-    """`read_csv` on the staged file, with errors naming the uploaded file, not the temp path."""
+def inspect_upload(upload: StagedUpload) -> dict[str, Any]:
+    """`inspect_file` on the staged file (in a child process when it is big), with errors
+    naming the uploaded file, not the temporary path."""
     try:
-        return read_csv(upload.path)
+        if upload.n_bytes > ISOLATE_ABOVE_BYTES:
+            return call_in_child(inspect_file, str(upload.path), what="reading the file")
+        return inspect_file(str(upload.path))
     except DataFileError as exc:
         raise renamed_data_error(exc, server_path=str(upload.path), shown=upload.filename) from None
+
+
+def inspect_file(path: str) -> dict[str, Any]:
+    """Read a CSV and describe it: the stored profile, with `file` holding what the reader
+    detected (encoding, delimiter, compression). A module-level function so that a child
+    process can run it."""
+    table = read_csv(Path(path))
+    profile = describe_dataset(table.frame)
+    profile["file"] = file_facts(table)
+    return profile
+
+
+def file_facts(table: CsvTable) -> dict[str, Any]:
+    return {
+        "encoding": table.encoding,
+        "delimiter": table.delimiter,
+        "compressed": table.compressed,
+    }
 
 
 def renamed_data_error(exc: DataFileError, *, server_path: str, shown: str) -> DataFileError:
@@ -371,13 +393,23 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
     data = dataset_file_key(record)
     with local_copy(ctx.artifacts, data, directory=upload_directory(ctx)) as path:
         try:
-            table = read_csv(path)
+            if path.stat().st_size > ISOLATE_ABOVE_BYTES:
+                html = call_in_child(
+                    eda_html, str(path), record.name, what="rendering the EDA report"
+                )
+            else:
+                html = eda_html(str(path), record.name)
         except DataFileError as exc:
             raise renamed_data_error(exc, server_path=str(path), shown=record.filename) from None
-    html = render_eda_report(table.frame, profile_frame(table.frame), title=record.name)
     body = html.encode("utf-8")
     ctx.artifacts.put_bytes(key, body)
     return body
+
+
+def eda_html(path: str, title: str) -> str:
+    """The EDA report of a CSV file (module-level so that a child process can run it)."""
+    frame = read_csv(Path(path)).frame
+    return render_eda_report(frame, profile_frame(frame), title=title)
 
 
 # -- deleting ----------------------------------------------------------------------------------
