@@ -38,7 +38,7 @@ _DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "p
 _CHUNK_BYTES = 4 << 20
 _SNIFF_RECORDS = 100
 # pyarrow needs each row to fit in one block; larger blocks are tried only when one does not.
-_BLOCK_SIZES = (4 << 20, 64 << 20, 512 << 20)
+_BLOCK_SIZES = (1 << 20, 4 << 20, 64 << 20, 512 << 20)
 # Bytes that cp1252 leaves undefined; text containing them can only be read as latin-1.
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 _GZIP_MAGIC = b"\x1f\x8b"
