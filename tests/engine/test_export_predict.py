@@ -89,6 +89,24 @@ def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
             for name in ("lgbm", "xgboost", "linear")
         ]
         est = build_ensemble(members, problem)
+    elif estimator == "blend":
+        # What a weighted blend ships: searched, default and linear models, unequal weights.
+        members = [
+            (
+                "search",
+                build_estimator(
+                    "xgboost",
+                    _init_config("xgboost", problem, len(train)),
+                    problem=problem,
+                    seed=0,
+                    n_jobs=1,
+                    y_train=np.asarray(y),
+                ),
+            ),
+            ("default_lgbm", default_lightgbm(problem, seed=0, n_jobs=1)),
+            ("default_linear", default_linear(problem)),
+        ]
+        est = build_ensemble(members, problem, weights=[11, 2, 7])
     elif estimator == "default_linear":
         est = default_linear(problem)
     elif estimator == "baseline":
@@ -116,7 +134,8 @@ def _card(model: TabpilotModel, inputs: list) -> dict:
 
 @pytest.mark.parametrize("task", list(PROBLEMS))
 @pytest.mark.parametrize(
-    "estimator", [*ESTIMATORS, "ensemble", "default_lgbm", "default_linear", "baseline"]
+    "estimator",
+    [*ESTIMATORS, "ensemble", "blend", "default_lgbm", "default_linear", "baseline"],
 )
 def test_onnx_agrees_with_pickle(task: str, estimator: str) -> None:
     model, test = _fit_model(task, estimator)

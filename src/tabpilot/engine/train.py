@@ -5,8 +5,10 @@ The only module that imports FLAML. The flow, each step timed against one budget
 1. profile, pick the problem type and the features (with reasons);
 2. split off a held-out test set the search never sees (stratified for classification);
 3. FLAML searches LightGBM, XGBoost, random forest, extra trees and a linear model;
-4. the search's winner is compared on the held-out rows with a plain default LightGBM and a
-   constant baseline, and the best is kept (the choice is recorded);
+4. the search's winner is compared with a plain default LightGBM, a default linear model, an
+   average of the best model kinds, a weighted blend of all of them (`blend.py`) and a constant
+   baseline, by cross-validation on small data and on the held-out rows otherwise, and the
+   best is kept (the choice is recorded);
 5. permutation importance on the held-out rows;
 6. refit of the chosen model on all rows, when the budget allows.
 """
@@ -34,6 +36,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tabpilot.engine.blend import Blend, BlendMember, select_blend
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
@@ -74,6 +77,8 @@ CV_SELECTION_ROWS, CV_FOLDS = 5_000, 5
 # Members must score within 5% of the best member's validation loss (for scores where
 # higher is better, within half the best's distance from 1).
 ENSEMBLE_TOLERANCE = 0.05
+# Permutation importance gets at least this long (a repeat or two on small data).
+MIN_IMPORTANCE_SECONDS = 0.5
 # Below this many rows every model trains on one thread.
 PARALLEL_ROWS = 50_000
 # Optional candidates are only fitted while they can finish before the search's share of
@@ -121,6 +126,9 @@ class Candidate:
     predictions: np.ndarray
     proba: np.ndarray | None
     cv_score: float | None = None  # on the training split, when candidates are chosen by CV
+    # A blend is not fitted as one model until it is chosen: `pipeline` is then unfitted and
+    # predictions come from its members, each fitted on the training split.
+    blend: Blend | None = None
 
     @property
     def selection_score(self) -> float:
@@ -319,6 +327,7 @@ class _Trainer:
         self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
         candidates = self._candidates(search, problem.problem_type, y_train, Xt_train.shape)
         scored: list[Candidate] = []
+        members: list[BlendMember] = []  # every model fitted so far, for a weighted blend
         proxy = 1.0  # seconds; replaced by the first measured fit
         folds = self._folds(y_train, classes)
         for name, description, est, cost in candidates:
@@ -348,8 +357,10 @@ class _Trainer:
                 proxy = fit_seconds
             preds, proba = _predict(pipe, X_test, classes)
             cv_score = None
+            oof: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
             if folds is not None:
-                cv_score = _cv_score(pre, est, X_train, y_train, folds, metric, classes)
+                oof = _out_of_fold(pre, est, X_train, y_train, folds, classes)
+                cv_score = _score_output(metric, y_train, oof[0], classes)
             scored.append(
                 Candidate(
                     name,
@@ -362,6 +373,22 @@ class _Trainer:
                     cv_score,
                 )
             )
+            if name != "baseline":
+                members.extend(
+                    _blend_members(name, description, est, pipe, X_test, classes, fit_seconds, oof)
+                )
+        blend = self._blend(
+            members,
+            pre,
+            problem.problem_type,
+            metric,
+            y_selection=y_train if folds is not None else y_test,
+            y_test=y_test,
+            classes=classes,
+            by_cv=folds is not None,
+        )
+        if blend is not None:
+            scored.insert(-1, blend)
         chosen = self._choose(scored, metric)
         baseline = next(c for c in scored if c.name == "baseline")
         if classes is not None:
@@ -382,21 +409,26 @@ class _Trainer:
         t = time.perf_counter()
         self.emit("explaining", "permutation importance on held-out rows")
         importance, importance_note = compute_permutation_importance(
-            lambda X, y_rows: score(metric, y_rows, *_predict(chosen.pipeline, X, classes)),
+            lambda X, y_rows: _score_output(
+                metric, y_rows, _candidate_output(chosen, X, classes), classes
+            ),
             X_test,
             y_test,
             plan.features,
             greater_is_better=metric.greater_is_better,
             seed=opts.seed,
-            time_limit=max(1.0, min(0.08 * self.budget, self.left() * 0.25)),
+            time_limit=self._importance_limit(
+                _refit_cost(chosen.fit_seconds, opts.test_size) if chosen.blend else 0.0
+            ),
         )
         self._timed("importance", t)
 
         t = time.perf_counter()
         final = chosen.pipeline
         # The refit costs about one fit on 25% more rows; the export and reports follow it.
-        refit_cost = chosen.fit_seconds * (1 + opts.test_size) * 1.2 + 0.2
-        refit = self.left() - refit_cost > REFIT_RESERVE * self.budget
+        refit_cost = _refit_cost(chosen.fit_seconds, opts.test_size)
+        # A blend exists only as its members until refitted (its choice checked it had time).
+        refit = chosen.blend is not None or self.left() - refit_cost > REFIT_RESERVE * self.budget
         if refit:
             self.emit("refitting", "refitting the chosen model on all rows")
             final = clone(chosen.pipeline)
@@ -583,6 +615,62 @@ class _Trainer:
         out.append(("baseline", label, constant_baseline(problem, n_jobs=self.n_jobs), 0.0))
         return out
 
+    def _importance_limit(self, refit_cost: float = 0.0) -> float:
+        """Seconds for permutation importance; with `refit_cost`, leaving time for a refit
+        that must happen (a chosen blend's)."""
+        limit = min(0.08 * self.budget, self.left() * 0.25)
+        if refit_cost:
+            limit = min(limit, self.left() - refit_cost - REFIT_RESERVE * self.budget)
+        return max(MIN_IMPORTANCE_SECONDS, limit)
+
+    def _blend(
+        self,
+        members: list[BlendMember],
+        pre: Any,
+        problem: ProblemType,
+        metric: MetricSpec,
+        *,
+        y_selection: np.ndarray,
+        y_test: np.ndarray,
+        classes: list[Any] | None,
+        by_cv: bool,
+    ) -> Candidate | None:
+        """A weighted blend of the fitted candidates (and of an average's members), chosen on
+        out-of-fold predictions (or, on larger data, on the held-out rows), as a candidate;
+        None if no blend beats its best member or its refit on all rows would not fit."""
+        found = select_blend(
+            members,
+            lambda output: _score_output(metric, y_selection, output, classes),
+            greater_is_better=metric.greater_is_better,
+        )
+        if found is None:
+            return None
+        refit_cost = _refit_cost(found.fit_seconds, self.options.test_size)
+        spare = self.left() - MIN_IMPORTANCE_SECONDS - refit_cost
+        if spare < REFIT_RESERVE * self.budget:
+            self.decisions.append(
+                f"A {found.describe()} was not compared: it must be refitted as one model "
+                f"(about {refit_cost:.0f} s), which did not fit in the time left."
+            )
+            return None
+        output = found.holdout()
+        preds, proba = (output, None) if classes is None else (output.argmax(axis=1), output)
+        ensemble = build_ensemble(
+            [(m.key, clone(m.estimator)) for m in found.members], problem, weights=found.weights
+        )
+        description = found.describe() + ("" if by_cv else " (weights chosen on the held-out rows)")
+        return Candidate(
+            "blend",
+            description,
+            Pipeline([("pre", clone(pre)), ("model", ensemble)]),
+            score(metric, y_test, preds, proba),
+            found.fit_seconds,
+            preds,
+            proba,
+            found.selection_score if by_cv else None,
+            blend=found,
+        )
+
     def _choose(self, scored: list[Candidate], metric: MetricSpec) -> Candidate:
         by_name = {c.name: c for c in scored}
         best = scored[0]
@@ -651,42 +739,151 @@ def _close_enough(value: float, best: float, search: _SearchOutcome) -> bool:
     return value <= best * (1 + ENSEMBLE_TOLERANCE)
 
 
-def _cv_score(
+def _out_of_fold(
     pre: Any,
     est: Any,
     X: pd.DataFrame,
     y: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
-    metric: MetricSpec,
     classes: list[Any] | None,
-) -> float:
-    """The metric on out-of-fold predictions of a fresh copy of `est` per fold."""
-    oof_pred = np.zeros(len(y), dtype="float64" if classes is None else "int64")
-    oof_proba = None if classes is None else np.zeros((len(y), len(classes)))
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Out-of-fold outputs (probabilities over all classes, or values) of a fresh copy of
+    `est` per fold; for an ensemble, also each member's, by member name."""
+    width = () if classes is None else (len(classes),)
+    oof = np.zeros((len(y), *width))
+    oof_members: dict[str, np.ndarray] = {}
     for train_rows, valid_rows in folds:
         pipe = Pipeline([("pre", clone(pre)), ("model", clone(est))])
         pipe.fit(X.iloc[train_rows], y[train_rows])
-        preds, proba = _predict(pipe, X.iloc[valid_rows], classes)
-        if oof_proba is not None and proba is not None:
-            if proba.shape[1] != len(classes or ()):  # a class missing from this fold
-                full = np.zeros((len(valid_rows), len(classes or ())))
-                model = pipe.named_steps["model"]
-                full[:, np.asarray(model.classes_, dtype=int)] = proba
-                proba = full
-                preds = proba.argmax(axis=1)
-            oof_proba[valid_rows] = proba
-        oof_pred[valid_rows] = preds
-    return score(metric, y, oof_pred, oof_proba)
+        X_valid = X.iloc[valid_rows]
+        oof[valid_rows] = _output(pipe, X_valid, classes)
+        for name, values in _member_outputs(pipe, X_valid, classes).items():
+            oof_members.setdefault(name, np.zeros((len(y), *width)))[valid_rows] = values
+    return oof, oof_members
+
+
+def _output(pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None) -> np.ndarray:
+    """Probabilities over all classes (a class the model never saw gets 0), or values."""
+    if classes is None:
+        return np.asarray(pipe.predict(X), dtype="float64")
+    proba = np.asarray(pipe.predict_proba(X), dtype="float64")
+    if proba.shape[1] != len(classes):  # a class missing from a cross-validation fold
+        full = np.zeros((len(proba), len(classes)))
+        full[:, np.asarray(pipe.named_steps["model"].classes_, dtype=int)] = proba
+        proba = full
+    return proba / proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 only roughly
+
+
+def _member_outputs(
+    pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None
+) -> dict[str, np.ndarray]:
+    """Each member's outputs of a fitted ensemble pipeline, by name; {} for a single model."""
+    model = pipe.named_steps["model"]
+    fitted = getattr(model, "estimators_", None)
+    if fitted is None:
+        return {}
+    Xt = pipe.named_steps["pre"].transform(X)
+    names = [name for name, est in model.estimators if est != "drop"]
+    return {
+        name: _voting_member_output(model, member, Xt, classes)
+        for name, member in zip(names, fitted, strict=True)
+    }
+
+
+def _voting_member_output(
+    voting: Any, member: Any, Xt: Any, classes: list[Any] | None
+) -> np.ndarray:
+    if classes is None:
+        return np.asarray(member.predict(Xt), dtype="float64")
+    proba = np.asarray(member.predict_proba(Xt), dtype="float64")
+    # Voting members learn the ensemble's label codes 0..k'-1, which index its classes_.
+    columns = np.asarray(voting.classes_, dtype=int)[np.asarray(member.classes_, dtype=int)]
+    full = np.zeros((len(proba), len(classes)))
+    full[:, columns] = proba
+    return full / full.sum(axis=1, keepdims=True)
+
+
+def _member_predictor(
+    pipe: Pipeline, name: str, classes: list[Any] | None
+) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Outputs of one member of a fitted ensemble pipeline, on raw rows."""
+    model = pipe.named_steps["model"]
+
+    def predict(X: pd.DataFrame) -> np.ndarray:
+        member = model.named_estimators_[name]
+        return _voting_member_output(model, member, pipe.named_steps["pre"].transform(X), classes)
+
+    return predict
+
+
+def _blend_members(
+    name: str,
+    description: str,
+    est: Any,
+    pipe: Pipeline,
+    X_test: pd.DataFrame,
+    classes: list[Any] | None,
+    fit_seconds: float,
+    oof: tuple[np.ndarray, dict[str, np.ndarray]] | None,
+) -> list[BlendMember]:
+    """The models a fitted candidate adds to the blend's pool: itself, or for an average of
+    model kinds each of its members (so the blend can weigh them one by one)."""
+    model = pipe.named_steps["model"]
+    if getattr(model, "estimators_", None) is None:
+        holdout = _output(pipe, X_test, classes)
+        return [
+            BlendMember(
+                key=name,
+                label=description,
+                estimator=est,
+                selection=oof[0] if oof is not None else holdout,
+                holdout=holdout,
+                fit_seconds=fit_seconds,
+                predict=lambda X: _output(pipe, X, classes),
+            )
+        ]
+    outputs = _member_outputs(pipe, X_test, classes)
+    unfitted = dict(model.estimators)
+    return [
+        BlendMember(
+            key=f"{name}_{kind}",
+            label=f"{ESTIMATORS.get(kind, kind)} (searched settings)",
+            estimator=unfitted[kind],
+            selection=oof[1][kind] if oof is not None else holdout,
+            holdout=holdout,
+            fit_seconds=fit_seconds / len(outputs),
+            predict=_member_predictor(pipe, kind, classes),
+        )
+        for kind, holdout in outputs.items()
+    ]
+
+
+def _score_output(
+    metric: MetricSpec, y: np.ndarray, output: np.ndarray, classes: list[Any] | None
+) -> float:
+    if classes is None:
+        return score(metric, y, output, None)
+    return score(metric, y, output.argmax(axis=1), output)
+
+
+def _candidate_output(cand: Candidate, X: pd.DataFrame, classes: list[Any] | None) -> np.ndarray:
+    if cand.blend is not None:
+        return cand.blend.predict(X)
+    return _output(cand.pipeline, X, classes)
+
+
+def _refit_cost(fit_seconds: float, test_size: float) -> float:
+    """Expected seconds to refit on all rows: one fit on 1/(1-test_size) as many rows."""
+    return fit_seconds * (1 + test_size) * 1.2 + 0.2
 
 
 def _predict(
     pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    output = _output(pipe, X, classes)
     if classes is None:
-        return np.asarray(pipe.predict(X), dtype="float64"), None
-    proba = np.asarray(pipe.predict_proba(X), dtype="float64")
-    proba /= proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 only roughly
-    return proba.argmax(axis=1), proba
+        return output, None
+    return output.argmax(axis=1), output
 
 
 def _leaderboard(
@@ -796,17 +993,21 @@ def build_estimator(
     return est
 
 
-def build_ensemble(members: list[tuple[str, Any]], problem: ProblemType) -> Any:
-    """An equal-weight average of the members' probabilities (or predictions).
+def build_ensemble(
+    members: list[tuple[str, Any]], problem: ProblemType, *, weights: list[int] | None = None
+) -> Any:
+    """An average of the members' probabilities (or predictions), equal-weight by default.
 
     Averaging different model families is the cheapest reliable gain over a single
     winner; scikit-learn's voting estimators export to ONNX like their members.
     """
     from sklearn.ensemble import VotingClassifier, VotingRegressor
 
+    # skl2onnx reads the weights as an array (it calls .sum() on them).
+    w = None if weights is None else np.asarray(weights, dtype="float64")
     if problem == ProblemType.REGRESSION:
-        return VotingRegressor(members)
-    return VotingClassifier(members, voting="soft", flatten_transform=False)
+        return VotingRegressor(members, weights=w)
+    return VotingClassifier(members, voting="soft", weights=w, flatten_transform=False)
 
 
 def default_linear(problem: ProblemType) -> Pipeline:

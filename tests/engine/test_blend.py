@@ -1,0 +1,180 @@
+"""Weighted blends: greedy selection, and a blend chosen, refitted, exported and served."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.tree import DecisionTreeRegressor
+
+from tabpilot.engine.blend import BlendMember, average, select_blend
+from tabpilot.engine.export import write_bundle
+from tabpilot.engine.metrics import METRICS, score
+from tabpilot.engine.predict import OnnxPredictor
+from tabpilot.engine.problem import ProblemType
+from tabpilot.engine.train import TrainOptions, _Trainer, train
+
+
+def _member(key: str, values: np.ndarray, holdout: np.ndarray | None = None) -> BlendMember:
+    return BlendMember(
+        key=key,
+        label=f"model {key}",
+        estimator=LinearRegression(),
+        selection=values,
+        holdout=values if holdout is None else holdout,
+        fit_seconds=1.0,
+        predict=lambda X, v=values: v[: len(X)],
+    )
+
+
+def _rmse(y: np.ndarray):
+    return lambda output: score(METRICS["rmse"], y, output, None)
+
+
+def test_two_independent_errors_blend_better_than_either() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=2000)
+    a = _member("a", y + rng.normal(scale=1.0, size=y.size))
+    b = _member("b", y + rng.normal(scale=1.0, size=y.size))
+    blend = select_blend([a, b], _rmse(y), greater_is_better=False)
+    assert blend is not None
+    assert [m.key for m in blend.members] == ["a", "b"]
+    # Equal noise: the best weights are close to half and half.
+    assert 0.35 <= blend.weights[0] / sum(blend.weights) <= 0.65
+    alone = min(_rmse(y)(a.selection), _rmse(y)(b.selection))
+    assert blend.selection_score < 0.8 * alone
+    np.testing.assert_allclose(
+        blend.holdout(), average([a.holdout, b.holdout], blend.weights), rtol=1e-12
+    )
+    assert "model a" in blend.describe() and "%" in blend.describe()
+
+
+def test_a_dominant_model_is_no_blend() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=500)
+    good = _member("good", y + rng.normal(scale=0.01, size=y.size))
+    bad = _member("bad", rng.normal(size=y.size))
+    assert select_blend([good, bad], _rmse(y), greater_is_better=False) is None
+    assert select_blend([good], _rmse(y), greater_is_better=False) is None
+
+
+def test_higher_is_better_scores_are_maximised() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random(3000) < 0.5).astype(int)
+    signal = y * 1.0
+    members = [
+        _member(k, np.column_stack([1 - p, p]))
+        for k, p in (
+            ("a", np.clip(0.5 * signal + rng.random(y.size) * 0.8, 0, 1)),
+            ("b", np.clip(0.5 * signal + rng.random(y.size) * 0.8, 0, 1)),
+        )
+    ]
+    auc = METRICS["roc_auc"]
+
+    def by_auc(p: np.ndarray) -> float:
+        return score(auc, y, p.argmax(axis=1), p)
+
+    blend = select_blend(members, by_auc, greater_is_better=True)
+    assert blend is not None
+    assert blend.selection_score > max(by_auc(m.selection) for m in members)
+
+
+def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -> None:
+    rng = np.random.default_rng(3)
+    y_sel = rng.normal(size=400)
+    y_test = rng.normal(size=100)
+    a = _member("a", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
+    a.estimator = LinearRegression()
+    b = _member("b", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
+    b.estimator = DecisionTreeRegressor(max_depth=3)
+    trainer = _Trainer(pd.DataFrame(), TrainOptions(target="y", time_budget=60), None, None)
+    from sklearn.preprocessing import StandardScaler
+
+    cand = trainer._blend(
+        [a, b],
+        StandardScaler(),
+        ProblemType.REGRESSION,
+        METRICS["rmse"],
+        y_selection=y_sel,
+        y_test=y_test,
+        classes=None,
+        by_cv=True,
+    )
+    assert cand is not None and cand.name == "blend" and cand.blend is not None
+    expected = average([a.holdout, b.holdout], cand.blend.weights)
+    np.testing.assert_allclose(cand.predictions, expected)
+    assert cand.holdout_score == pytest.approx(score(METRICS["rmse"], y_test, expected, None))
+    assert cand.cv_score == pytest.approx(cand.blend.selection_score)
+    ensemble = cand.pipeline.named_steps["model"]
+    assert [name for name, _ in ensemble.estimators] == ["a", "b"]
+    np.testing.assert_array_equal(ensemble.weights, cand.blend.weights)
+    assert not hasattr(ensemble, "estimators_")  # fitted only if chosen, on all rows
+
+    # No time left for the refit: no blend, and the decision says why.
+    trainer.budget = 1.0
+    assert (
+        trainer._blend(
+            [a, b],
+            StandardScaler(),
+            ProblemType.REGRESSION,
+            METRICS["rmse"],
+            y_selection=y_sel,
+            y_test=y_test,
+            classes=None,
+            by_cv=True,
+        )
+        is None
+    )
+    assert "was not compared" in trainer.decisions[-1]
+
+
+def _linear_plus_step(n: int, seed: int, task: str) -> pd.DataFrame:
+    """A linear effect (which trees approximate poorly on few rows) plus an interaction step
+    (which a linear model cannot express): a blend of the two kinds beats either."""
+    rng = np.random.default_rng(seed)
+    x1, x2, x3 = rng.normal(size=(3, n))
+    signal = 2.0 * x1 + 3.0 * (x2 > 0) * (x3 > 0) + rng.normal(scale=0.3, size=n)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3})
+    if task == "regression":
+        frame["label"] = signal
+    elif task == "binary":
+        frame["label"] = np.where(signal + rng.logistic(size=n) > 1, "yes", "no")
+    else:
+        frame["label"] = pd.cut(signal, [-np.inf, -1, 2, np.inf], labels=["low", "mid", "high"])
+        frame["label"] = frame["label"].astype(str)
+    return frame
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: Path) -> None:
+    # The search only tunes the linear model, so the default LightGBM and the linear models
+    # are the blend's material.
+    frame = _linear_plus_step(600, seed=1, task=task)
+    started = time.perf_counter()
+    result = train(frame, TrainOptions(target="label", time_budget=8, estimators=("linear",)))
+    write_bundle(result, tmp_path, elapsed=time.perf_counter() - started)
+    assert result.chosen == "blend", result.decisions
+    assert result.chosen_description.startswith("weighted average of")
+    assert result.refit_on_all_rows
+    ensemble = result.model.pipeline.named_steps["model"]
+    assert len(ensemble.estimators_) >= 2 and ensemble.weights is not None
+    blend_row = next(r for r in result.leaderboard if r["estimator"] == "blend")
+    assert blend_row["cv_score"] is not None  # chosen by cross-validation on 480 rows
+    assert {f.feature for f in result.importance if f.importance > 0} >= {"x1", "x2"}
+
+    rows = frame.drop(columns=["label"]).head(100)
+    onnx = OnnxPredictor.from_dir(tmp_path).predict(rows)
+    restored = pickle.loads((tmp_path / "model.pkl").read_bytes())
+    if result.classes is None:
+        np.testing.assert_allclose(onnx.labels, restored.predict(frame.head(100)), rtol=1e-4)
+    else:
+        np.testing.assert_allclose(
+            onnx.probabilities.to_numpy(),
+            restored.predict_proba(frame.head(100)).to_numpy(),
+            atol=1e-4,
+        )
