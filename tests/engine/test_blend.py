@@ -178,3 +178,12 @@ def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: 
             restored.predict_proba(frame.head(100)).to_numpy(),
             atol=1e-4,
         )
+
+
+def test_forests_are_not_mistaken_for_ensembles_of_candidates() -> None:
+    """Forests keep their trees in `estimators_`, as voting ensembles keep their members;
+    only the latter are split into blend members."""
+    frame = _linear_plus_step(300, seed=2, task="binary")
+    for estimators in (("rf",), ("extra_tree",)):
+        result = train(frame, TrainOptions(target="label", time_budget=5, estimators=estimators))
+        assert result.holdout_metrics["roc_auc"] > 0.7

@@ -779,15 +779,22 @@ def _member_outputs(
 ) -> dict[str, np.ndarray]:
     """Each member's outputs of a fitted ensemble pipeline, by name; {} for a single model."""
     model = pipe.named_steps["model"]
-    fitted = getattr(model, "estimators_", None)
-    if fitted is None:
+    if not _is_voting(model):
         return {}
+    fitted = model.estimators_
     Xt = pipe.named_steps["pre"].transform(X)
     names = [name for name, est in model.estimators if est != "drop"]
     return {
         name: _voting_member_output(model, member, Xt, classes)
         for name, member in zip(names, fitted, strict=True)
     }
+
+
+def _is_voting(model: Any) -> bool:
+    """A voting ensemble (forests also have `estimators_`: their trees)."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+    return isinstance(model, VotingClassifier | VotingRegressor)
 
 
 def _voting_member_output(
@@ -829,7 +836,7 @@ def _blend_members(
     """The models a fitted candidate adds to the blend's pool: itself, or for an average of
     model kinds each of its members (so the blend can weigh them one by one)."""
     model = pipe.named_steps["model"]
-    if getattr(model, "estimators_", None) is None:
+    if not _is_voting(model):
         holdout = _output(pipe, X_test, classes)
         return [
             BlendMember(
