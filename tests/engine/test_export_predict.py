@@ -11,6 +11,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from tabpilot.engine.calibrate import TemperatureScaled, with_temperature
 from tabpilot.engine.columns import build_feature_plan
 from tabpilot.engine.export import build_onnx
 from tabpilot.engine.inputs import input_columns, prepare_frame
@@ -107,6 +108,23 @@ def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
             ("default_linear", default_linear(problem)),
         ]
         est = build_ensemble(members, problem, weights=[11, 2, 7])
+    elif estimator == "calibrated":
+        # Temperature-scaled: alone (classification) and inside a weighted blend.
+        if problem.is_classification:
+            scaled = TemperatureScaled(default_lightgbm(problem, seed=0, n_jobs=1), 0.6)
+            est = build_ensemble(
+                [("scaled", scaled), ("linear", with_temperature(default_linear(problem), 2.5))],
+                problem,
+                weights=[3, 1],
+            )
+        else:
+            est = default_linear(problem)
+    elif estimator == "calibrated_alone":
+        est = (
+            TemperatureScaled(default_lightgbm(problem, seed=0, n_jobs=1), 0.4)
+            if problem.is_classification
+            else default_lightgbm(problem, seed=0, n_jobs=1)
+        )
     elif estimator == "default_linear":
         est = default_linear(problem)
     elif estimator == "baseline":
@@ -135,7 +153,16 @@ def _card(model: TabpilotModel, inputs: list) -> dict:
 @pytest.mark.parametrize("task", list(PROBLEMS))
 @pytest.mark.parametrize(
     "estimator",
-    [*ESTIMATORS, "ensemble", "blend", "default_lgbm", "default_linear", "baseline"],
+    [
+        *ESTIMATORS,
+        "ensemble",
+        "blend",
+        "calibrated",
+        "calibrated_alone",
+        "default_lgbm",
+        "default_linear",
+        "baseline",
+    ],
 )
 def test_onnx_agrees_with_pickle(task: str, estimator: str) -> None:
     model, test = _fit_model(task, estimator)

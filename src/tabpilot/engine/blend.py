@@ -33,6 +33,7 @@ class BlendMember:
     holdout: np.ndarray  # predictions on the held-out rows, by the model fitted on the rest
     fit_seconds: float
     predict: Callable[[Any], np.ndarray]  # the fitted model on raw rows: probabilities or values
+    temperature: float | None = None  # set when its probabilities are temperature-scaled
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Blend:
         return sum(m.fit_seconds for m in self.members)
 
     def describe(self) -> str:
+        if len(self.members) == 1:
+            return self.members[0].label
         total = sum(self.weights)
         parts = [
             f"{m.label} {w / total:.0%}" for m, w in zip(self.members, self.weights, strict=True)
@@ -74,6 +77,7 @@ def select_blend(
     *,
     greater_is_better: bool,
     rounds: int = BLEND_ROUNDS,
+    allow_single: bool = False,
 ) -> Blend | None:
     """Greedy ensemble selection over `members`' selection predictions.
 
@@ -82,9 +86,10 @@ def select_blend(
 
     Returns:
         The best blend found (the best prefix of the greedy rounds), or None when it is a
-        single model: then a blend brings nothing over that model alone.
+        single model (then a blend brings nothing over that model alone) unless
+        `allow_single`.
     """
-    if len(members) < 2:
+    if not members or (len(members) < 2 and not allow_single):
         return None
     sign = 1.0 if greater_is_better else -1.0
     counts = np.zeros(len(members), dtype=int)
@@ -100,7 +105,7 @@ def select_blend(
             best_value, best_counts = values[pick], counts.copy()
     assert best_counts is not None
     used = [i for i in range(len(members)) if best_counts[i] > 0]
-    if len(used) < 2:
+    if len(used) < 2 and not allow_single:
         return None
     return Blend(
         members=[members[i] for i in used],

@@ -29,8 +29,33 @@ MAX_ALLOWED_VALUES = 100
 _REGISTERED = False
 
 
+def _convert_temperature_scaled(scope: Any, operator: Any, container: Any) -> None:
+    """ONNX for `TemperatureScaled`: the wrapped model's graph, then
+    softmax(log(max(p, 1e-12)) / T); the label is the wrapped model's (scaling keeps the order
+    of the probabilities)."""
+    import numpy as np
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from skl2onnx.algebra.onnx_ops import OnnxIdentity, OnnxLog, OnnxMax, OnnxMul, OnnxSoftmax
+
+    op = operator.raw_operator
+    opv = container.target_opset
+    inner = OnnxSubEstimator(
+        op.estimator_, operator.inputs[0], op_version=opv, options={"zipmap": False}
+    )
+    floor = np.array([1e-12], dtype=np.float32)
+    log_p = OnnxLog(OnnxMax(inner[1], floor, op_version=opv), op_version=opv)
+    scaled = OnnxMul(log_p, np.array([1.0 / op.temperature], dtype=np.float32), op_version=opv)
+    proba = OnnxSoftmax(
+        scaled, axis=1, op_version=opv, output_names=[operator.outputs[1].full_name]
+    )
+    label = OnnxIdentity(inner[0], op_version=opv, output_names=[operator.outputs[0].full_name])
+    proba.add_to(scope, container)
+    label.add_to(scope, container)
+
+
 def _register_converters() -> None:
-    """Teach skl2onnx the LightGBM and XGBoost estimators (converters from onnxmltools)."""
+    """Teach skl2onnx the LightGBM and XGBoost estimators (converters from onnxmltools) and
+    Tabpilot's `TemperatureScaled`."""
     global _REGISTERED
     if _REGISTERED:
         return
@@ -44,10 +69,13 @@ def _register_converters() -> None:
     )
     from xgboost import XGBClassifier, XGBRegressor
 
+    from tabpilot.engine.calibrate import TemperatureScaled
+
     cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     for model, alias, conv in (
         (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
         (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
+        (TemperatureScaled, "TabpilotTemperatureScaled", _convert_temperature_scaled),
     ):
         update_registered_converter(
             model, alias, calculate_linear_classifier_output_shapes, conv, options=cls_options

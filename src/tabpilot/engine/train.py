@@ -38,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.blend import Blend, BlendMember, select_blend
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
+from tabpilot.engine.calibrate import fit_temperature, scale, with_temperature
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
@@ -377,6 +378,24 @@ class _Trainer:
                 members.extend(
                     _blend_members(name, description, est, pipe, X_test, classes, fit_seconds, oof)
                 )
+        if folds is None and search.fitted:
+            members.extend(
+                _searched_members(
+                    search,
+                    X_test,
+                    pre,
+                    classes,
+                    skip=search.best_estimator,
+                    build=lambda kind: build_estimator(
+                        kind,
+                        search.best_configs[kind],
+                        problem=problem.problem_type,
+                        seed=opts.seed,
+                        n_jobs=self.n_jobs,
+                        y_train=y_train,
+                    ),
+                )
+            )
         blend = self._blend(
             members,
             pre,
@@ -535,6 +554,9 @@ class _Trainer:
             seed=self.options.seed,
             n_jobs=self.n_jobs,
             on_trial=lambda **kw: self.emit("searching", **kw),
+            # Candidates are chosen on the held-out rows above CV_SELECTION_ROWS: then the
+            # search's best model of each kind joins the blend's pool without another fit.
+            keep_models=len(X) > CV_SELECTION_ROWS,
         )
 
     def _candidates(
@@ -638,12 +660,18 @@ class _Trainer:
         """A weighted blend of the fitted candidates (and of an average's members), chosen on
         out-of-fold predictions (or, on larger data, on the held-out rows), as a candidate;
         None if no blend beats its best member or its refit on all rows would not fit."""
+        calibrate = classes is not None and metric.name == "log_loss"
+        if calibrate:
+            # Log loss rewards honest probabilities: each model gets its temperature first,
+            # and a single calibrated model may then be the best "blend".
+            members = [_calibrated(m, y_selection) for m in members]
         found = select_blend(
             members,
             lambda output: _score_output(metric, y_selection, output, classes),
             greater_is_better=metric.greater_is_better,
+            allow_single=calibrate,
         )
-        if found is None:
+        if found is None or (len(found.members) == 1 and found.members[0].temperature is None):
             return None
         refit_cost = _refit_cost(found.fit_seconds, self.options.test_size)
         spare = self.left() - MIN_IMPORTANCE_SECONDS - refit_cost
@@ -655,9 +683,14 @@ class _Trainer:
             return None
         output = found.holdout()
         preds, proba = (output, None) if classes is None else (output.argmax(axis=1), output)
-        ensemble = build_ensemble(
-            [(m.key, clone(m.estimator)) for m in found.members], problem, weights=found.weights
-        )
+        if len(found.members) == 1:
+            ensemble = clone(found.members[0].estimator)
+        else:
+            ensemble = build_ensemble(
+                [(m.key, clone(m.estimator)) for m in found.members],
+                problem,
+                weights=found.weights,
+            )
         description = found.describe() + ("" if by_cv else " (weights chosen on the held-out rows)")
         return Candidate(
             "blend",
@@ -729,6 +762,8 @@ class _SearchOutcome:
     seconds: dict[str, float]
     best_trial_seconds: dict[str, float]
     history: list[dict[str, Any]]
+    # The best model of each kind as the search trained it, when asked to keep them.
+    fitted: dict[str, Any] = field(default_factory=dict)
 
 
 def _close_enough(value: float, best: float, search: _SearchOutcome) -> bool:
@@ -863,6 +898,73 @@ def _blend_members(
         )
         for kind, holdout in outputs.items()
     ]
+
+
+def _searched_members(
+    search: _SearchOutcome,
+    X_test: pd.DataFrame,
+    pre: Any,
+    classes: list[Any] | None,
+    *,
+    skip: str | None,
+    build: Callable[[str], Any],
+) -> list[BlendMember]:
+    """Blend members from the search's best model of each kind, as the search trained them
+    (no extra fit); `skip` is the kind already in the pool as the search's winner."""
+    out = []
+    Xt_test = pre.transform(X_test)
+    for kind, model in search.fitted.items():
+        if kind == skip or kind not in search.best_configs:
+            continue
+
+        def predict(X: pd.DataFrame, model: Any = model) -> np.ndarray:
+            return _native_output(model, pre.transform(X), classes)
+
+        holdout = _native_output(model, Xt_test, classes)
+        out.append(
+            BlendMember(
+                key=f"searched_{kind}",
+                label=f"{ESTIMATORS[kind]} (best of its kind in the search)",
+                estimator=build(kind),
+                selection=holdout,
+                holdout=holdout,
+                fit_seconds=search.best_trial_seconds.get(kind, 1.0),
+                predict=predict,
+            )
+        )
+    return out
+
+
+def _native_output(model: Any, Xt: Any, classes: list[Any] | None) -> np.ndarray:
+    """Outputs of a fitted model on preprocessed rows (label codes as classes)."""
+    if classes is None:
+        return np.asarray(model.predict(Xt), dtype="float64")
+    proba = np.asarray(model.predict_proba(Xt), dtype="float64")
+    full = np.zeros((len(proba), len(classes)))
+    full[:, np.asarray(model.classes_, dtype=int)] = proba
+    return full / full.sum(axis=1, keepdims=True)
+
+
+def _calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
+    """The member with temperature-scaled probabilities, if scaling lowers its log loss on
+    the selection predictions (see `calibrate.py`); else the member itself."""
+    temperature = fit_temperature(member.selection, y_selection)
+    if temperature is None:
+        return member
+
+    def predict(X: pd.DataFrame) -> np.ndarray:
+        return scale(member.predict(X), temperature)
+
+    return BlendMember(
+        key=member.key,
+        label=f"{member.label}, calibrated (temperature {temperature:.2f})",
+        estimator=with_temperature(member.estimator, temperature),
+        selection=scale(member.selection, temperature),
+        holdout=scale(member.holdout, temperature),
+        fit_seconds=member.fit_seconds,
+        predict=predict,
+        temperature=temperature,
+    )
 
 
 def _score_output(
@@ -1070,8 +1172,10 @@ def run_search(
     seed: int,
     n_jobs: int,
     on_trial: Callable[..., None],
+    keep_models: bool = False,
 ) -> _SearchOutcome:
-    """Run FLAML's search and collect the best configuration of each estimator."""
+    """Run FLAML's search and collect the best configuration of each estimator, and with
+    `keep_models` the best trained model of each (more memory: one model per kind)."""
     from flaml import AutoML
 
     trials: dict[str, int] = {}
@@ -1079,6 +1183,7 @@ def run_search(
     best_trial_seconds: dict[str, float] = {}
     best_loss: dict[str, float] = {}
     history: list[dict[str, Any]] = []
+    fitted: dict[str, Any] = {}
 
     def to_score(loss: float) -> float:
         return 1.0 - loss if metric.greater_is_better else loss
@@ -1092,6 +1197,11 @@ def run_search(
             if loss <= best_loss.get(estimator, float("inf")):
                 best_loss[estimator] = loss
                 best_trial_seconds[estimator] = float(search_state.trial_time)
+                model = getattr(search_state.trained_estimator, "model", None)
+                if keep_models and model is not None:
+                    # Held here because FLAML discards a kind's model once another kind
+                    # leads (model_history=True only keeps it until then).
+                    fitted[estimator] = model
             best = to_score(float(self.best_loss)) if self.best_loss < float("inf") else None
             history.append(
                 {
@@ -1130,6 +1240,7 @@ def run_search(
             log_type="all",
             retrain_full=False,
             keep_search_state=False,
+            model_history=keep_models,
         )
     best_configs = dict(automl.best_config_per_estimator or {})
     best_configs = {k: v for k, v in best_configs.items() if v is not None}
@@ -1146,4 +1257,5 @@ def run_search(
         seconds=seconds,
         best_trial_seconds=best_trial_seconds,
         history=history,
+        fitted=fitted,
     )

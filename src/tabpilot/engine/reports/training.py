@@ -135,6 +135,7 @@ def library_versions() -> list[tuple[str, str]]:
 
 def estimator_name(est: Any) -> str:
     """What a person calls the model: LightGBM, XGBoost, random forest, ..."""
+    est = _unscaled(est)
     cls = type(est).__name__
     steps = getattr(est, "steps", None)
     if steps:  # a scaled linear model is a small pipeline
@@ -157,12 +158,21 @@ def estimator_name(est: Any) -> str:
 
 
 def model_members(est: Any) -> list[tuple[str, Any]]:
-    """The fitted models inside an ensemble (VotingClassifier/Regressor), or the model itself."""
+    """The fitted models inside an ensemble (VotingClassifier/Regressor), or the model itself;
+    temperature-scaled models (`engine.calibrate`) are unwrapped to the model they scale."""
+    est = _unscaled(est)
     fitted = getattr(est, "estimators_", None)
     names = getattr(est, "estimators", None)
     if isinstance(fitted, list) and isinstance(names, list) and len(fitted) == len(names):
-        return [(str(n), m) for (n, _), m in zip(names, fitted, strict=True)]
+        return [(str(n), _unscaled(m)) for (n, _), m in zip(names, fitted, strict=True)]
     return [("model", est)]
+
+
+def _unscaled(est: Any) -> Any:
+    # By duck type: this module does not import the training libraries.
+    if hasattr(est, "temperature") and hasattr(est, "estimator_"):
+        return est.estimator_
+    return est
 
 
 def _booster_kind(est: Any) -> str | None:
