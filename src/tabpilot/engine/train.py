@@ -78,6 +78,9 @@ CV_SELECTION_ROWS, CV_FOLDS = 5_000, 5
 # Members must score within 5% of the best member's validation loss (for scores where
 # higher is better, within half the best's distance from 1).
 ENSEMBLE_TOLERANCE = 0.05
+# Temperatures are fitted on at least this many out-of-fold or held-out rows: on fewer, a
+# near-separable problem's temperature rests on one or two uncertain rows.
+MIN_CALIBRATION_ROWS = 500
 # Permutation importance gets at least this long (a repeat or two on small data).
 MIN_IMPORTANCE_SECONDS = 0.5
 # Below this many rows every model trains on one thread.
@@ -660,7 +663,11 @@ class _Trainer:
         """A weighted blend of the fitted candidates (and of an average's members), chosen on
         out-of-fold predictions (or, on larger data, on the held-out rows), as a candidate;
         None if no blend beats its best member or its refit on all rows would not fit."""
-        calibrate = classes is not None and metric.name == "log_loss"
+        calibrate = (
+            classes is not None
+            and metric.name == "log_loss"
+            and len(y_selection) >= MIN_CALIBRATION_ROWS
+        )
         if calibrate:
             # Log loss rewards honest probabilities: each model gets its temperature first,
             # and a single calibrated model may then be the best "blend".
