@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from tabpilot.engine.blend import BlendMember, average, select_blend
@@ -17,7 +18,7 @@ from tabpilot.engine.export import write_bundle
 from tabpilot.engine.metrics import METRICS, score
 from tabpilot.engine.predict import OnnxPredictor
 from tabpilot.engine.problem import ProblemType
-from tabpilot.engine.train import TrainOptions, _Trainer, train
+from tabpilot.engine.train import Candidate, TrainOptions, _Trainer, train
 
 
 def _member(key: str, values: np.ndarray, holdout: np.ndarray | None = None) -> BlendMember:
@@ -93,18 +94,20 @@ def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -
     b = _member("b", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
     b.estimator = DecisionTreeRegressor(max_depth=3)
     trainer = _Trainer(pd.DataFrame(), TrainOptions(target="y", time_budget=60), None, None)
-    from sklearn.preprocessing import StandardScaler
 
-    cand = trainer._blend(
-        [a, b],
-        StandardScaler(),
-        ProblemType.REGRESSION,
-        METRICS["rmse"],
-        y_selection=y_sel,
-        y_test=y_test,
-        classes=None,
-        by_cv=True,
-    )
+    def blend() -> Candidate | None:
+        return trainer._blend(
+            [a, b],
+            StandardScaler(),
+            ProblemType.REGRESSION,
+            METRICS["rmse"],
+            y_selection=y_sel,
+            y_test=y_test,
+            classes=None,
+            by_cv=True,
+        )
+
+    cand = blend()
     assert cand is not None and cand.name == "blend" and cand.blend is not None
     expected = average([a.holdout, b.holdout], cand.blend.weights)
     np.testing.assert_allclose(cand.predictions, expected)
@@ -117,19 +120,7 @@ def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -
 
     # No time left for the refit: no blend, and the decision says why.
     trainer.budget = 1.0
-    assert (
-        trainer._blend(
-            [a, b],
-            StandardScaler(),
-            ProblemType.REGRESSION,
-            METRICS["rmse"],
-            y_selection=y_sel,
-            y_test=y_test,
-            classes=None,
-            by_cv=True,
-        )
-        is None
-    )
+    assert blend() is None
     assert "was not compared" in trainer.decisions[-1]
 
 
