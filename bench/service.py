@@ -507,7 +507,7 @@ def run(plan: Plan, *, keep: bool) -> Results:
             model_id, delays = train_model(client, plan, figures)
             row = {k: v for k, v in synthetic_frame(1, seed=11).iloc[0].items() if k != "churned"}
             row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            trained = f"trained model ({figures['model']['n_estimators']} trees)"
+            trained = f"trained model ({describe_model(figures['model'])})"
             log(f"fitting a {plan.reference_trees}-tree LightGBM reference on the same pipeline")
             reference = install_reference_model(
                 data_dir,
@@ -565,7 +565,7 @@ def train_model(client: httpx.Client, plan: Plan, figures: dict[str, Any]) -> tu
         "score": model["score"],
         "metric": model["metric"],
     }
-    log(f"model {model['id']}: {model['chosen']}, {params.get('n_estimators')} trees")
+    log(f"model {model['id']}: {describe_model(figures['model'])}")
     return model["id"], [start_delay(job)]
 
 
@@ -686,6 +686,12 @@ def measure_latency(
         f"<= {TARGET_P99_MS:g} ms",
         ours["p99"] <= TARGET_P99_MS,
     )
+
+
+def describe_model(model: dict[str, Any]) -> str:
+    """The trained model in a few words: its tree count, or what was chosen (a blend)."""
+    trees = model.get("n_estimators")
+    return f"{trees} trees" if trees else str(model.get("chosen"))
 
 
 def measure_batch(
