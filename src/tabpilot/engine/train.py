@@ -359,7 +359,8 @@ class _Trainer:
                 fit_seconds = cost or fit_seconds
             if name == "search":
                 proxy = fit_seconds
-            preds, proba = _predict(pipe, X_test, classes)
+            holdout = _output(pipe, X_test, classes)
+            preds, proba = _split_output(holdout, classes)
             cv_score = None
             oof: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
             if folds is not None:
@@ -379,7 +380,9 @@ class _Trainer:
             )
             if name != "baseline":
                 members.extend(
-                    _blend_members(name, description, est, pipe, X_test, classes, fit_seconds, oof)
+                    _blend_members(
+                        name, description, est, pipe, holdout, X_test, classes, fit_seconds, oof
+                    )
                 )
         if folds is None and search.fitted:
             members.extend(
@@ -389,14 +392,7 @@ class _Trainer:
                     pre,
                     classes,
                     skip=search.best_estimator,
-                    build=lambda kind: build_estimator(
-                        kind,
-                        search.best_configs[kind],
-                        problem=problem.problem_type,
-                        seed=opts.seed,
-                        n_jobs=self.n_jobs,
-                        y_train=y_train,
-                    ),
+                    build=lambda kind: self._searched(search, kind, problem.problem_type, y_train),
                 )
             )
         blend = self._blend(
@@ -575,14 +571,7 @@ class _Trainer:
         out: list[tuple[str, str, Any, float | None]] = []
 
         def searched(name: str) -> Any:
-            return build_estimator(
-                name,
-                search.best_configs[name],
-                problem=problem,
-                seed=opts.seed,
-                n_jobs=self.n_jobs,
-                y_train=y_train,
-            )
+            return self._searched(search, name, problem, y_train)
 
         if search.best_estimator is not None:
             name = search.best_estimator
@@ -640,6 +629,19 @@ class _Trainer:
         out.append(("baseline", label, constant_baseline(problem, n_jobs=self.n_jobs), 0.0))
         return out
 
+    def _searched(
+        self, search: _SearchOutcome, kind: str, problem: ProblemType, y_train: np.ndarray
+    ) -> Any:
+        """A fresh estimator of `kind` with the search's best configuration for it."""
+        return build_estimator(
+            kind,
+            search.best_configs[kind],
+            problem=problem,
+            seed=self.options.seed,
+            n_jobs=self.n_jobs,
+            y_train=y_train,
+        )
+
     def _importance_limit(self, refit_cost: float = 0.0) -> float:
         """Seconds for permutation importance; with `refit_cost`, leaving time for a refit
         that must happen (a chosen blend's)."""
@@ -688,8 +690,7 @@ class _Trainer:
                 f"(about {refit_cost:.0f} s), which did not fit in the time left."
             )
             return None
-        output = found.holdout()
-        preds, proba = (output, None) if classes is None else (output.argmax(axis=1), output)
+        preds, proba = _split_output(found.holdout(), classes)
         if len(found.members) == 1:
             ensemble = clone(found.members[0].estimator)
         else:
@@ -808,12 +809,28 @@ def _output(pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None) -> np.nd
     """Probabilities over all classes (a class the model never saw gets 0), or values."""
     if classes is None:
         return np.asarray(pipe.predict(X), dtype="float64")
-    proba = np.asarray(pipe.predict_proba(X), dtype="float64")
-    if proba.shape[1] != len(classes):  # a class missing from a cross-validation fold
-        full = np.zeros((len(proba), len(classes)))
-        full[:, np.asarray(pipe.named_steps["model"].classes_, dtype=int)] = proba
+    # A class missing from a cross-validation fold has no column: it gets 0.
+    return _spread(pipe.predict_proba(X), pipe.named_steps["model"].classes_, len(classes))
+
+
+def _spread(proba: Any, columns: Any, n_classes: int) -> np.ndarray:
+    """Probabilities over all `n_classes` label codes, from a model's columns for the codes in
+    `columns` (a class the model never saw gets 0), rows summing to 1."""
+    proba = np.asarray(proba, dtype="float64")
+    if proba.shape[1] != n_classes or not np.array_equal(columns, np.arange(n_classes)):
+        full = np.zeros((len(proba), n_classes))
+        full[:, np.asarray(columns, dtype=int)] = proba
         proba = full
     return proba / proba.sum(axis=1, keepdims=True)  # float32 models sum to 1 only roughly
+
+
+def _split_output(
+    output: np.ndarray, classes: list[Any] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels or values, probabilities or None) of an `_output`."""
+    if classes is None:
+        return output, None
+    return output.argmax(axis=1), output
 
 
 def _member_outputs(
@@ -844,12 +861,9 @@ def _voting_member_output(
 ) -> np.ndarray:
     if classes is None:
         return np.asarray(member.predict(Xt), dtype="float64")
-    proba = np.asarray(member.predict_proba(Xt), dtype="float64")
     # Voting members learn the ensemble's label codes 0..k'-1, which index its classes_.
     columns = np.asarray(voting.classes_, dtype=int)[np.asarray(member.classes_, dtype=int)]
-    full = np.zeros((len(proba), len(classes)))
-    full[:, columns] = proba
-    return full / full.sum(axis=1, keepdims=True)
+    return _spread(member.predict_proba(Xt), columns, len(classes))
 
 
 def _member_predictor(
@@ -870,16 +884,17 @@ def _blend_members(
     description: str,
     est: Any,
     pipe: Pipeline,
+    holdout: np.ndarray,
     X_test: pd.DataFrame,
     classes: list[Any] | None,
     fit_seconds: float,
     oof: tuple[np.ndarray, dict[str, np.ndarray]] | None,
 ) -> list[BlendMember]:
-    """The models a fitted candidate adds to the blend's pool: itself, or for an average of
-    model kinds each of its members (so the blend can weigh them one by one)."""
+    """The models a fitted candidate adds to the blend's pool: itself (`holdout` being its
+    outputs on `X_test`), or for an average of model kinds each of its members (so the blend
+    can weigh them one by one)."""
     model = pipe.named_steps["model"]
     if not _is_voting(model):
-        holdout = _output(pipe, X_test, classes)
         return [
             BlendMember(
                 key=name,
@@ -898,12 +913,12 @@ def _blend_members(
             key=f"{name}_{kind}",
             label=f"{ESTIMATORS.get(kind, kind)} (searched settings)",
             estimator=unfitted[kind],
-            selection=oof[1][kind] if oof is not None else holdout,
-            holdout=holdout,
+            selection=oof[1][kind] if oof is not None else member_holdout,
+            holdout=member_holdout,
             fit_seconds=fit_seconds / len(outputs),
             predict=_member_predictor(pipe, kind, classes),
         )
-        for kind, holdout in outputs.items()
+        for kind, member_holdout in outputs.items()
     ]
 
 
@@ -946,10 +961,7 @@ def _native_output(model: Any, Xt: Any, classes: list[Any] | None) -> np.ndarray
     """Outputs of a fitted model on preprocessed rows (label codes as classes)."""
     if classes is None:
         return np.asarray(model.predict(Xt), dtype="float64")
-    proba = np.asarray(model.predict_proba(Xt), dtype="float64")
-    full = np.zeros((len(proba), len(classes)))
-    full[:, np.asarray(model.classes_, dtype=int)] = proba
-    return full / full.sum(axis=1, keepdims=True)
+    return _spread(model.predict_proba(Xt), model.classes_, len(classes))
 
 
 def _calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
@@ -996,10 +1008,7 @@ def _refit_cost(fit_seconds: float, test_size: float) -> float:
 def _predict(
     pipe: Pipeline, X: pd.DataFrame, classes: list[Any] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    output = _output(pipe, X, classes)
-    if classes is None:
-        return output, None
-    return output.argmax(axis=1), output
+    return _split_output(_output(pipe, X, classes), classes)
 
 
 def _leaderboard(
