@@ -585,8 +585,8 @@ def install_reference_model(
 
     from lightgbm import LGBMClassifier
 
-    from tabpilot.engine.export import build_onnx
-    from tabpilot.engine.model import TabpilotModel
+    from tabpilot.engine.training.export import build_onnx
+    from tabpilot.engine.training.model import TabpilotModel
     from tabpilot.metadata import build_metadata_store
     from tabpilot.records import ModelRecord, new_id
     from tabpilot.storage import build_artifact_store
@@ -608,7 +608,7 @@ def install_reference_model(
                 verbose=-1,
             )
         )
-        from tabpilot.engine.inputs import prepare_frame
+        from tabpilot.engine.data.inputs import prepare_frame
 
         classes = list(trained.classes)
         target = train[trained.target].map({c: i for i, c in enumerate(classes)})
@@ -699,8 +699,8 @@ def measure_batch(
 ) -> None:
     import onnxruntime as ort
 
-    from tabpilot.engine.inputs import FeatureSpec, prepare_frame
-    from tabpilot.engine.io import read_csv_bytes
+    from tabpilot.engine.data.inputs import FeatureSpec, prepare_frame
+    from tabpilot.engine.data.io import read_csv_bytes
 
     frame = synthetic_frame(plan.batch_rows, seed=5).drop(columns=["churned"])
     data = csv_bytes(frame)

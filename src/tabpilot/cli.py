@@ -136,10 +136,10 @@ def train(
 ) -> None:
     """Train a model on DATA (a .csv or .csv.gz file) to predict --target."""
     started = time.perf_counter()
-    from tabpilot.engine.run import run_training
+    from tabpilot.engine.training.run import run_training
 
     out_dir = out or Path("tabpilot-models") / f"{_slug(data)}-{datetime.now():%Y%m%d-%H%M%S}"
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.training.train import TrainOptions
 
     options = TrainOptions(
         target=target,
@@ -318,8 +318,8 @@ def _print_summary(card: dict[str, Any], paths: dict[str, Path], elapsed: float)
 @friendly_errors
 def predict(model_dir: Path, input_path: Path, output_path: Path) -> None:
     """Predict the rows of --input with the model in MODEL_DIR (uses model.onnx)."""
-    from tabpilot.engine.io import read_csv
-    from tabpilot.engine.predict import OnnxPredictor
+    from tabpilot.engine.data.io import read_csv
+    from tabpilot.engine.serving.predict import OnnxPredictor
 
     predictor = OnnxPredictor.from_dir(model_dir)
     table = read_csv(input_path)

@@ -13,9 +13,9 @@ from rich.console import Console
 def run_demo(*, out: Path, time_budget: float, console: Console) -> None:
     from sklearn.datasets import load_breast_cancer
 
-    from tabpilot.engine.predict import OnnxPredictor
-    from tabpilot.engine.run import run_training
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.serving.predict import OnnxPredictor
+    from tabpilot.engine.training.run import run_training
+    from tabpilot.engine.training.train import TrainOptions
 
     out.mkdir(parents=True, exist_ok=True)
     bunch = load_breast_cancer(as_frame=True)

@@ -17,8 +17,8 @@ from tests.conftest import make_mixed_frame
 @pytest.fixture(scope="module")
 def cards(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """Two real model cards: LightGBM only, and a linear model only (5 s budgets)."""
-    from tabpilot.engine.run import run_training
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.training.run import run_training
+    from tabpilot.engine.training.train import TrainOptions
 
     root = tmp_path_factory.mktemp("compare")
     data = root / "train.csv"

@@ -84,8 +84,8 @@ CHILD = textwrap.dedent(
 
 
 def test_api_never_imports_training_libraries(tmp_path: Path) -> None:
-    from tabpilot.engine.run import run_training
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.training.run import run_training
+    from tabpilot.engine.training.train import TrainOptions
 
     csv_path = tmp_path / "train.csv"
     make_mixed_frame(300, seed=3).to_csv(csv_path, index=False)

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 from tabpilot.api.app import create_app
 from tabpilot.context import AppContext
-from tabpilot.engine.io import read_csv
-from tabpilot.engine.predict import OnnxPredictor
+from tabpilot.engine.data.io import read_csv
+from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.errors import InvalidInput
 from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
 from tabpilot.services import predictions as prediction_service
@@ -44,8 +44,8 @@ class Bundle:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
-    from tabpilot.engine.run import run_training
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.training.run import run_training
+    from tabpilot.engine.training.train import TrainOptions
 
     root = tmp_path_factory.mktemp("bundles")
     out: dict[str, Bundle] = {}

@@ -13,12 +13,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
-from tabpilot.engine.blend import BlendMember, average, select_blend
-from tabpilot.engine.export import write_bundle
-from tabpilot.engine.metrics import METRICS, score
-from tabpilot.engine.predict import OnnxPredictor
-from tabpilot.engine.problem import ProblemType
-from tabpilot.engine.train import Candidate, TrainOptions, _Trainer, train
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.training.blend import BlendMember, average, select_blend
+from tabpilot.engine.training.export import write_bundle
+from tabpilot.engine.training.metrics import METRICS, score
+from tabpilot.engine.training.train import Candidate, TrainOptions, _Trainer, train
 
 
 def _member(key: str, values: np.ndarray, holdout: np.ndarray | None = None) -> BlendMember:

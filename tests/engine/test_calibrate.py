@@ -7,7 +7,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tabpilot.engine.calibrate import TemperatureScaled, fit_temperature, scale, with_temperature
+from tabpilot.engine.training.calibrate import (
+    TemperatureScaled,
+    fit_temperature,
+    scale,
+    with_temperature,
+)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

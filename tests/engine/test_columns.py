@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.columns import build_feature_plan
-from tabpilot.engine.problem import ProblemType
-from tabpilot.engine.profiling import ColumnKind, looks_like_id_name, profile_frame
+from tabpilot.engine.data.columns import build_feature_plan
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.data.profiling import ColumnKind, looks_like_id_name, profile_frame
 from tabpilot.errors import InvalidInput
 
 

@@ -11,16 +11,16 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from tabpilot.engine.calibrate import TemperatureScaled, with_temperature
-from tabpilot.engine.columns import build_feature_plan
-from tabpilot.engine.export import build_onnx
-from tabpilot.engine.inputs import input_columns, prepare_frame
-from tabpilot.engine.model import TabpilotModel
-from tabpilot.engine.predict import OnnxPredictor
-from tabpilot.engine.preprocess import build_preprocessor
-from tabpilot.engine.problem import ProblemType
-from tabpilot.engine.profiling import profile_frame
-from tabpilot.engine.train import (
+from tabpilot.engine.data.columns import build_feature_plan
+from tabpilot.engine.data.inputs import input_columns, prepare_frame
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.data.profiling import profile_frame
+from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.training.calibrate import TemperatureScaled, with_temperature
+from tabpilot.engine.training.export import build_onnx
+from tabpilot.engine.training.model import TabpilotModel
+from tabpilot.engine.training.preprocess import build_preprocessor
+from tabpilot.engine.training.train import (
     ESTIMATORS,
     build_ensemble,
     build_estimator,

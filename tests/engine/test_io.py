@@ -1,4 +1,4 @@
-"""Tests for tabpilot.engine.io: encodings, delimiters, gzip, quoting, dtypes and every error."""
+"""Tests for tabpilot.engine.data.io: encodings, delimiters, gzip, quoting, dtypes, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.io import CsvTable, read_csv, read_csv_bytes
+from tabpilot.engine.data.io import CsvTable, read_csv, read_csv_bytes
 from tabpilot.errors import DataFileError, InvalidInput
 
 DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"

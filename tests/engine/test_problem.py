@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.problem import ProblemType, detect_problem_type
+from tabpilot.engine.data.problem import ProblemType, detect_problem_type
 from tabpilot.errors import InvalidInput
 
 

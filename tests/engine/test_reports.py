@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.profiling import profile_frame
+from tabpilot.engine.data.profiling import profile_frame
 from tabpilot.engine.reports import eda as eda_module
 from tabpilot.engine.reports import render_eda_report, render_training_report, write_reports
 from tabpilot.engine.reports import training as training_module
@@ -55,7 +55,7 @@ class Trained:
 
 
 def _train(frame: pd.DataFrame, target: str, out: Path) -> Trained:
-    from tabpilot.engine.train import TrainOptions, train
+    from tabpilot.engine.training.train import TrainOptions, train
 
     # The two boosting libraries only: quick and steady to fit, and the SHAP path for both.
     options = TrainOptions(target=target, time_budget=5, estimators=("lgbm", "xgboost"))
@@ -325,7 +325,7 @@ def test_large_data_is_sampled_and_says_so(monkeypatch: pytest.MonkeyPatch) -> N
 def test_eda_imports_no_training_library() -> None:
     code = (
         "import sys, pandas as pd\n"
-        "from tabpilot.engine.profiling import profile_frame\n"
+        "from tabpilot.engine.data.profiling import profile_frame\n"
         "from tabpilot.engine.reports import render_eda_report\n"
         "f = pd.DataFrame({'a': range(100), 'b': ['x', 'y'] * 50, 'y': [0, 1] * 50})\n"
         "render_eda_report(f, profile_frame(f), target='y')\n"
@@ -367,7 +367,7 @@ def _refit_with(trained: Trained, estimator: object) -> object:
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
-    from tabpilot.engine.inputs import prepare_frame
+    from tabpilot.engine.data.inputs import prepare_frame
 
     result = copy.copy(trained.result)
     result.model = copy.copy(result.model)
@@ -383,7 +383,7 @@ def _refit_with(trained: Trained, estimator: object) -> object:
 def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
     import xgboost
 
-    from tabpilot.engine.inputs import prepare_frame
+    from tabpilot.engine.data.inputs import prepare_frame
 
     model = xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)
     result = _refit_with(multiclass, model)
@@ -411,7 +411,7 @@ def test_shap_skipped_with_reason_for_other_models(binary: Trained) -> None:
 
 
 def test_output_sources_cover_every_model_input(trained: Trained) -> None:
-    from tabpilot.engine.inputs import prepare_frame
+    from tabpilot.engine.data.inputs import prepare_frame
 
     r = trained.result
     pre = r.model.pipeline.named_steps["pre"]

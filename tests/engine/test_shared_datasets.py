@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabpilot.engine.io import read_csv
-from tabpilot.engine.predict import OnnxPredictor
-from tabpilot.engine.run import run_training
-from tabpilot.engine.train import TrainOptions
+from tabpilot.engine.data.io import read_csv
+from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.training.run import run_training
+from tabpilot.engine.training.train import TrainOptions
 from tests.conftest import SHARED, shared_dataset, shared_manifest
 
 NAMES = [

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.export import file_entry, write_bundle
-from tabpilot.engine.metrics import METRICS
-from tabpilot.engine.predict import OnnxPredictor
-from tabpilot.engine.train import Candidate, ProgressEvent, TrainOptions, _Trainer, train
+from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.training.export import file_entry, write_bundle
+from tabpilot.engine.training.metrics import METRICS
+from tabpilot.engine.training.train import Candidate, ProgressEvent, TrainOptions, _Trainer, train
 from tabpilot.errors import InvalidInput
 from tests.conftest import make_mixed_frame
 

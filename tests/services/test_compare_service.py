@@ -14,7 +14,7 @@ def test_metric_directions() -> None:
 
 
 def test_engine_metrics_have_known_directions() -> None:
-    from tabpilot.engine.metrics import METRICS
+    from tabpilot.engine.training.metrics import METRICS
 
     for name, spec in METRICS.items():
         expected = "higher" if spec.greater_is_better else "lower"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tabpilot.engine.problem import ProblemType
+from tabpilot.engine.data.problem import ProblemType
 from tabpilot.errors import InvalidInput
 
 # Estimator names -> what a person reads.

@@ -47,7 +47,7 @@ def _preload() -> None:
     import importlib
 
     for name in (
-        "tabpilot.engine.run",
+        "tabpilot.engine.training.run",
         "tabpilot.engine.reports",
         "flaml.automl",
         "lightgbm",

@@ -24,7 +24,7 @@ from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, n
 
 if TYPE_CHECKING:
     from tabpilot.context import AppContext
-    from tabpilot.engine.train import ProgressEvent, TrainOptions
+    from tabpilot.engine.training.train import ProgressEvent, TrainOptions
 
 log = logging.getLogger("tabpilot.jobs")
 
@@ -129,7 +129,7 @@ class _JobExecution:
         dataset = self.meta.get_dataset(job.dataset_id, owner=job.owner)
         data_path = self._fetch_dataset(dataset, tmp / "input")
 
-        from tabpilot.engine.run import run_training  # imports the ML libraries
+        from tabpilot.engine.training.run import run_training  # imports the ML libraries
 
         out_dir = tmp / "bundle"
         outcome = run_training(
@@ -259,7 +259,7 @@ def build_train_options(spec: dict[str, Any]) -> TrainOptions:
     Raises:
         InvalidInput: when the spec has no target or a value of the wrong type.
     """
-    from tabpilot.engine.train import TrainOptions
+    from tabpilot.engine.training.train import TrainOptions
 
     names = {f.name for f in dataclasses.fields(TrainOptions)}
     values = {k: v for k, v in spec.items() if k in names}

@@ -37,10 +37,10 @@ from typing import Any, Self
 import pandas as pd
 
 from tabpilot.context import AppContext
-from tabpilot.engine.columns import MOSTLY_MISSING, detect_useless_column
-from tabpilot.engine.io import CsvTable, read_csv
-from tabpilot.engine.problem import detect_problem_type
-from tabpilot.engine.profiling import ColumnKind, DatasetProfile, profile_frame
+from tabpilot.engine.data.columns import MOSTLY_MISSING, detect_useless_column
+from tabpilot.engine.data.io import CsvTable, read_csv
+from tabpilot.engine.data.problem import detect_problem_type
+from tabpilot.engine.data.profiling import ColumnKind, DatasetProfile, profile_frame
 from tabpilot.engine.reports import render_eda_report
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound

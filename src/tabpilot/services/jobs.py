@@ -28,9 +28,9 @@ from tabpilot.context import AppContext
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
 from tabpilot.engine.choices import DEFAULT_METRIC as ENGINE_DEFAULT_METRIC
 from tabpilot.engine.choices import ESTIMATORS, METRICS
-from tabpilot.engine.columns import detect_useless_column
-from tabpilot.engine.problem import MAX_CLASSES, detect_problem_type
-from tabpilot.engine.profiling import ColumnKind, ColumnProfile
+from tabpilot.engine.data.columns import detect_useless_column
+from tabpilot.engine.data.problem import MAX_CLASSES, detect_problem_type
+from tabpilot.engine.data.profiling import ColumnKind, ColumnProfile
 from tabpilot.errors import Conflict, InvalidInput, NotFound
 from tabpilot.metadata.base import DEFAULT_JOB_SORT, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord, JobEvent, JobRecord, JobStatus, utc_now

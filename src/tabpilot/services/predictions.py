@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from tabpilot.context import AppContext
-from tabpilot.engine.inputs import FeatureSpec, prepare_frame
-from tabpilot.engine.predict import OnnxPredictor
+from tabpilot.engine.data.inputs import FeatureSpec, prepare_frame
+from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound
 from tabpilot.records import ModelRecord
 from tabpilot.storage.base import ArtifactStore
@@ -550,7 +550,7 @@ class CsvPredictionStream:
         first = self._prepare_next()
         if first is None:
             # The engine's reader says best what is wrong: empty, binary, or no data rows.
-            from tabpilot.engine.io import read_csv_bytes
+            from tabpilot.engine.data.io import read_csv_bytes
 
             read_csv_bytes(header, name="the uploaded CSV")
             raise InvalidInput("The CSV has no data rows; add at least one row to predict.")
@@ -588,7 +588,7 @@ class CsvPredictionStream:
 
     def _prepare_next(self) -> _PreparedChunk | None:
         """Read, parse and validate the next chunk (in order: one caller at a time)."""
-        from tabpilot.engine.io import read_csv_bytes
+        from tabpilot.engine.data.io import read_csv_bytes
 
         chunk = next(self._chunks, None)
         if chunk is None:

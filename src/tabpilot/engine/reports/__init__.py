@@ -16,7 +16,7 @@ from tabpilot.engine.reports.eda import render_eda_report
 from tabpilot.engine.reports.page import render_failure_page
 
 if TYPE_CHECKING:
-    from tabpilot.engine.train import TrainResult
+    from tabpilot.engine.training.train import TrainResult
 
 __all__ = ["render_eda_report", "render_training_report", "write_reports"]
 

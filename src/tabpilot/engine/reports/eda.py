@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from tabpilot.engine.columns import FeaturePlan, build_feature_plan, detect_useless_column
-from tabpilot.engine.problem import ProblemDecision, detect_problem_type
-from tabpilot.engine.profiling import ColumnKind, ColumnProfile, DatasetProfile
+from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan, detect_useless_column
+from tabpilot.engine.data.problem import ProblemDecision, detect_problem_type
+from tabpilot.engine.data.profiling import ColumnKind, ColumnProfile, DatasetProfile
 from tabpilot.engine.reports.charts import (
     format_number,
     render_bar_chart,

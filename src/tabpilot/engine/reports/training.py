@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from tabpilot.engine.inputs import prepare_frame
+from tabpilot.engine.data.inputs import prepare_frame
 from tabpilot.engine.reports.charts import (
     Series,
     format_number,
@@ -35,7 +35,7 @@ from tabpilot.engine.reports.charts import (
 from tabpilot.engine.reports.page import build_section, macro, render_page
 
 if TYPE_CHECKING:
-    from tabpilot.engine.train import TrainResult
+    from tabpilot.engine.training.train import TrainResult
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.engine.inputs import FeatureSpec, prepare_frame
+from tabpilot.engine.data.inputs import FeatureSpec, prepare_frame
 from tabpilot.errors import InvalidInput, NotFound
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from tabpilot.engine.inputs import FeatureSpec
+from tabpilot.engine.data.inputs import FeatureSpec
 
 MAX_ROWS = 5000
 MIN_ROWS = 200

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import tabpilot
-from tabpilot.engine.inputs import input_columns
-from tabpilot.engine.model import TabpilotModel
+from tabpilot.engine.data.inputs import input_columns
 from tabpilot.engine.serialize import to_jsonable
-from tabpilot.engine.train import TrainResult
+from tabpilot.engine.training.model import TabpilotModel
+from tabpilot.engine.training.train import TrainResult
 
 FORMAT_VERSION = 1
 MAX_ALLOWED_VALUES = 100
@@ -69,7 +69,7 @@ def _register_converters() -> None:
     )
     from xgboost import XGBClassifier, XGBRegressor
 
-    from tabpilot.engine.calibrate import TemperatureScaled
+    from tabpilot.engine.training.calibrate import TemperatureScaled
 
     cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     for model, alias, conv in (
@@ -103,7 +103,7 @@ def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
     ]
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from tabpilot.engine.preprocess import TOKEN_PATTERN
+    from tabpilot.engine.training.preprocess import TOKEN_PATTERN
 
     options: dict[Any, Any] = {CountVectorizer: {"tokenexp": TOKEN_PATTERN}}
     if model.classes is not None:

@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tabpilot.engine.export import write_bundle
-from tabpilot.engine.io import read_csv
-from tabpilot.engine.train import ProgressEvent, ProgressFn, TrainOptions, TrainResult, train
+from tabpilot.engine.data.io import read_csv
+from tabpilot.engine.training.export import write_bundle
+from tabpilot.engine.training.train import (
+    ProgressEvent,
+    ProgressFn,
+    TrainOptions,
+    TrainResult,
+    train,
+)
 
 REPORT_FILES = ("eda.html", "report.html")
 

@@ -36,25 +36,25 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tabpilot.engine.blend import Blend, BlendMember, select_blend
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
-from tabpilot.engine.calibrate import fit_temperature, scale, with_temperature
 from tabpilot.engine.choices import ESTIMATORS
-from tabpilot.engine.columns import FeaturePlan, build_feature_plan
-from tabpilot.engine.explain import FeatureImportance, compute_permutation_importance
-from tabpilot.engine.inputs import input_columns, prepare_frame
-from tabpilot.engine.metrics import (
+from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan
+from tabpilot.engine.data.inputs import input_columns, prepare_frame
+from tabpilot.engine.data.problem import ProblemDecision, ProblemType, detect_problem_type
+from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
+from tabpilot.engine.serialize import to_jsonable
+from tabpilot.engine.training.blend import Blend, BlendMember, select_blend
+from tabpilot.engine.training.calibrate import fit_temperature, scale, with_temperature
+from tabpilot.engine.training.explain import FeatureImportance, compute_permutation_importance
+from tabpilot.engine.training.metrics import (
     MetricSpec,
     evaluate_classification,
     evaluate_regression,
     resolve_metric,
     score,
 )
-from tabpilot.engine.model import TabpilotModel
-from tabpilot.engine.preprocess import build_preprocessor
-from tabpilot.engine.problem import ProblemDecision, ProblemType, detect_problem_type
-from tabpilot.engine.profiling import DatasetProfile, profile_frame
-from tabpilot.engine.serialize import to_jsonable
+from tabpilot.engine.training.model import TabpilotModel
+from tabpilot.engine.training.preprocess import build_preprocessor
 from tabpilot.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def train(
     """Train, evaluate and explain a model on `frame`.
 
     Args:
-        frame: the data, as read by `engine.io.read_csv`.
+        frame: the data, as read by `engine.data.io.read_csv`.
         options: what to learn and how.
         progress: called with a `ProgressEvent` at each phase and search trial.
         started: `time.perf_counter()` when the run began (before reading the file), so the

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.engine.inputs import FeatureSpec, prepare_frame
-from tabpilot.engine.problem import ProblemType
+from tabpilot.engine.data.inputs import FeatureSpec, prepare_frame
+from tabpilot.engine.data.problem import ProblemType
 
 
 class TabpilotModel:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.engine.inputs import FeatureSpec
-from tabpilot.engine.problem import ProblemType
-from tabpilot.engine.profiling import ColumnKind, ColumnProfile, DatasetProfile
+from tabpilot.engine.data.inputs import FeatureSpec
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.data.profiling import ColumnKind, ColumnProfile, DatasetProfile
 from tabpilot.errors import InvalidInput
 
 MOSTLY_MISSING = 0.95

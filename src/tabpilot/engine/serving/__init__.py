@@ -1,0 +1,1 @@
+"""Serving predictions from model.onnx with onnxruntime: no training library."""
