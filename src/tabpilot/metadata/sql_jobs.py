@@ -1,0 +1,292 @@
+"""Jobs, their tags and events, claims and leases in SQL: the job part of `SqlMetadataStore`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from tabpilot.errors import Conflict
+from tabpilot.metadata.base import (
+    DEFAULT_JOB_SORT,
+    DEFAULT_PAGE_LIMIT,
+    JOB_UPDATABLE,
+    MAX_PAGE_LIMIT,
+    Page,
+    check_changes,
+    check_limit,
+    not_found,
+    parse_job_sort,
+    parse_statuses,
+)
+from tabpilot.metadata.sql_base import SqlStoreBase
+from tabpilot.metadata.sql_rows import insert_new, paginate, row_to_job, scope
+from tabpilot.metadata.sql_tables import datasets, job_events, job_tags, jobs, models
+from tabpilot.records import JobEvent, JobRecord, JobStatus, utc_now
+
+
+class SqlJobs(SqlStoreBase):
+    """Jobs with their tags and event logs; claims, leases and status transitions."""
+
+    def create_job(self, record: JobRecord) -> JobRecord:
+        values = _job_values(record) | {"event_seq": 0}
+        with self._tx(write=True) as conn:
+            dataset_owned = conn.execute(
+                select(datasets.c.id).where(
+                    datasets.c.id == record.dataset_id, datasets.c.owner == record.owner
+                )
+            ).first()
+            if dataset_owned is None:
+                raise not_found("Dataset", record.dataset_id)
+            insert_new(conn, jobs, values, "Job")
+            _write_tags(conn, record.id, record.tags)
+        return record
+
+    def find_job(self, job_id: str, *, owner: str | None) -> JobRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner))).first()
+        return row_to_job(row) if row else None
+
+    def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
+        tag: str | None = None,
+        dataset_id: str | None = None,
+        problem_type: str | None = None,
+        text: str | None = None,
+        sort: str = DEFAULT_JOB_SORT,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[JobRecord]:
+        key, descending = parse_job_sort(sort)
+        statuses = parse_statuses(status)
+        query = select(jobs).where(scope(jobs, owner))
+        if statuses is not None:
+            query = query.where(jobs.c.status.in_([s.value for s in statuses]))
+        if tag is not None:
+            query = query.where(
+                select(job_tags.c.job_id)
+                .where(job_tags.c.job_id == jobs.c.id, job_tags.c.tag == tag)
+                .exists()
+            )
+        if dataset_id is not None:
+            query = query.where(jobs.c.dataset_id == dataset_id)
+        if problem_type is not None:
+            query = query.where(jobs.c.problem_type == problem_type)
+        if text:
+            pattern = "%" + _escape_like(text.lower()) + "%"
+            query = query.where(jobs.c.search_text.like(pattern, escape="\\"))
+        with self._tx() as conn:
+            return paginate(conn, query, jobs, key, descending, sort, limit, cursor, row_to_job)
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        owner: str | None,
+        if_status: Collection[JobStatus] | None = None,
+        if_lease_owner: str | None = None,
+        **changes: Any,
+    ) -> JobRecord:
+        check_changes("job", changes, JOB_UPDATABLE)
+        if "status" in changes:
+            changes["status"] = parse_statuses(changes["status"])[0]  # type: ignore[index]
+        if "tags" in changes:
+            changes["tags"] = list(changes["tags"])
+        with self._tx(write=True) as conn:
+            row = conn.execute(
+                self._locked(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner)))
+            ).first()
+            if row is None:
+                raise not_found("Job", job_id)
+            current = row_to_job(row)
+            if if_status is not None:
+                allowed = parse_statuses(if_status) or []
+                if current.status not in allowed:
+                    raise Conflict(
+                        f'Job "{job_id}" is {current.status.value}, not '
+                        f"{' or '.join(s.value for s in allowed)}",
+                        details={"status": current.status.value},
+                    )
+            if if_lease_owner is not None and current.lease_owner != if_lease_owner:
+                raise Conflict(
+                    f'Job "{job_id}" is no longer leased to worker "{if_lease_owner}"',
+                    details={"status": current.status.value},
+                )
+            updated = dataclasses.replace(current, **changes)
+            values = _job_values(updated)
+            changed = {k: values[k] for k in changes}
+            changed.update(problem_type=values["problem_type"], search_text=values["search_text"])
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**changed))
+            if "tags" in changes:
+                conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id))
+                _write_tags(conn, job_id, updated.tags)
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+        return row_to_job(row)
+
+    def delete_job(self, job_id: str, *, owner: str | None) -> None:
+        with self._tx(write=True) as conn:
+            found = conn.execute(
+                select(jobs.c.id).where(jobs.c.id == job_id, scope(jobs, owner))
+            ).first()
+            if found is None:
+                raise not_found("Job", job_id)
+            for child in (job_events, job_tags, models):
+                conn.execute(delete(child).where(child.c.job_id == job_id))
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+    def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> JobRecord | None:
+        query = (
+            select(jobs.c.id)
+            .where(jobs.c.status == JobStatus.QUEUED.value)
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(1)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        # Under SQLite the write lock makes the first try win; under PostgreSQL the row lock
+        # does. The status guard in _claim keeps it exactly-once on any isolation level.
+        for _ in range(100):
+            with self._tx(write=True) as conn:
+                job_id = conn.execute(query).scalar()
+                if job_id is None:
+                    return None
+                claimed = _claim(conn, job_id, worker_id, lease_seconds)
+                if claimed is not None:
+                    return claimed
+        return None
+
+    def claim_job(self, job_id: str, *, worker_id: str, lease_seconds: float) -> JobRecord:
+        with self._tx(write=True) as conn:
+            status = conn.execute(
+                self._locked(select(jobs.c.status).where(jobs.c.id == job_id))
+            ).scalar()
+            if status is None:
+                raise not_found("Job", job_id)
+            claimed = _claim(conn, job_id, worker_id, lease_seconds)
+            if claimed is None:
+                raise Conflict(
+                    f'Job "{job_id}" is {status}; only queued jobs can be started',
+                    details={"status": status},
+                )
+            return claimed
+
+    def heartbeat(self, job_id: str, *, worker_id: str, lease_seconds: float) -> bool:
+        with self._tx(write=True) as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.RUNNING.value,
+                    jobs.c.lease_owner == worker_id,
+                )
+                .values(lease_expires_at=utc_now() + timedelta(seconds=lease_seconds))
+            )
+            return result.rowcount == 1
+
+    def list_expired_leases(self, now: datetime | None = None) -> list[JobRecord]:
+        now = now or utc_now()
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
+                .order_by(jobs.c.lease_expires_at, jobs.c.id)
+            ).all()
+        return [row_to_job(row) for row in rows]
+
+    def append_job_event(
+        self, job_id: str, *, owner: str | None, kind: str, data: dict[str, Any] | None = None
+    ) -> JobEvent:
+        with self._tx(write=True) as conn:
+            seq = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, scope(jobs, owner))
+                .values(event_seq=jobs.c.event_seq + 1)
+                .returning(jobs.c.event_seq)
+            ).scalar()
+            if seq is None:
+                raise not_found("Job", job_id)
+            job_event = JobEvent(job_id=job_id, seq=int(seq), kind=kind, data=dict(data or {}))
+            conn.execute(insert(job_events).values(**dataclasses.asdict(job_event)))
+        return job_event
+
+    def list_job_events(
+        self,
+        job_id: str,
+        *,
+        owner: str | None,
+        after_seq: int = 0,
+        limit: int = MAX_PAGE_LIMIT,
+    ) -> list[JobEvent]:
+        check_limit(limit)
+        with self._tx() as conn:
+            found = conn.execute(
+                select(jobs.c.id).where(jobs.c.id == job_id, scope(jobs, owner))
+            ).first()
+            if found is None:
+                raise not_found("Job", job_id)
+            rows = conn.execute(
+                select(job_events)
+                .where(job_events.c.job_id == job_id, job_events.c.seq > after_seq)
+                .order_by(job_events.c.seq)
+                .limit(limit)
+            ).all()
+        return [
+            JobEvent(job_id=r.job_id, seq=r.seq, at=r.at, kind=r.kind, data=r.data) for r in rows
+        ]
+
+
+def _write_tags(conn: Connection, job_id: str, tags: Iterable[str]) -> None:
+    unique = sorted(set(tags))
+    if unique:
+        conn.execute(insert(job_tags), [{"job_id": job_id, "tag": tag} for tag in unique])
+
+
+def _job_values(record: JobRecord) -> dict[str, Any]:
+    values = dataclasses.asdict(record)
+    values["status"] = JobStatus(record.status).value
+    values["problem_type"] = record.problem_type
+    values["search_text"] = _search_text(record)
+    return values
+
+
+def _search_text(record: JobRecord) -> str:
+    spec = record.spec or {}
+    fields = ("target", "problem_type", "metric", "name", "dataset_name")
+    parts = [
+        record.id,
+        record.dataset_id,
+        *(str(spec[k]) for k in fields if spec.get(k)),
+        *record.tags,
+        record.notes,
+    ]
+    return "\n".join(part for part in parts if part).lower()
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _claim(conn: Connection, job_id: str, worker_id: str, lease_seconds: float) -> JobRecord | None:
+    now = utc_now()
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=now,
+            finished_at=None,
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=jobs.c.attempts + 1,
+        )
+    )
+    if result.rowcount != 1:
+        return None
+    return row_to_job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
