@@ -7,47 +7,18 @@ Everything comes from each job's model card (`metrics.holdout`, `feature_importa
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 from tabpilot.context import AppContext
+from tabpilot.engine.choices import find_metric, metric_direction
 from tabpilot.errors import Conflict, InvalidInput
 from tabpilot.records import JobRecord, JobStatus, ModelRecord
 from tabpilot.services import check_id
 
 MAX_COMPARED = 20
-Direction = Literal["higher", "lower"]
-
-# Scores where a larger value is better; errors and losses are the opposite.
-HIGHER_IS_BETTER = frozenset(
-    {
-        "accuracy",
-        "balanced_accuracy",
-        "roc_auc",
-        "r2",
-        "f1",
-        "macro_f1",
-        "f1_macro",
-        "f1_weighted",
-        "precision_macro",
-        "precision_weighted",
-        "recall_macro",
-        "recall_weighted",
-        "average_precision",
-    }
-)
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "mse", "brier"})
 
 # Spec keys that explain a value rather than configure the run.
 _EXPLANATORY_KEYS = frozenset({"time_budget_reason", "problem_type_reason"})
-
-
-def metric_direction(name: str) -> Direction | None:
-    """Whether a larger or a smaller value of the metric is better; None if unknown."""
-    if name in HIGHER_IS_BETTER:
-        return "higher"
-    if name in LOWER_IS_BETTER:
-        return "lower"
-    return None
 
 
 def parse_job_ids(value: str | list[str]) -> list[str]:
@@ -129,7 +100,7 @@ def _summary(job: JobRecord, model: ModelRecord) -> dict[str, Any]:
 
 
 def compare_metrics(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:
-    holdouts = [((m.card.get("metrics") or {}).get("holdout") or {}) for m in models]
+    holdouts = [_holdout(m) for m in models]
     names: list[str] = []
     for holdout in holdouts:
         names.extend(k for k, v in holdout.items() if _number(v) is not None and k not in names)
@@ -154,6 +125,16 @@ def compare_metrics(jobs: list[JobRecord], models: list[ModelRecord]) -> list[di
         )
     rows.sort(key=lambda r: not r["primary"])  # the optimised metric first; stable otherwise
     return rows
+
+
+def _holdout(model: ModelRecord) -> dict[str, Any]:
+    """The card's held-out metrics under the metric table's names (older cards used others)."""
+    holdout = (model.card.get("metrics") or {}).get("holdout") or {}
+    out: dict[str, Any] = {}
+    for key, value in holdout.items():
+        spec = find_metric(key)
+        out[spec.name if spec is not None else key] = value
+    return out
 
 
 def compare_importance(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from tabpilot.engine.choices import ALL_METRICS
 from tabpilot.engine.data.inputs import prepare_frame
 from tabpilot.engine.reports.charts import (
     Series,
@@ -51,23 +52,6 @@ MAX_SHAP_ROWS = 1000
 SHAP_FEATURES = 15
 ERROR_BINS = 10
 
-# metric key -> (what a person reads, greater is better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "roc_auc": ("ROC AUC", True),
-    "accuracy": ("accuracy", True),
-    "balanced_accuracy": ("balanced accuracy", True),
-    "log_loss": ("log loss", False),
-    "f1_macro": ("F1 (macro average)", True),
-    "precision_macro": ("precision (macro average)", True),
-    "recall_macro": ("recall (macro average)", True),
-    "f1_weighted": ("F1 (weighted average)", True),
-    "precision_weighted": ("precision (weighted average)", True),
-    "recall_weighted": ("recall (weighted average)", True),
-    "rmse": ("RMSE", False),
-    "mae": ("MAE", False),
-    "r2": ("R²", True),
-    "mape": ("MAPE", False),
-}
 LIBRARIES = (
     "tabpilot",
     "numpy",
@@ -360,10 +344,11 @@ class _Report:
     def _metric_rows(self) -> list[dict[str, Any]]:
         r = self.r
         rows = []
-        for key, (label, greater) in METRICS.items():
+        for key, spec in ALL_METRICS.items():
             if key not in r.holdout_metrics:
                 continue
             value, base = r.holdout_metrics.get(key), r.baseline_metrics.get(key)
+            label = spec.label
             if key == "roc_auc" and r.classes is not None and len(r.classes) > 2:
                 label = "ROC AUC (one-vs-rest)"
             rows.append(
@@ -372,7 +357,7 @@ class _Report:
                     "label": label,
                     "value": value,
                     "baseline": base,
-                    "greater": greater,
+                    "greater": spec.greater_is_better,
                     "primary": key == r.metric.name,
                 }
             )
