@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tabpilot.engine.budget import MAX_AUTO_BUDGET
 from tabpilot.errors import Conflict, NotFound
 from tabpilot.jobs.base import JobRunner
 from tabpilot.jobs.execute import remove_temp_dirs
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tabpilot.jobs")
 
 KILL_WAIT_SECONDS = 30.0
-MAX_AUTO_BUDGET = 600.0  # engine.budget.auto_budget never chooses more
 
 
 @dataclass
