@@ -1,7 +1,19 @@
 """Domain errors, one hierarchy for the engine, services, API and CLI.
 
 Every error carries a message a user can act on: what was wrong and what to do about it.
-The API maps these to HTTP status codes and the CLI prints them without a traceback.
+Every error a user can see is defined here, in domain words: the API maps each class to an HTTP
+status (`tabpilot.api.errors.ERROR_STATUS`) and the CLI prints them without a traceback.
+
+    TabpilotError
+    ├── InvalidInput
+    │   ├── DataFileError
+    │   └── UploadTooLarge
+    ├── NotFound
+    ├── Conflict
+    ├── Unauthenticated
+    ├── Forbidden
+    ├── MissingDependency
+    └── ChildFailed
 """
 
 from __future__ import annotations
@@ -46,15 +58,45 @@ class DataFileError(InvalidInput):
         self.details.update({k: v for k, v in (("path", path), ("line", line)) if v is not None})
 
 
+class UploadTooLarge(InvalidInput):
+    """An upload is bigger than this server's limit (`TABPILOT_MAX_UPLOAD_MB`)."""
+
+    code = "too_large"
+
+
 class NotFound(TabpilotError):
+    """The thing asked for does not exist, or belongs to someone else."""
+
     code = "not_found"
 
 
 class Conflict(TabpilotError):
+    """The request clashes with the current state (a name taken, a job already finished)."""
+
     code = "conflict"
+
+
+class Unauthenticated(TabpilotError):
+    """The caller brought no valid user credentials (no token, a wrong or revoked one)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(TabpilotError):
+    """The caller is known but may not do this (a deploy key used beyond its model's
+    predictions)."""
+
+    code = "forbidden"
 
 
 class MissingDependency(TabpilotError):
     """An optional extra is needed for this feature; says which `pip install` fixes it."""
 
     code = "missing_dependency"
+
+
+class ChildFailed(TabpilotError):
+    """A child process doing work for the server died (out of memory, killed) before
+    answering, or failed with something other than a `TabpilotError`."""
+
+    code = "processing_failed"

@@ -11,7 +11,7 @@ from tabpilot import __version__
 from tabpilot.api.app import create_app
 from tabpilot.context import AppContext
 from tabpilot.settings import load_settings
-from tests.api.support import RecordingRunner, make_ctx, runner_of
+from tests.api.support import make_ctx, runner_of
 
 
 def test_runner_is_started_and_stopped_with_the_app(tmp_path: Path) -> None:
@@ -135,28 +135,18 @@ def test_openapi_docs_describe_every_endpoint(api: TestClient) -> None:
         for method in methods:
             operation = paths[path][method]
             assert operation.get("summary") and operation.get("description"), (path, method)
+    for path in (
+        "/api/models",
+        "/api/models/{model_id}",
+        "/api/models/{model_id}/files/{name}",
+        "/api/models/{model_id}/deploy",
+        "/api/models/{model_id}/undeploy",
+        "/api/models/{model_id}/predict",
+        "/api/models/{model_id}/predict.csv",
+    ):
+        assert path in paths, path
     upload = paths["/api/datasets"]["post"]["requestBody"]["content"]
     assert upload["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
     create = spec["components"]["schemas"]["JobCreate"]
     assert {"dataset_id", "target"} == set(create["required"])
     assert "5 to 86400" in create["properties"]["time_budget"]["description"]
-
-
-def test_models_router_is_optional(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def without_models(name: str, *args: object, **kwargs: object) -> object:
-        fromlist = args[2] if len(args) > 2 else kwargs.get("fromlist")
-        if name == "tabpilot.api.routes" and fromlist and "models" in fromlist:  # type: ignore[operator]
-            raise ModuleNotFoundError("no models", name="tabpilot.api.routes.models")
-        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(builtins, "__import__", without_models)
-    ctx = make_ctx(tmp_path, runner=RecordingRunner())
-    with TestClient(create_app(ctx)) as client:
-        paths = client.get("/openapi.json").json()["paths"]
-        assert "/api/jobs" in paths
-        assert not any(p.startswith("/api/models") for p in paths)
-    ctx.metadata.close()

@@ -10,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tabpilot.api.app import create_app
+from tabpilot.api.auth import parse_bearer
 from tabpilot.context import AppContext
+from tabpilot.errors import Unauthenticated
 from tabpilot.services.auth import hash_token, local_owner
 from tabpilot.services.users import create_user
 from tests.api.support import csv_bytes, finish_job, make_ctx, upload
@@ -110,6 +112,28 @@ def test_a_deploy_key_is_not_a_user_token(token_api: TestClient, token_ctx: AppC
     )
     for url in ("/api/datasets", f"/api/jobs/{job['id']}", "/api/jobs"):
         assert token_api.get(url, headers=bearer(deploy_key)).status_code == 401
+    # The model routes know deploy keys and say why they refuse one: 403, not 401.
+    refused = token_api.get("/api/models", headers=bearer(deploy_key))
+    assert refused.status_code == 403 and "www-authenticate" not in refused.headers
+    assert refused.json() == {
+        "error": {
+            "code": "forbidden",
+            "message": "A deploy key can only call predict and predict.csv of its model; "
+            "use your API token for everything else",
+            "details": {},
+        }
+    }
+    elsewhere = token_api.post(
+        "/api/models/mdl_0000000000000000/predict",
+        json={"rows": [{"x": 1}]},
+        headers=bearer(deploy_key),
+    )
+    assert elsewhere.status_code == 403
+    assert elsewhere.json()["error"] == {
+        "code": "forbidden",
+        "message": "This deploy key only predicts with the model it was minted for",
+        "details": {},
+    }
 
 
 def test_local_mode_acts_for_the_local_user_whatever_the_headers(
@@ -120,6 +144,21 @@ def test_local_mode_acts_for_the_local_user_whatever_the_headers(
     record = app_ctx.metadata.get_dataset(response.json()["id"], owner=local_owner())
     assert record.owner == local_owner()
     assert api.get("/api/datasets").json()["items"][0]["id"] == record.id
+    # A header that is sent must still be a bearer token (so a deploy key cannot hide).
+    malformed = api.get("/api/datasets", headers={"Authorization": "Basic abc"})
+    assert malformed.status_code == 401
+    assert malformed.headers["www-authenticate"] == "Bearer"
+
+
+def test_parse_bearer_messages() -> None:
+    for missing in (None, "", "  "):
+        with pytest.raises(Unauthenticated, match="tabpilot users create"):
+            parse_bearer(missing)
+    for malformed in ("Basic abc", "Bearer", "Token abc", "Bearer   "):
+        with pytest.raises(Unauthenticated, match="Bearer <token>"):
+            parse_bearer(malformed)
+    assert parse_bearer("Bearer abc") == "abc"
+    assert parse_bearer("  bearer   abc ") == "abc"
 
 
 def test_openapi_documents_the_bearer_scheme(token_api: TestClient) -> None:

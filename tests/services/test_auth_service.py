@@ -6,17 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tabpilot.errors import Conflict, InvalidInput
+from tabpilot.errors import Conflict, InvalidInput, Unauthenticated
 from tabpilot.metadata import build_metadata_store
 from tabpilot.metadata.base import MetadataStore
 from tabpilot.services.auth import (
-    Unauthenticated,
     authenticate,
     check_bind_host,
     hash_token,
     is_loopback_host,
     local_owner,
-    parse_bearer,
 )
 from tabpilot.services.users import create_user, list_all_users, rotate_token
 from tabpilot.settings import load_settings
@@ -29,19 +27,23 @@ def store(tmp_path: Path) -> MetadataStore:
 
 
 def test_local_mode_is_the_os_user(store: MetadataStore) -> None:
-    principal = authenticate(store, mode="local", authorization=None)
+    principal = authenticate(store, mode="local", token=None)
     assert principal.owner == local_owner() and principal.auth == "local"
     assert principal.user_id is None
+    assert authenticate(store, mode="local", token="anything").owner == local_owner()
+    with pytest.raises(Unauthenticated, match="only works for its model's predict"):
+        authenticate(store, mode="local", token="tpk_a-deploy-key")
 
 
 def test_token_mode(store: MetadataStore) -> None:
     user, token = create_user(store, name="alice")
-    principal = authenticate(store, mode="token", authorization=f"Bearer {token}")
+    principal = authenticate(store, mode="token", token=token)
     assert principal.owner == user.id and principal.name == "alice"
-    assert authenticate(store, mode="token", authorization=f"bearer   {token} ").owner == user.id
-    for header in (None, "", "Bearer", f"Token {token}", "Bearer tpu_nope"):
+    with pytest.raises(Unauthenticated, match="tabpilot users create"):
+        authenticate(store, mode="token", token=None)
+    for wrong in ("", "tpu_nope", token + "x", "tpk_a-deploy-key"):
         with pytest.raises(Unauthenticated):
-            authenticate(store, mode="token", authorization=header)
+            authenticate(store, mode="token", token=wrong)
 
 
 def test_tokens_are_stored_hashed_and_unique(store: MetadataStore) -> None:
@@ -57,16 +59,8 @@ def test_tokens_are_stored_hashed_and_unique(store: MetadataStore) -> None:
     assert [u.name for u in list_all_users(store)] == ["alice", "bob"]
     _, new = rotate_token(store, name="bob")
     with pytest.raises(Unauthenticated):
-        authenticate(store, mode="token", authorization=f"Bearer {token_b}")
-    assert authenticate(store, mode="token", authorization=f"Bearer {new}").owner == bob.id
-
-
-def test_parse_bearer_messages() -> None:
-    with pytest.raises(Unauthenticated, match="tabpilot users create"):
-        parse_bearer(None)
-    with pytest.raises(Unauthenticated, match="Bearer <token>"):
-        parse_bearer("Basic abc")
-    assert parse_bearer("Bearer abc") == "abc"
+        authenticate(store, mode="token", token=token_b)
+    assert authenticate(store, mode="token", token=new).owner == bob.id
 
 
 @pytest.mark.parametrize(

@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.errors import DataFileError
+from tabpilot.errors import ChildFailed, DataFileError, UploadTooLarge
 from tabpilot.services.datasets import (
     StagedUpload,
-    UploadTooLarge,
     clean_filename,
     default_dataset_name,
     describe_dataset,
     inspect_file,
     inspect_upload,
 )
-from tabpilot.services.isolated import ChildFailed, call_in_child
+from tabpilot.services.isolated import call_in_child
 
 
 def test_staged_upload_hashes_and_limits(tmp_path: Path) -> None:

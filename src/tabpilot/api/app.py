@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -11,11 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from tabpilot import __version__
 from tabpilot.api.errors import install_error_handlers
-from tabpilot.api.routes import compare, datasets, health, jobs
+from tabpilot.api.routes import compare, datasets, health, jobs, models
 from tabpilot.context import AppContext, build_context
 from tabpilot.settings import Settings, load_settings
-
-log = logging.getLogger("tabpilot.api")
 
 DESCRIPTION = """
 Tabpilot trains, explains and serves models for tabular data. Upload a CSV, queue a training
@@ -97,13 +94,5 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(compare.router)
-    try:
-        from tabpilot.api.routes import models as models_routes
-    except ModuleNotFoundError as exc:
-        # The models routes are built separately; until they exist the rest of the API works.
-        if exc.name != "tabpilot.api.routes.models":
-            raise
-        log.warning("tabpilot.api.routes.models is missing: no /api/models endpoints")
-    else:
-        app.include_router(models_routes.router)
+    app.include_router(models.router)
     return app

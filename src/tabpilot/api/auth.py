@@ -2,18 +2,21 @@
 
 `TABPILOT_AUTH=local` (the default): one user, no login. Every request acts for the
 operating-system user running the server (`Principal.owner` is that user name), whatever
-headers it carries; `tabpilot serve` refuses to listen beyond loopback in this mode.
+token it carries, except that an Authorization header that is not a bearer token, or a deploy
+key, is refused (401); `tabpilot serve` refuses to listen beyond loopback in this mode.
 
 `TABPILOT_AUTH=token`: every request except `GET /health` and `GET /ready` must carry
 `Authorization: Bearer <token>` with a user's API token (`tabpilot users create NAME` prints
-one, once). The token's SHA-256 is looked up in the users table; `Principal.owner` is the
-user's id, and every store call is scoped to it, so another user's ids answer 404. A missing
-or unknown token answers 401 with `WWW-Authenticate: Bearer`.
+one, once). The header is parsed here (`parse_bearer`); the service
+(`tabpilot.services.auth.authenticate`) sees only the token, whose SHA-256 is looked up in the
+users table. `Principal.owner` is the user's id, and every store call is scoped to it, so
+another user's ids answer 404. A missing or unknown token answers 401 with
+`WWW-Authenticate: Bearer`.
 
 Deploy keys (prediction-only keys of deployed models) are stored as a hash on the model record,
-never in the users table, so `current_owner` rejects them: a route that also accepts a deploy
-key (predict) checks for a user first with `find_principal` and otherwise verifies the key
-itself against `ModelRecord.deploy_key_hash`.
+never in the users table, so `current_owner` rejects them. The model routes read the key with
+`bearer_token`: predict verifies it (`services.models.model_for_deploy_key`), every other model
+route refuses it as `Forbidden`.
 
 Route usage:
 
@@ -39,7 +42,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tabpilot.api.deps import Ctx, get_ctx
-from tabpilot.services.auth import Principal, Unauthenticated, authenticate
+from tabpilot.errors import Unauthenticated
+from tabpilot.services.auth import Principal, authenticate
 
 __all__ = [
     "Ctx",
@@ -47,10 +51,11 @@ __all__ = [
     "Owner",
     "Principal",
     "bearer_scheme",
+    "bearer_token",
     "current_owner",
     "current_principal",
-    "find_principal",
     "get_ctx",
+    "parse_bearer",
     "router_security",
 ]
 
@@ -62,16 +67,47 @@ bearer_scheme = HTTPBearer(
 )
 
 
+def parse_bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value.
+
+    Raises:
+        Unauthenticated: the header is missing or is not a bearer token.
+    """
+    if not authorization or not authorization.strip():
+        raise Unauthenticated(
+            "This server needs an API token: send the header 'Authorization: Bearer <token>'. "
+            "An administrator creates one with: tabpilot users create NAME"
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <token>' (with the word Bearer, a space, "
+            "then your API token)"
+        )
+    return token
+
+
+def bearer_token(request: Request) -> str | None:
+    """The request's bearer token, or None if it sends none (or another scheme); never raises."""
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
     ctx = request.app.state.ctx
-    principal = authenticate(
-        ctx.metadata,
-        mode=ctx.settings.auth,
-        authorization=request.headers.get("authorization"),
-    )
+    mode = ctx.settings.auth
+    header = request.headers.get("authorization")
+    # Local mode needs no header, but one that is sent must be a well-formed bearer token, so
+    # that a deploy key sent there is recognised (and refused) rather than ignored.
+    token = parse_bearer(header) if header or mode != "local" else None
+    principal = authenticate(ctx.metadata, mode=mode, token=token)
     request.state.principal = principal
     return principal
 
@@ -84,14 +120,6 @@ def current_principal(request: Request) -> Principal:
 def current_owner(request: Request) -> str:
     """The owner id the request acts for (a FastAPI dependency); 401 without a user token."""
     return _principal(request).owner
-
-
-def find_principal(request: Request) -> Principal | None:
-    """The caller if the request carries valid user credentials (always, in local mode)."""
-    try:
-        return _principal(request)
-    except Unauthenticated:
-        return None
 
 
 def _authenticated(

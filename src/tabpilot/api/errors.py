@@ -1,7 +1,9 @@
 """Every error answers with one JSON envelope: `{"error": {"code", "message", "details"}}`.
 
-- `TabpilotError` subclasses map to their status (`ERROR_STATUS`): invalid input 422, not
-  found 404, conflict 409, upload too large 413, missing credentials 401.
+- `TabpilotError` subclasses (the whole hierarchy lives in `tabpilot.errors`) map to their
+  status (`ERROR_STATUS`): invalid input 422, not found 404, conflict 409, upload too large
+  413, missing credentials 401, not allowed 403, missing extra 501, a failed child process
+  500. Routes raise these domain errors, never `HTTPException`.
 - Request validation errors are 422 with `details.fields`: each bad field and why.
 - Anything unexpected is 500 with a generic message and an `error_id`; the traceback goes to
   the server log under that id, never into the reply.
@@ -24,22 +26,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tabpilot.errors import (
+    ChildFailed,
     Conflict,
     DataFileError,
+    Forbidden,
     InvalidInput,
     MissingDependency,
     NotFound,
     TabpilotError,
+    Unauthenticated,
+    UploadTooLarge,
 )
-from tabpilot.services.auth import Unauthenticated
-from tabpilot.services.datasets import UploadTooLarge
-from tabpilot.services.isolated import ChildFailed
 
 log = logging.getLogger("tabpilot.api")
 
 # Most specific first: the first class the error is an instance of decides.
 ERROR_STATUS: tuple[tuple[type[TabpilotError], int], ...] = (
     (Unauthenticated, 401),
+    (Forbidden, 403),
     (UploadTooLarge, 413),
     (DataFileError, 422),
     (NotFound, 404),

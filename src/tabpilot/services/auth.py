@@ -2,9 +2,10 @@
 
 In local mode there is one user and no login: every record belongs to the name of the
 operating-system user running the server, and the server must listen on loopback only (see
-`check_bind_host`). In token mode each request carries `Authorization: Bearer <token>`; the
-token is looked up by its SHA-256 in the users table, so a deploy key (a prediction-only key
-whose hash lives on a model record, never in the users table) is not a user token.
+`check_bind_host`). In token mode every caller presents a user's API token; the token is looked
+up by its SHA-256 in the users table, so a deploy key (a prediction-only key whose hash lives on
+a model record, never in the users table) is not a user token. How a front end carries the
+token (the API: a bearer header, `tabpilot.api.auth`) is its own business.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from tabpilot.errors import InvalidInput, TabpilotError
+from tabpilot.errors import InvalidInput, Unauthenticated
 from tabpilot.metadata.base import MetadataStore
 from tabpilot.services.models import DEPLOY_KEY_PREFIX
 from tabpilot.settings import Settings
@@ -28,15 +29,9 @@ USER_TOKEN_PREFIX = "tpu_"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-class Unauthenticated(TabpilotError):
-    """The request carries no valid user credentials (HTTP 401)."""
-
-    code = "unauthenticated"
-
-
 @dataclass(frozen=True)
 class Principal:
-    """The caller a request acts for.
+    """The caller an action is done for.
 
     Attributes:
         owner: the value stamped on (and scoping) every record: the user's id in token mode,
@@ -69,46 +64,28 @@ def local_owner() -> str:
     return name.strip() or "local"
 
 
-def parse_bearer(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header value.
+def authenticate(store: MetadataStore, *, mode: AuthMode | str, token: str | None) -> Principal:
+    """The principal a caller acts as, from the auth mode and the token it presented (if any).
 
     Raises:
-        Unauthenticated: the header is missing or is not a bearer token.
-    """
-    if not authorization or not authorization.strip():
-        raise Unauthenticated(
-            "This server needs an API token: send the header 'Authorization: Bearer <token>'. "
-            "An administrator creates one with: tabpilot users create NAME"
-        )
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated(
-            "The Authorization header must be 'Bearer <token>' (with the word Bearer, a space, "
-            "then your API token)"
-        )
-    return token
-
-
-def authenticate(
-    store: MetadataStore, *, mode: AuthMode | str, authorization: str | None
-) -> Principal:
-    """The principal of a request, from the auth mode and its Authorization header value.
-
-    Raises:
-        Unauthenticated: token mode and no valid user token (a deploy key is not one).
+        Unauthenticated: token mode and no valid user token (a deploy key is not one); or,
+            in local mode, a deploy key, which must never reach beyond its model's predictions.
     """
     if mode == "local":
-        # A deploy key scopes its bearer to one model's predictions, even where no login is
+        # A deploy key scopes its holder to one model's predictions, even where no login is
         # needed: an application holding one must not reach anything else.
-        if authorization and parse_bearer(authorization).startswith(DEPLOY_KEY_PREFIX):
+        if token and token.startswith(DEPLOY_KEY_PREFIX):
             raise Unauthenticated(
                 "A prediction key only works for its model's predict endpoints; "
                 "this endpoint needs no key on this server, so send none."
             )
         name = local_owner()
         return Principal(owner=name, name=name, auth="local")
-    token = parse_bearer(authorization)
+    if not token:
+        raise Unauthenticated(
+            "This server needs an API token. "
+            "An administrator creates one with: tabpilot users create NAME"
+        )
     user = store.find_user_by_token_hash(hash_token(token))
     if user is None:
         raise Unauthenticated(

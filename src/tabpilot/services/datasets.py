@@ -43,7 +43,7 @@ from tabpilot.engine.data.problem import detect_problem_type
 from tabpilot.engine.data.profiling import ColumnKind, DatasetProfile, profile_frame
 from tabpilot.engine.reports import render_eda_report
 from tabpilot.engine.serialize import to_jsonable
-from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound
+from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound, UploadTooLarge
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
@@ -62,12 +62,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 # Reading a CSV into pandas takes a few times its size; above this the work moves to a child
 # process (about a second to start), below it the server does it in a thread.
 ISOLATE_ABOVE_BYTES = 16 * 1024 * 1024
-
-
-class UploadTooLarge(InvalidInput):
-    """The upload is bigger than `TABPILOT_MAX_UPLOAD_MB` (HTTP 413)."""
-
-    code = "too_large"
 
 
 def upload_too_large(limit_bytes: int) -> UploadTooLarge:

@@ -20,16 +20,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from tabpilot import errors
-from tabpilot.errors import TabpilotError
+from tabpilot.errors import ChildFailed, TabpilotError
 
 T = TypeVar("T")
-
-
-class ChildFailed(TabpilotError):
-    """The child process died (out of memory, killed) before answering (HTTP 500)."""
-
-    code = "processing_failed"
-
 
 def call_in_child(fn: Callable[..., T], *args: Any, what: str) -> T:
     """`fn(*args)` run in a fresh process; `fn` must be importable (a module-level function).

@@ -15,27 +15,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tabpilot.context import AppContext
-from tabpilot.errors import NotFound
+from tabpilot.errors import Forbidden, NotFound, Unauthenticated
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit
 from tabpilot.records import ModelRecord
 from tabpilot.services import check_id
 
 DEPLOY_KEY_PREFIX = "tpk_"
 
-MODEL_FILES: dict[str, str] = {
-    "model.onnx": "application/octet-stream",
-    "model.pkl": "application/octet-stream",
-    "model.json": "application/json",
-    "eda.html": "text/html; charset=utf-8",
-    "report.html": "text/html; charset=utf-8",
-}
-"""The files of a model bundle that can be downloaded, with their content types. Nothing else
-can be: a requested name is looked up here, never joined into a path."""
-
-PICKLE_WARNING = (
-    "model.pkl is a Python pickle: loading it runs code, so load it only from a source you "
-    "trust. Prefer model.onnx, which any ONNX runtime loads safely."
-)
+MODEL_FILES: tuple[str, ...] = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
+"""The files of a model bundle that can be downloaded, in the order they are listed. Nothing
+else can be: a requested name is looked up here, never joined into a path."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +33,6 @@ class ModelFile:
 
     model_id: str
     name: str
-    media_type: str
     key: str
     size: int
     local_path: Path | None  # the file itself when the store is local (served zero-copy)
@@ -88,8 +76,7 @@ def get_model_file(ctx: AppContext, *, owner: str, model_id: str, name: str) -> 
             lacks it (reports are missing when they could not be written).
     """
     model = get_model(ctx, owner=owner, model_id=model_id)
-    media_type = MODEL_FILES.get(name)
-    if media_type is None:
+    if name not in MODEL_FILES:
         raise NotFound(
             f'Model files are {", ".join(MODEL_FILES)}; there is no file "{_shown(name)}"',
             details={"files": list(MODEL_FILES)},
@@ -106,7 +93,6 @@ def get_model_file(ctx: AppContext, *, owner: str, model_id: str, name: str) -> 
     return ModelFile(
         model_id=model.id,
         name=name,
-        media_type=media_type,
         key=key,
         size=size,
         local_path=ctx.artifacts.local_path_hint(key),
@@ -139,7 +125,7 @@ def hash_deploy_key(key: str) -> str:
 
 
 def is_deploy_key(token: str) -> bool:
-    """Whether a bearer token has the form of a deploy key (it may still be wrong)."""
+    """Whether a token has the form of a deploy key (it may still be wrong)."""
     return token.startswith(DEPLOY_KEY_PREFIX)
 
 
@@ -148,6 +134,25 @@ def find_model_by_deploy_key(ctx: AppContext, *, key: str) -> ModelRecord | None
     if not is_deploy_key(key):
         return None
     return ctx.metadata.find_model_by_deploy_key_hash(hash_deploy_key(key))
+
+
+def model_for_deploy_key(ctx: AppContext, *, key: str, model_id: str) -> ModelRecord:
+    """The model a deploy key may predict with, which must be `model_id`.
+
+    Raises:
+        Unauthenticated: the key is unknown: mistyped, revoked, or replaced by a newer one.
+        Forbidden: the key belongs to another model. Said whether or not `model_id` exists,
+            so a key reveals nothing about other models.
+    """
+    model = find_model_by_deploy_key(ctx, key=key)
+    if model is None:
+        raise Unauthenticated(
+            "This deploy key is not valid: it was mistyped, revoked (undeploy) or replaced "
+            "(deploy again mints a new key). Ask the model's owner for the current key."
+        )
+    if model.id != model_id:
+        raise Forbidden("This deploy key only predicts with the model it was minted for")
+    return model
 
 
 def _shown(name: str) -> str:

@@ -10,21 +10,21 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tabpilot.api.auth import bearer_scheme, current_owner
+from tabpilot.api.auth import bearer_scheme, bearer_token, current_owner
 from tabpilot.api.deps import Ctx
 from tabpilot.api.schemas import ERROR_RESPONSES
 from tabpilot.api.uploads import receive_upload
 from tabpilot.context import AppContext
+from tabpilot.errors import Forbidden
 from tabpilot.records import ModelRecord
 from tabpilot.services import models as model_service
 from tabpilot.services import predictions as prediction_service
-from tabpilot.services.auth import Unauthenticated
 from tabpilot.services.datasets import StagedUpload
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=ERROR_RESPONSES)
@@ -34,6 +34,21 @@ INLINE_ROWS = 256
 row); larger ones in a worker thread, so they never hold up other requests."""
 
 _SPOOL_CHUNK = 1 << 20
+
+FILE_MEDIA_TYPES: dict[str, str] = {
+    "model.onnx": "application/octet-stream",
+    "model.pkl": "application/octet-stream",
+    "model.json": "application/json",
+    "eda.html": "text/html; charset=utf-8",
+    "report.html": "text/html; charset=utf-8",
+}
+"""The content type each file of `model_service.MODEL_FILES` is sent with."""
+
+PICKLE_WARNING = (
+    "model.pkl is a Python pickle: loading it runs code, so load it only from a source you "
+    "trust. Prefer model.onnx, which any ONNX runtime loads safely."
+)
+"""Sent as the X-Tabpilot-Warning header with every model.pkl download."""
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 PREDICT_CSV_OPENAPI: dict[str, Any] = {
@@ -156,21 +171,12 @@ def _ctx(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization")
-    if not value:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 def _refuse_deploy_key(request: Request) -> None:
-    token = _bearer(request)
+    token = bearer_token(request)
     if token and model_service.is_deploy_key(token):
-        raise HTTPException(
-            status_code=403,
-            detail="A deploy key can only call predict and predict.csv of its model; "
-            "use your API token for everything else",
+        raise Forbidden(
+            "A deploy key can only call predict and predict.csv of its model; "
+            "use your API token for everything else"
         )
 
 
@@ -190,24 +196,13 @@ Owner = Annotated[str, Depends(owner_dependency)]
 def _model_for_prediction(request: Request, model_id: str) -> ModelRecord:
     """The model to predict with, for its owner or for a holder of its deploy key.
 
-    A deploy key for another model answers 403 whether or not `model_id` exists, so a key
+    A deploy key for another model is `Forbidden` whether or not `model_id` exists, so a key
     reveals nothing about other models.
     """
     ctx = _ctx(request)
-    token = _bearer(request)
+    token = bearer_token(request)
     if token and model_service.is_deploy_key(token):
-        model = model_service.find_model_by_deploy_key(ctx, key=token)
-        if model is None:
-            raise Unauthenticated(
-                "This deploy key is not valid: it was mistyped, revoked (undeploy) or replaced "
-                "(deploy again mints a new key). Ask the model's owner for the current key."
-            )
-        if model.id != model_id:
-            raise HTTPException(
-                status_code=403,
-                detail="This deploy key only predicts with the model it was minted for",
-            )
-        return model
+        return model_service.model_for_deploy_key(ctx, key=token, model_id=model_id)
     return model_service.get_model(ctx, owner=current_owner(request), model_id=model_id)
 
 
@@ -273,18 +268,19 @@ def get_model(model_id: str, ctx: Ctx, owner: Owner) -> ModelDetail:
 )
 def get_model_file(model_id: str, name: str, ctx: Ctx, owner: Owner) -> Response:
     file = model_service.get_model_file(ctx, owner=owner, model_id=model_id, name=name)
-    html = file.media_type.startswith("text/html")
+    media_type = FILE_MEDIA_TYPES[file.name]
+    html = media_type.startswith("text/html")
     headers = {"X-Content-Type-Options": "nosniff"}
     if html:
         # The reports show data values: render them in a sandbox, never as this site.
         headers["Content-Security-Policy"] = "sandbox allow-scripts"
     if file.name == "model.pkl":
-        headers["X-Tabpilot-Warning"] = model_service.PICKLE_WARNING
+        headers["X-Tabpilot-Warning"] = PICKLE_WARNING
     disposition = "inline" if html else "attachment"
     if file.local_path is not None:
         return FileResponse(
             file.local_path,
-            media_type=file.media_type,
+            media_type=media_type,
             filename=file.download_name,
             content_disposition_type=disposition,
             headers=headers,
@@ -293,7 +289,7 @@ def get_model_file(model_id: str, name: str, ctx: Ctx, owner: Owner) -> Response
     headers["Content-Length"] = str(file.size)
     return StreamingResponse(
         _iter_file(model_service.open_model_file(ctx, file=file)),
-        media_type=file.media_type,
+        media_type=media_type,
         headers=headers,
     )
 
