@@ -1,7 +1,7 @@
 """One training run from a file to a model bundle: read, train, report, export.
 
-Shared by `tabpilot train` and, later, the job worker. The budget covers all of it: the
-clock starts before the file is read.
+Shared by `tabpilot train` and the job worker (`tabpilot.jobs.execute`). The budget covers
+all of it: the clock starts before the file is read.
 """
 
 from __future__ import annotations
