@@ -49,13 +49,14 @@ def test_environment_variables_and_overrides(
     monkeypatch.setenv("TABPILOT_PORT", "9001")
     monkeypatch.setenv("TABPILOT_AUTH", "token")
     monkeypatch.setenv("TABPILOT_METADATA_URI", "postgresql://u:secret@db:5432/tabpilot")
-    monkeypatch.setenv("TABPILOT_ARTIFACT_URI", "s3://bucket/prefix")
-    monkeypatch.setenv("TABPILOT_RUNNER_URI", "batch://queue?job_definition=train")
+    monkeypatch.setenv("TABPILOT_ARTIFACT_URI", f"file://{tmp_path}/store")
+    monkeypatch.setenv("TABPILOT_RUNNER_URI", "local://?workers=3&warm=0")
     settings = load_settings(port=9002)
     assert settings.data_dir == tmp_path / "from-env"
     assert (settings.port, settings.auth) == (9002, "token")
     assert settings.metadata_uri == "postgresql://u:secret@db:5432/tabpilot"
-    assert settings.artifact_uri == "s3://bucket/prefix"
+    assert settings.artifact_uri == f"file://{tmp_path}/store"
+    assert settings.runner_uri == "local://?workers=3&warm=0"
     assert load_settings(data_dir="~/x").data_dir == Path.home() / "x"
 
 
@@ -72,7 +73,7 @@ def test_every_invalid_setting_is_named_in_one_error(monkeypatch: pytest.MonkeyP
     message = caught.value.message
     assert (
         'TABPILOT_METADATA_URI: unsupported scheme "mysql"; '
-        "use sqlite:///, postgresql:// or dynamodb://"
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
     ) in message
     assert 'TABPILOT_ARTIFACT_URI: unsupported scheme "gs"' in message
     assert "TABPILOT_RUNNER_URI: workers must be a whole number of at least 1" in message
@@ -94,12 +95,12 @@ def test_every_invalid_setting_is_named_in_one_error(monkeypatch: pytest.MonkeyP
     ("setting", "value", "expected"),
     [
         ("metadata_uri", "sqlite://", "has no database file"),
+        ("metadata_uri", "sqlite:///:memory:", "has no database file"),
         ("metadata_uri", "postgresql://user:pw@host", "names no database"),
-        ("metadata_uri", "dynamodb://", "names no table"),
-        ("artifact_uri", "s3://", "names no bucket"),
+        ("metadata_uri", "mysql://user:pw@[host/db", "is not a valid URI"),
         ("artifact_uri", "file://remote/share", "remote host"),
         ("runner_uri", "celery://broker", 'unsupported scheme "celery"'),
-        ("runner_uri", "batch://", "names no job queue"),
+        ("runner_uri", "local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
         ("port", 70000, "less than or equal to 65535"),
         ("unknown", 1, "unknown setting"),
     ],
@@ -110,6 +111,36 @@ def test_each_invalid_value_says_what_is_wrong(setting: str, value: object, expe
     assert f"{env_var_name(setting)}: " in caught.value.message
     assert expected in caught.value.message
     assert "pw" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "backend"),
+    [
+        ("metadata_uri", "dynamodb://table?region=eu-west-1", "the DynamoDB metadata store"),
+        ("artifact_uri", "s3://bucket/prefix", "the S3 artifact store"),
+        ("runner_uri", "batch://queue?job_definition=train", "the AWS Batch runner"),
+        ("runner_uri", "ray://head:10001", "the Ray runner"),
+    ],
+)
+def test_backends_of_later_versions_are_refused_with_the_words_of_the_registry(
+    setting: str, value: str, backend: str
+) -> None:
+    """Settings and the registries refuse a URI in the same words (one check for both)."""
+    from tabpilot.context import build_context
+
+    scheme = value.split("://", 1)[0]
+    with pytest.raises(InvalidInput) as at_start:
+        load_settings(**{setting: value})
+    expected = (
+        f"{env_var_name(setting)}: {backend} ({scheme}://) is not available in this version "
+        "of Tabpilot; use "
+    )
+    assert expected in at_start.value.message
+
+    unchecked = load_settings().model_copy(update={setting: value})  # copies skip the check
+    with pytest.raises(InvalidInput) as when_built:
+        build_context(unchecked)
+    assert when_built.value.message in at_start.value.message
 
 
 def test_unwritable_data_dir_is_named(tmp_path: Path) -> None:

@@ -27,11 +27,8 @@ def build_context(settings: Settings, *, runner: JobRunner | None = None) -> App
     """Open the stores named by `settings` and build (but do not start) the runner."""
     from tabpilot.jobs.registry import build_runner
 
-    metadata = build_metadata_store(settings.metadata_uri)
     artifacts = build_artifact_store(settings.artifact_uri)
-    return AppContext(
-        settings=settings,
-        metadata=metadata,
-        artifacts=artifacts,
-        runner=runner if runner is not None else build_runner(settings.runner_uri),
-    )
+    runner = runner if runner is not None else build_runner(settings.runner_uri)
+    # Last: it is the one backend that holds something open (connections) to close.
+    metadata = build_metadata_store(settings.metadata_uri)
+    return AppContext(settings=settings, metadata=metadata, artifacts=artifacts, runner=runner)

@@ -11,19 +11,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tabpilot.backends import Registry, writable_dir_problem
 from tabpilot.errors import InvalidInput
-from tabpilot.storage.registry import local_artifact_path
+from tabpilot.jobs.registry import RUNNERS
+from tabpilot.metadata.registry import METADATA_STORES
+from tabpilot.storage.registry import ARTIFACT_STORES
 
 ENV_PREFIX = "TABPILOT_"
 
-METADATA_SCHEMES_HINT = "use sqlite:///, postgresql:// or dynamodb://"
-ARTIFACT_SCHEMES_HINT = "use a directory path, file:// or s3://"
-RUNNER_SCHEMES_HINT = "use inline://, local://?workers=N or batch://QUEUE?job_definition=NAME"
+# Each backend URI setting is checked by the registry of its kind, with the words it uses when
+# building, so a backend that registers a scheme is accepted here without any change.
+_REGISTRIES: dict[str, Registry[Any]] = {
+    "metadata_uri": METADATA_STORES,
+    "artifact_uri": ARTIFACT_STORES,
+    "runner_uri": RUNNERS,
+}
 
 
 def env_var_name(field_name: str) -> str:
@@ -48,17 +54,17 @@ class Settings(BaseSettings):
     )
     metadata_uri: str = Field(
         default="",
-        description="Metadata store: sqlite:///PATH, postgresql://... or dynamodb://TABLE. "
+        description="Metadata store: sqlite:///PATH or postgresql://USER@HOST/DB. "
         "Empty means sqlite:///{data_dir}/tabpilot.db.",
     )
     artifact_uri: str = Field(
         default="",
-        description="Artifact store: a directory, file:///PATH or s3://BUCKET/PREFIX. "
+        description="Artifact store: a directory or file:///PATH. "
         "Empty means {data_dir}/artifacts.",
     )
     runner_uri: str = Field(
         default="local://?workers=1",
-        description="Job runner: inline://, local://?workers=N or batch://QUEUE?...",
+        description="Job runner: inline:// or local://?workers=N (&warm=0: no spare process).",
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
@@ -74,80 +80,22 @@ class Settings(BaseSettings):
     @classmethod
     def _check_data_dir(cls, value: Path) -> Path:
         path = Path(os.path.abspath(value.expanduser()))
-        problem = _writable_dir_problem(path)
+        problem = writable_dir_problem(path)
         if problem:
             raise ValueError(f'"{value}" {problem}; choose a directory this process can write')
         return path
 
-    @field_validator("metadata_uri")
+    @field_validator("metadata_uri", "artifact_uri", "runner_uri")
     @classmethod
-    def _check_metadata_uri(cls, value: str) -> str:
+    def _check_backend_uri(cls, value: str, info: ValidationInfo) -> str:
+        """The registry of the backend kind checks the URI, as it does again when building."""
         value = value.strip()
-        if not value:
-            return value
-        scheme = _scheme(value)
-        if scheme == "sqlite":
-            path = sqlite_path(value)
-            if path is None:
-                raise ValueError(
-                    f'"{value}" has no database file; write sqlite:///relative/path.db '
-                    "or sqlite:////absolute/path.db"
-                )
-            problem = _writable_dir_problem(Path(os.path.abspath(path)).parent)
-            if problem:
-                raise ValueError(f'the directory of "{path}" {problem}')
-        elif scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            if not urlsplit(value).path.strip("/"):
-                raise ValueError(f'"{_redact(value)}" names no database; add /DBNAME')
-        elif scheme == "dynamodb":
-            if not urlsplit(value).netloc:
-                raise ValueError(f'"{value}" names no table; write dynamodb://TABLE?region=...')
-        else:
-            raise ValueError(f'unsupported scheme "{scheme}"; {METADATA_SCHEMES_HINT}')
+        if not value and info.field_name != "runner_uri":
+            return value  # derived from data_dir below
+        problem = _REGISTRIES[str(info.field_name)].problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
-
-    @field_validator("artifact_uri")
-    @classmethod
-    def _check_artifact_uri(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            return value
-        scheme = _scheme(value)
-        if scheme in ("", "file"):
-            try:
-                path = local_artifact_path(value)
-            except InvalidInput as exc:
-                raise ValueError(exc.message) from None
-            problem = _writable_dir_problem(path)
-            if problem:
-                raise ValueError(f'"{path}" {problem}; choose a directory this process can write')
-        elif scheme == "s3":
-            if not urlsplit(value).netloc:
-                raise ValueError(f'"{value}" names no bucket; write s3://BUCKET/PREFIX')
-        else:
-            raise ValueError(f'unsupported scheme "{scheme}"; {ARTIFACT_SCHEMES_HINT}')
-        return value
-
-    @field_validator("runner_uri")
-    @classmethod
-    def _check_runner_uri(cls, value: str) -> str:
-        value = value.strip()
-        scheme = _scheme(value)
-        parts = urlsplit(value)
-        query = parse_qs(parts.query)
-        if scheme == "inline":
-            return value
-        if scheme == "local":
-            workers = query.get("workers", ["1"])[-1]
-            if not workers.isdigit() or int(workers) < 1:
-                raise ValueError(f'workers must be a whole number of at least 1, not "{workers}"')
-            return value
-        if scheme == "batch":
-            if not parts.netloc:
-                raise ValueError(f'"{value}" names no job queue; write batch://QUEUE?...')
-            return value
-        shown = scheme or value
-        raise ValueError(f'unsupported scheme "{shown}"; {RUNNER_SCHEMES_HINT}')
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -180,48 +128,6 @@ def load_settings(**overrides: Any) -> Settings:
         f"Invalid settings; fix these and start again:\n{lines}",
         details={"settings": problems},
     )
-
-
-def sqlite_path(uri: str) -> str | None:
-    """The database file of a `sqlite:///` URI (`sqlite:////abs` is absolute), or None."""
-    rest = uri.split(":", 1)[1]
-    if not rest.startswith("///"):
-        return None
-    path = unquote(rest[3:].split("?", 1)[0])
-    return path or None
-
-
-def _scheme(uri: str) -> str:
-    if "://" not in uri:
-        return ""
-    return uri.split("://", 1)[0].lower()
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return uri
-
-
-def _writable_dir_problem(path: Path) -> str | None:
-    """Why `path` cannot be used (or created) as a writable directory, or None if it can."""
-    if path.exists():
-        if not path.is_dir():
-            return "is not a directory"
-        if not os.access(path, os.W_OK | os.X_OK):
-            return "is not writable"
-        return None
-    # It will be created on first use, so the nearest existing ancestor must allow that.
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f'cannot be created because "{parent}" is not a directory'
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f'cannot be created because "{parent}" is not writable'
-            return None
-    return "cannot be created"
 
 
 def _describe_errors(exc: ValidationError) -> dict[str, str]:

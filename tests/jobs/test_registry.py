@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ from tabpilot.errors import InvalidInput
 from tabpilot.jobs.inline import InlineRunner
 from tabpilot.jobs.local import LocalRunner
 from tabpilot.jobs.registry import build_runner
+from tabpilot.jobs.worker import worker_runner
+from tabpilot.settings import load_settings
 
 
 def test_inline_and_local_runners_are_built_from_their_uris() -> None:
@@ -25,16 +28,36 @@ def test_inline_and_local_runners_are_built_from_their_uris() -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("batch://queue?job_definition=x", "(batch://) is not built yet"),
+        ("batch://queue?job_definition=x", "(batch://) is not available in this version"),
         ("local://?workers=0", "at least 1"),
         ("local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
-        ("ray://cluster", 'Unsupported job runner "ray"'),
+        ("ray://cluster", "the Ray runner (ray://) is not available in this version"),
+        ("celery://broker", 'unsupported scheme "celery"; use inline:// or local://?workers=N'),
     ],
 )
 def test_unusable_runner_uris_say_what_to_use(uri: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=re.escape(message)) as err:
         build_runner(uri)
-    assert "TABPILOT_RUNNER_URI" in err.value.message or "inline://" in err.value.message
+    assert err.value.message.startswith("TABPILOT_RUNNER_URI: ")
+
+
+@pytest.mark.parametrize(
+    ("runner_uri", "workers", "expected"),
+    [
+        ("local://?workers=3&warm=0", None, (3, False)),
+        ("local://?workers=2&warm=off", 4, (4, False)),
+        ("local://?workers=2", None, (2, True)),
+        ("inline://", None, (1, True)),
+    ],
+)
+def test_the_worker_runs_the_runner_uris_workers_and_warm_flag(
+    tmp_path: Path, runner_uri: str, workers: int | None, expected: tuple[int, bool]
+) -> None:
+    """`tabpilot worker` used to ignore `warm=0` and always keep spare processes."""
+    settings = load_settings(data_dir=tmp_path, runner_uri=runner_uri)
+    runner = worker_runner(settings, workers=workers)
+    assert isinstance(runner, LocalRunner)
+    assert (runner.workers, runner.warm) == expected
 
 
 def test_runner_modules_do_not_import_the_ml_libraries() -> None:

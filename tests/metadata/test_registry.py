@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -22,16 +23,19 @@ def test_sqlite_uri_opens_a_sql_store_and_creates_its_directory(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("dynamodb://table?region=eu-west-1", "not built yet"),
-        ("mysql://host/db", 'Unsupported metadata store "mysql"'),
-        ("just-a-path.db", "use sqlite:///, postgresql:// or dynamodb://"),
-        ("sqlite://", "needs a database file"),
-        ("sqlite:///:memory:", "needs a database file"),
+        ("dynamodb://table?region=eu-west-1", "(dynamodb://) is not available in this version"),
+        ("mysql://host/db", 'TABPILOT_METADATA_URI: unsupported scheme "mysql"'),
+        ("just-a-path.db", "use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        ("sqlite://", "has no database file"),
+        ("sqlite:///:memory:", "has no database file"),
+        ("postgresql://user:pw@host", "names no database"),
     ],
 )
 def test_unusable_uris_say_what_to_use(uri: str, message: str) -> None:
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInput, match=re.escape(message)) as caught:
         build_metadata_store(uri)
+    assert caught.value.message.startswith("TABPILOT_METADATA_URI: ")
+    assert "pw" not in caught.value.message
 
 
 def test_missing_psycopg_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

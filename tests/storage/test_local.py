@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tabpilot.errors import Conflict, InvalidInput, NotFound
-from tabpilot.storage import build_artifact_store, validate_key
+from tabpilot.storage import validate_key
 from tabpilot.storage.local import TEMP_PREFIX, LocalArtifactStore
 
 TRAVERSALS = [
@@ -211,20 +211,3 @@ def test_file_and_folder_keys_collide_clearly(local_store: LocalArtifactStore) -
     with pytest.raises(Conflict, match="collides"):
         local_store.put_bytes("a", b"y")
     assert local_store.get_bytes("a/b") == b"x"
-
-
-def test_registry_builds_local_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = build_artifact_store(str(tmp_path / "plain"))
-    assert isinstance(plain, LocalArtifactStore) and plain.root == tmp_path / "plain"
-    from_uri = build_artifact_store(f"file://{tmp_path}/uri")
-    assert isinstance(from_uri, LocalArtifactStore) and from_uri.root == tmp_path / "uri"
-    monkeypatch.chdir(tmp_path)
-    relative = build_artifact_store("rel/dir")
-    assert isinstance(relative, LocalArtifactStore) and relative.root == tmp_path / "rel" / "dir"
-
-    with pytest.raises(InvalidInput, match="not built yet"):
-        build_artifact_store("s3://bucket/prefix")
-    with pytest.raises(InvalidInput, match="gs"):
-        build_artifact_store("gs://bucket")
-    with pytest.raises(InvalidInput, match="remote host"):
-        build_artifact_store("file://server/share")

@@ -1,59 +1,102 @@
-"""`build_runner(uri)`: the job runner a `TABPILOT_RUNNER_URI` names."""
+"""The job runners, by URI scheme; `build_runner(uri)` builds the one a URI names.
+
+A new runner registers here: its scheme, a check of its URI and a builder that imports its
+module only when called (see `tabpilot.backends`).
+"""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import re
+from dataclasses import dataclass
 
-from tabpilot.errors import InvalidInput
+from tabpilot.backends import BackendURI, Registry, parse_uri
 from tabpilot.jobs.base import JobRunner
 
-RUNNER_HINT = "use inline:// or local://?workers=N"
+RUNNERS: Registry[JobRunner] = Registry("job runner", setting="TABPILOT_RUNNER_URI")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """The parameters of a `local://?workers=N&warm=0|1` runner URI."""
+
+    workers: int = 1
+    """Jobs run at once, each in a child process."""
+    warm: bool = True
+    """Whether each slot keeps a spare child with the ML libraries already imported."""
 
 
 def build_runner(uri: str) -> JobRunner:
     """Build (not start) the runner `uri` names.
 
     `inline://` runs jobs in the caller's thread; `local://?workers=N` (default 1) runs them
-    in child processes of this one, each slot keeping a warm spare process unless `&warm=0`;
-    `batch://QUEUE?...` is reserved for AWS Batch.
+    in child processes of this one, each slot keeping a warm spare process unless `&warm=0`.
 
     Raises:
-        InvalidInput: for an unknown scheme, a bad `workers` value or a runner not built yet.
+        InvalidInput: for an unknown scheme, a bad parameter or a runner not in this version.
     """
-    uri = uri.strip()
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme == "inline":
-        from tabpilot.jobs.inline import InlineRunner
+    return RUNNERS.build(uri)
 
-        return InlineRunner()
-    if scheme == "local":
-        from tabpilot.jobs.local import LocalRunner
 
-        return LocalRunner(workers=local_workers(uri), warm=_flag(uri, "warm", default=True))
-    if scheme == "batch":
-        raise InvalidInput(
-            "The AWS Batch runner (batch://) is not built yet; "
-            f"{RUNNER_HINT} for TABPILOT_RUNNER_URI"
-        )
-    raise InvalidInput(f'Unsupported job runner "{scheme or uri}"; {RUNNER_HINT}')
+def local_options(uri: str) -> LocalOptions:
+    """`workers` and `warm` of a `local://` URI.
+
+    Raises:
+        InvalidInput: naming TABPILOT_RUNNER_URI, when a value is not usable.
+    """
+    parsed = parse_uri(uri)
+    read = _read_local(parsed)
+    if isinstance(read, str):
+        raise RUNNERS.error(read, parsed)
+    return read
 
 
 def local_workers(uri: str) -> int:
     """The `workers` of a `local://?workers=N` URI (default 1)."""
-    value = parse_qs(urlsplit(uri).query).get("workers", ["1"])[-1]
-    if not value.isdigit() or int(value) < 1:
-        raise InvalidInput(
-            f'TABPILOT_RUNNER_URI: workers must be a whole number of at least 1, not "{value}"'
-        )
-    return int(value)
+    return local_options(uri).workers
 
 
-def _flag(uri: str, name: str, *, default: bool) -> bool:
-    value = parse_qs(urlsplit(uri).query).get(name, [""])[-1].lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise InvalidInput(f'TABPILOT_RUNNER_URI: {name} must be 1 or 0 (true or false), not "{value}"')
+def _read_local(uri: BackendURI) -> LocalOptions | str:
+    """The options of a local:// URI, or what is wrong with them."""
+    problems = []
+    workers = uri.param("workers", "1")
+    if not re.fullmatch(r"[0-9]+", workers) or int(workers) < 1:
+        problems.append(f'workers must be a whole number of at least 1, not "{workers}"')
+    warm = uri.param("warm").lower()
+    if warm and warm not in _TRUE + _FALSE:
+        problems.append(f'warm must be 1 or 0 (true or false), not "{warm}"')
+    if problems:
+        return "; ".join(problems)
+    return LocalOptions(workers=int(workers), warm=warm not in _FALSE)
+
+
+def _check_local(uri: BackendURI) -> str | None:
+    read = _read_local(uri)
+    return read if isinstance(read, str) else None
+
+
+def _build_inline(_uri: BackendURI) -> JobRunner:
+    from tabpilot.jobs.inline import InlineRunner
+
+    return InlineRunner()
+
+
+def _build_local(uri: BackendURI) -> JobRunner:
+    from tabpilot.jobs.local import LocalRunner
+
+    options = local_options(uri.text)
+    return LocalRunner(workers=options.workers, warm=options.warm)
+
+
+RUNNERS.register("inline", name="the inline runner", example="inline://", build=_build_inline)
+RUNNERS.register(
+    "local",
+    name="the local runner",
+    example="local://?workers=N",
+    build=_build_local,
+    check=_check_local,
+)
+RUNNERS.plan("batch", name="the AWS Batch runner", example="batch://QUEUE?job_definition=NAME")
+RUNNERS.plan("ray", name="the Ray runner", example="ray://HOST:PORT")

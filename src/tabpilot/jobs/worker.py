@@ -7,9 +7,14 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from tabpilot.backends import parse_uri
 from tabpilot.records import JobRecord
 from tabpilot.settings import Settings
+
+if TYPE_CHECKING:
+    from tabpilot.jobs.local import LocalRunner
 
 log = logging.getLogger("tabpilot.jobs")
 
@@ -34,13 +39,9 @@ def run_worker(
         stop: set it to stop (for embedding and tests); SIGTERM and Ctrl-C also stop.
     """
     from tabpilot.context import build_context
-    from tabpilot.jobs.local import LocalRunner
-    from tabpilot.jobs.registry import local_workers
 
-    if workers is None:
-        is_local = settings.runner_uri.lower().startswith("local://")
-        workers = local_workers(settings.runner_uri) if is_local else 1
-    runner = LocalRunner(workers)
+    runner = worker_runner(settings, workers=workers)
+    workers = runner.workers
     ctx = build_context(settings, runner=runner)
     stop = stop or threading.Event()
     _on_sigterm(lambda: stop.set())
@@ -55,6 +56,17 @@ def run_worker(
         log.info("worker stopping; running jobs go back to the queue or fail")
         runner.stop()
         ctx.metadata.close()
+
+
+def worker_runner(settings: Settings, *, workers: int | None = None) -> LocalRunner:
+    """The runner `tabpilot worker` runs: a `LocalRunner` with the `workers` and `warm` of a
+    `local://` runner URI (`workers`, when given, overrides the URI's), else the defaults."""
+    from tabpilot.jobs.local import LocalRunner
+    from tabpilot.jobs.registry import LocalOptions, local_options
+
+    is_local = parse_uri(settings.runner_uri).scheme == "local"
+    options = local_options(settings.runner_uri) if is_local else LocalOptions()
+    return LocalRunner(workers if workers is not None else options.workers, warm=options.warm)
 
 
 def run_single_job(settings: Settings, job_id: str) -> JobRecord:
@@ -89,8 +101,4 @@ def _on_sigterm(action: object) -> None:
 
 
 def _where(settings: Settings) -> str:
-    uri = settings.metadata_uri
-    if "@" in uri:  # never log a password
-        scheme, rest = uri.split("://", 1)
-        uri = f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
-    return uri
+    return parse_uri(settings.metadata_uri).shown  # never log a password
