@@ -55,6 +55,26 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
+JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # claimed by a worker; refused by the runner; canceled before it started
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED}),
+    # finished; failed; canceled while running; queued again after its worker was lost
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.QUEUED}
+    ),
+    # A final status never changes: a retry is a new job.
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
+}
+"""The job status changes `MetadataStore.transition_job` allows: from -> the possible next."""
+
+
+def can_transition(source: JobStatus, target: JobStatus) -> bool:
+    """Whether a job may move from `source` to `target` (see `JOB_TRANSITIONS`)."""
+    return JobStatus(target) in JOB_TRANSITIONS[JobStatus(source)]
+
+
 @dataclass(kw_only=True)
 class DatasetRecord:
     """An uploaded CSV: its file lives in the artifact store, its profile here."""
@@ -131,7 +151,11 @@ class UserRecord:
 
 @dataclass(kw_only=True)
 class JobEvent:
-    """One entry in a job's event log; `seq` starts at 1 and increases by one per job."""
+    """One entry in a job's event log; `seq` starts at 1 and increases by one per job.
+
+    `kind` is "status" (written by the store with each status change, always with the fields
+    of `tabpilot.metadata.transitions.STATUS_EVENT_FIELDS`), "progress" or "log".
+    """
 
     job_id: str
     seq: int

@@ -131,8 +131,12 @@ class MetadataStore(ABC):
     # -- jobs ------------------------------------------------------------------------------
 
     @abstractmethod
-    def create_job(self, record: JobRecord) -> JobRecord:
-        """Store a new job. Raises `NotFound` unless its dataset belongs to the same owner."""
+    def create_job(self, record: JobRecord, *, message: str | None = None) -> JobRecord:
+        """Store a new job. Raises `NotFound` unless its dataset belongs to the same owner.
+
+        With a `message`, the job's first status event (previous status None) is appended in
+        the same transaction, so a queued job is never seen without it.
+        """
 
     @abstractmethod
     def find_job(self, job_id: str, *, owner: str | None) -> JobRecord | None: ...
@@ -186,6 +190,9 @@ class MetadataStore(ABC):
     ) -> JobRecord:
         """Change fields in `JOB_UPDATABLE` atomically; returns the updated record.
 
+        A status change through here writes no event and no lease: lifecycle code moves jobs
+        with `transition_job`; this is for tags, notes, progress and repairs.
+
         Args:
             if_status: apply only if the job's status is one of these, else `Conflict`; this is
                 how a finishing worker avoids overwriting a cancel.
@@ -197,12 +204,55 @@ class MetadataStore(ABC):
         """Delete the job with its events, tags and model records (not their artifacts)."""
 
     @abstractmethod
+    def transition_job(
+        self,
+        job_id: str,
+        *,
+        owner: str | None,
+        expect: JobStatus | Collection[JobStatus],
+        to: JobStatus,
+        message: str | None = None,
+        held_by: str | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float | None = None,
+        error: str | None = None,
+        model_id: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> JobRecord | None:
+        """Move a job from one of the `expect`ed statuses to `to`, in one transaction.
+
+        The new status, the lease and timestamps that go with it, the given fields and one
+        "status" event (see `tabpilot.metadata.transitions`) are written together or not at
+        all. Of several callers racing from the same status exactly one wins.
+
+        Args:
+            expect: the status (or statuses) the job must be in; each must be allowed to move
+                to `to` by `tabpilot.records.JOB_TRANSITIONS`.
+            to: the new status.
+            message: the event's words; default: one per status (the error, for FAILED).
+            held_by: move the job only while this worker holds its lease.
+            worker_id, lease_seconds: the lease a job moving to RUNNING gets.
+            error: the error of a job moving to FAILED (default: the message).
+            model_id: the model of a job moving to SUCCEEDED.
+            progress: replaces `job.progress`.
+
+        Returns:
+            The updated job, or None, changing nothing, when the job is not in an expected
+            status or `held_by` does not hold it (someone else moved it first).
+
+        Raises:
+            NotFound: the job does not exist (or belongs to someone else).
+            InvalidInput: a change `JOB_TRANSITIONS` does not allow (a programming error).
+        """
+
+    @abstractmethod
     def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> JobRecord | None:
         """Atomically move the oldest QUEUED job to RUNNING, leased to `worker_id`.
 
-        Sets `started_at`, `lease_owner`, `lease_expires_at` and increments `attempts`. Each
-        queued job is claimed by exactly one caller, however many claim at once. Returns None
-        when nothing is queued.
+        The same transition as `transition_job(expect=QUEUED, to=RUNNING, ...)`: sets
+        `started_at`, `lease_owner`, `lease_expires_at`, increments `attempts` and appends the
+        "running" status event. Each queued job is claimed by exactly one caller, however many
+        claim at once. Returns None when nothing is queued.
         """
 
     @abstractmethod

@@ -26,14 +26,22 @@ from tabpilot.metadata.base import (
 from tabpilot.metadata.sql_base import SqlStoreBase
 from tabpilot.metadata.sql_rows import insert_new, paginate, row_to_job, scope
 from tabpilot.metadata.sql_tables import datasets, job_events, job_tags, jobs, models
+from tabpilot.metadata.transitions import (
+    STATUS_EVENT,
+    expected_statuses,
+    plan_transition,
+    status_event_data,
+)
 from tabpilot.records import JobEvent, JobRecord, JobStatus, utc_now
+
+_QUEUED = frozenset({JobStatus.QUEUED})
 
 
 class SqlJobs(SqlStoreBase):
     """Jobs with their tags and event logs; claims, leases and status transitions."""
 
-    def create_job(self, record: JobRecord) -> JobRecord:
-        values = _job_values(record) | {"event_seq": 0}
+    def create_job(self, record: JobRecord, *, message: str | None = None) -> JobRecord:
+        values = _job_values(record) | {"event_seq": 0 if message is None else 1}
         with self._tx(write=True) as conn:
             dataset_owned = conn.execute(
                 select(datasets.c.id).where(
@@ -44,6 +52,11 @@ class SqlJobs(SqlStoreBase):
                 raise not_found("Dataset", record.dataset_id)
             insert_new(conn, jobs, values, "Job")
             _write_tags(conn, record.id, record.tags)
+            if message is not None:
+                data = status_event_data(
+                    record, previous=None, message=message, worker=record.lease_owner
+                )
+                _insert_event(conn, JobEvent(job_id=record.id, seq=1, kind=STATUS_EVENT, data=data))
         return record
 
     def find_job(self, job_id: str, *, owner: str | None) -> JobRecord | None:
@@ -141,6 +154,33 @@ class SqlJobs(SqlStoreBase):
                 conn.execute(delete(child).where(child.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
+    def transition_job(
+        self,
+        job_id: str,
+        *,
+        owner: str | None,
+        expect: JobStatus | Collection[JobStatus],
+        to: JobStatus,
+        message: str | None = None,
+        held_by: str | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float | None = None,
+        error: str | None = None,
+        model_id: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> JobRecord | None:
+        sources = expected_statuses(expect, to)
+        fields = {
+            "message": message,
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+            "error": error,
+            "model_id": model_id,
+            "progress": progress,
+        }
+        with self._tx(write=True) as conn:
+            return self._transition(conn, job_id, owner, sources, held_by, JobStatus(to), fields)
+
     def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> JobRecord | None:
         query = (
             select(jobs.c.id)
@@ -150,32 +190,69 @@ class SqlJobs(SqlStoreBase):
         )
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
+        lease = {"worker_id": worker_id, "lease_seconds": lease_seconds}
         # Under SQLite the write lock makes the first try win; under PostgreSQL the row lock
-        # does. The status guard in _claim keeps it exactly-once on any isolation level.
+        # does. The status guard of _transition keeps it exactly-once on any isolation level.
         for _ in range(100):
             with self._tx(write=True) as conn:
                 job_id = conn.execute(query).scalar()
                 if job_id is None:
                     return None
-                claimed = _claim(conn, job_id, worker_id, lease_seconds)
+                claimed = self._transition(
+                    conn, job_id, None, _QUEUED, None, JobStatus.RUNNING, lease
+                )
                 if claimed is not None:
                     return claimed
         return None
 
     def claim_job(self, job_id: str, *, worker_id: str, lease_seconds: float) -> JobRecord:
+        lease = {"worker_id": worker_id, "lease_seconds": lease_seconds}
         with self._tx(write=True) as conn:
-            status = conn.execute(
-                self._locked(select(jobs.c.status).where(jobs.c.id == job_id))
-            ).scalar()
-            if status is None:
-                raise not_found("Job", job_id)
-            claimed = _claim(conn, job_id, worker_id, lease_seconds)
+            claimed = self._transition(conn, job_id, None, _QUEUED, None, JobStatus.RUNNING, lease)
             if claimed is None:
+                status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
                 raise Conflict(
                     f'Job "{job_id}" is {status}; only queued jobs can be started',
                     details={"status": status},
                 )
             return claimed
+
+    def _transition(
+        self,
+        conn: Connection,
+        job_id: str,
+        owner: str | None,
+        sources: frozenset[JobStatus],
+        held_by: str | None,
+        to: JobStatus,
+        fields: dict[str, Any],
+    ) -> JobRecord | None:
+        """`transition_job` inside the caller's write transaction."""
+        row = conn.execute(
+            self._locked(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner)))
+        ).first()
+        if row is None:
+            raise not_found("Job", job_id)
+        current = row_to_job(row)
+        if current.status not in sources or (
+            held_by is not None and current.lease_owner != held_by
+        ):
+            return None
+        plan = plan_transition(current, to=to, now=utc_now(), **fields)
+        values = _job_values(dataclasses.replace(current, **plan.changes))
+        seq = conn.execute(
+            update(jobs)
+            # The status guard repeats the check above, so that it holds on any isolation level.
+            .where(jobs.c.id == job_id, jobs.c.status == current.status.value)
+            .values(**{k: values[k] for k in plan.changes}, event_seq=jobs.c.event_seq + 1)
+            .returning(jobs.c.event_seq)
+        ).scalar()
+        if seq is None:
+            return None
+        _insert_event(
+            conn, JobEvent(job_id=job_id, seq=int(seq), kind=STATUS_EVENT, data=plan.event)
+        )
+        return row_to_job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def heartbeat(self, job_id: str, *, worker_id: str, lease_seconds: float) -> bool:
         with self._tx(write=True) as conn:
@@ -213,7 +290,7 @@ class SqlJobs(SqlStoreBase):
             if seq is None:
                 raise not_found("Job", job_id)
             job_event = JobEvent(job_id=job_id, seq=int(seq), kind=kind, data=dict(data or {}))
-            conn.execute(insert(job_events).values(**dataclasses.asdict(job_event)))
+            _insert_event(conn, job_event)
         return job_event
 
     def list_job_events(
@@ -273,20 +350,5 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _claim(conn: Connection, job_id: str, worker_id: str, lease_seconds: float) -> JobRecord | None:
-    now = utc_now()
-    result = conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED.value)
-        .values(
-            status=JobStatus.RUNNING.value,
-            started_at=now,
-            finished_at=None,
-            lease_owner=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=jobs.c.attempts + 1,
-        )
-    )
-    if result.rowcount != 1:
-        return None
-    return row_to_job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+def _insert_event(conn: Connection, job_event: JobEvent) -> None:
+    conn.execute(insert(job_events).values(**dataclasses.asdict(job_event)))
