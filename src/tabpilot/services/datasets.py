@@ -37,10 +37,10 @@ from typing import Any, Self
 import pandas as pd
 
 from tabpilot.context import AppContext
-from tabpilot.engine.data.columns import MOSTLY_MISSING, detect_useless_column
 from tabpilot.engine.data.io import CsvTable, read_csv
 from tabpilot.engine.data.problem import detect_problem_type
-from tabpilot.engine.data.profiling import ColumnKind, DatasetProfile, profile_frame
+from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
+from tabpilot.engine.data.quality import dataset_warnings
 from tabpilot.engine.reports import render_eda_report
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound, UploadTooLarge
@@ -48,13 +48,12 @@ from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
 from tabpilot.services.isolated import call_in_child
+from tabpilot.storage import keys
 from tabpilot.storage.base import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 20
-HIGH_CARDINALITY = 50
-MIN_ROWS = 10  # the engine refuses to train on fewer rows
 MAX_NAME_LENGTH = 200
 MAX_FILENAME_LENGTH = 255
 UPLOAD_DIR = "uploads"
@@ -88,23 +87,10 @@ def default_dataset_name(filename: str) -> str:
     return (name or filename)[:MAX_NAME_LENGTH]
 
 
-def data_key(dataset_id: str, *, compressed: bool = False) -> str:
-    """Where a dataset's file lives in the artifact store (see `jobs/base.py`)."""
-    return f"datasets/{dataset_id}/data.csv" + (".gz" if compressed else "")
-
-
 def dataset_file_key(record: DatasetRecord) -> str:
     """The artifact key of a recorded dataset's CSV file."""
     key = record.profile.get("file", {}).get("key") if isinstance(record.profile, dict) else None
-    return key if isinstance(key, str) and key else data_key(record.id)
-
-
-def eda_key(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}/eda.html"
-
-
-def dataset_prefix(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}"
+    return key if isinstance(key, str) and key else keys.dataset_data(record.id)
 
 
 class StagedUpload:
@@ -205,13 +191,13 @@ def create_dataset(
         n_columns=int(profile["n_columns"]),
         profile=profile,
     )
-    key = data_key(record.id, compressed=bool(profile["file"]["compressed"]))
+    key = keys.dataset_data(record.id, compressed=bool(profile["file"]["compressed"]))
     profile["file"] = {"key": key, **profile["file"]}
     ctx.artifacts.put_file(key, upload.path)
     try:
         return ctx.metadata.create_dataset(record)
     except BaseException:
-        ctx.artifacts.delete_prefix(dataset_prefix(record.id))
+        ctx.artifacts.delete_prefix(keys.dataset_prefix(record.id))
         raise
 
 
@@ -279,56 +265,9 @@ def describe_as_target(series: pd.Series) -> dict[str, Any]:
 
 
 def build_warnings(profile: DatasetProfile) -> list[dict[str, Any]]:
-    """Column problems a person should see before choosing a target."""
-    warnings: list[dict[str, Any]] = []
-    n_rows = profile.n_rows
-    if n_rows < MIN_ROWS:
-        warnings.append(
-            {
-                "column": None,
-                "kind": "too_few_rows",
-                "detail": f"only {n_rows} data row(s); training needs at least {MIN_ROWS}",
-            }
-        )
-    if profile.n_duplicate_rows:
-        warnings.append(
-            {
-                "column": None,
-                "kind": "duplicate_rows",
-                "detail": f"{profile.n_duplicate_rows:,} row(s) repeat an earlier row exactly",
-            }
-        )
-    for col in profile.columns:
-        useless = detect_useless_column(col, n_rows)
-        if useless is not None:
-            warnings.append(
-                {
-                    "column": col.name,
-                    "kind": useless.reason,
-                    "detail": f"{useless.detail}; it will not be used as a feature unless you "
-                    "include it",
-                }
-            )
-            continue
-        if col.n_missing and col.missing_fraction < MOSTLY_MISSING:
-            warnings.append(
-                {
-                    "column": col.name,
-                    "kind": "missing",
-                    "detail": f"{col.n_missing:,} of {n_rows:,} rows "
-                    f"({col.missing_fraction:.1%}) are missing",
-                }
-            )
-        if col.kind == ColumnKind.CATEGORICAL and col.n_distinct > HIGH_CARDINALITY:
-            warnings.append(
-                {
-                    "column": col.name,
-                    "kind": "high_cardinality",
-                    "detail": f"{col.n_distinct:,} distinct values; only the most frequent "
-                    "are learned from, the rest count as 'other'",
-                }
-            )
-    return warnings
+    """Column problems a person should see before choosing a target (`engine.data.quality`:
+    the EDA report says the same)."""
+    return [w.to_dict() for w in dataset_warnings(profile)]
 
 
 def build_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dict[str, Any]:
@@ -381,7 +320,7 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
     Slow for big files the first time: call it from a worker thread.
     """
     record = get_dataset(ctx, owner=owner, dataset_id=dataset_id)
-    key = eda_key(record.id)
+    key = keys.dataset_eda(record.id)
     with contextlib.suppress(NotFound):
         return ctx.artifacts.get_bytes(key)
     data = dataset_file_key(record)
@@ -448,7 +387,7 @@ def delete_dataset(
             delete_job(ctx, owner=owner, job_id=job_id)
     ctx.metadata.delete_dataset(record.id, owner=owner)
     try:
-        ctx.artifacts.delete_prefix(dataset_prefix(record.id))
+        ctx.artifacts.delete_prefix(keys.dataset_prefix(record.id))
     except Exception:  # the record is gone; leftover files are only disk space
         log.exception("could not delete the files of dataset %s", record.id)
     return job_ids

@@ -16,38 +16,13 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from tabpilot.engine.wording import format_number
+
 N_COLOURS = 8
 MAX_LABEL = 28
 MAX_LINE_POINTS = 400
 FONT = 11
 CHAR_W = 6.2  # average glyph width at FONT px, to size label gutters
-
-
-def format_number(value: Any, digits: int = 4) -> str:
-    """A number as a person reads it: thousands separators, a few significant digits."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if x.is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    if abs(x) >= 1e15:
-        return f"{x:.3g}"
-    if abs(x) >= 1e5:
-        return f"{x:,.0f}"
-    if abs(x) >= 10 ** (digits - 1):
-        return f"{x:,.1f}"
-    if abs(x) < 1e-4:
-        return f"{x:.2e}"
-    return f"{x:.{digits}g}"
 
 
 def format_tick(value: float) -> str:

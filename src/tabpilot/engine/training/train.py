@@ -42,6 +42,7 @@ from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame
 from tabpilot.engine.data.problem import ProblemDecision, ProblemType, detect_problem_type
 from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
+from tabpilot.engine.data.quality import MIN_TRAINING_ROWS
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.engine.training.blend import Blend, BlendMember, select_blend
 from tabpilot.engine.training.calibrate import fit_temperature, scale, with_temperature
@@ -59,7 +60,7 @@ from tabpilot.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-MIN_ROWS = 10
+MIN_ROWS = MIN_TRAINING_ROWS  # defined with the data-quality check that warns of it
 # Share of the time left after preparation that goes to the search; the rest pays for
 # evaluation, importance, the refit on all rows, export and reports, which cost little on
 # small data and more on large (above all the refit on all rows, which is worth more than
