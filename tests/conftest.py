@@ -1,13 +1,18 @@
-"""Shared test fixtures: synthetic frames and the location of ../shared/datasets."""
+"""Shared test fixtures: synthetic frames, the location of ../shared/datasets, real stores."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tabpilot.context import AppContext, build_context
+from tabpilot.jobs.inline import InlineRunner
+from tabpilot.settings import Settings, env_var_name, load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -70,3 +75,20 @@ def make_mixed_frame(n: int = 600, *, seed: int = 0, task: str = "binary") -> pd
 @pytest.fixture
 def mixed_binary() -> pd.DataFrame:
     return make_mixed_frame(task="binary")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings of real stores under tmp_path, none taken from the environment."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(env_var_name(name), raising=False)
+    return load_settings(data_dir=tmp_path / "data", runner_uri="inline://")
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[AppContext]:
+    """A context on those stores whose runner runs each submitted job at once, in-process."""
+    context = build_context(settings, runner=InlineRunner())
+    context.runner.start(context)
+    yield context
+    context.metadata.close()

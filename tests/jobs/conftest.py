@@ -1,39 +1,25 @@
-"""Fixtures for job tests: real stores in a temporary directory, datasets and jobs made directly."""
+"""Helpers for job tests: datasets and jobs made directly, waiting, processes.
+
+The `settings` and `ctx` fixtures (real stores in a temporary directory) are in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from tabpilot.context import AppContext, build_context
-from tabpilot.jobs.inline import InlineRunner
+from tabpilot.context import AppContext
 from tabpilot.records import DatasetRecord, JobRecord
-from tabpilot.settings import Settings, env_var_name, load_settings
 from tests.conftest import make_mixed_frame
 
 OWNER = "usr_tester"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(env_var_name(name), raising=False)
-    return load_settings(data_dir=tmp_path / "data", runner_uri="inline://")
-
-
-@pytest.fixture
-def ctx(settings: Settings) -> Iterator[AppContext]:
-    context = build_context(settings, runner=InlineRunner())
-    context.runner.start(context)
-    yield context
-    context.metadata.close()
 
 
 def add_dataset(
