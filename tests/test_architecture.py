@@ -139,14 +139,26 @@ def _owning_module(name: str) -> str | None:
 
 # -- (a) layers ------------------------------------------------------------------------------
 
-OUTER_LAYERS = ("services", "api", "jobs", "metadata", "storage", "context", "settings", "cli")
+OUTER_LAYERS = (
+    "services",
+    "api",
+    "jobs",
+    "metadata",
+    "storage",
+    "context",
+    "settings",
+    "cli",
+    "records",
+    "backends",
+)
 WEB_AND_CLI = ("fastapi", "starlette", "click", "uvicorn", "python_multipart", "rich")
 
 LAYER_RULES: list[tuple[str, tuple[str, ...], str]] = [
     (
         f"{PACKAGE}.engine",
         tuple(f"{PACKAGE}.{layer}" for layer in OUTER_LAYERS) + WEB_AND_CLI,
-        "the engine is pure ML: it imports no services, API, jobs, stores, settings or CLI",
+        "the engine is pure ML: it imports no services, API, jobs, stores, records, settings "
+        "or CLI",
     ),
     (
         f"{PACKAGE}.services",
