@@ -30,6 +30,7 @@ from tabpilot.services import predictions as prediction_service
 from tabpilot.services.auth import local_owner
 from tabpilot.services.users import create_user
 from tabpilot.settings import load_settings
+from tabpilot.storage import keys
 from tests.conftest import make_mixed_frame
 
 BUNDLE_FILES = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
@@ -103,11 +104,11 @@ def install_model(ctx: AppContext, bundle: Bundle, *, owner: str | None = None) 
         )
     )
     model_id = new_id("mdl")
-    prefix = f"models/{model_id}"
+    prefix = keys.model_prefix(model_id)
     for name in BUNDLE_FILES:
         path = bundle.path / name
         if path.is_file():
-            ctx.artifacts.put_file(f"{prefix}/{name}", path)
+            ctx.artifacts.put_file(keys.model_file(model_id, name), path)
     return ctx.metadata.create_model(
         ModelRecord(
             id=model_id, owner=owner, job_id=job.id, card=bundle.card, artifact_prefix=prefix
@@ -323,74 +324,6 @@ def test_single_rows_agree_with_batches(client: TestClient, bundles: dict[str, B
         assert body["predictions"] == [batch["predictions"][i]], i
         for label, p in body["probabilities"][0].items():
             assert math.isclose(p, batch["probabilities"][i][label], abs_tol=1e-6), i
-
-
-@pytest.mark.parametrize(
-    ("column", "value"),
-    [
-        ("x1", 1),
-        ("x1", -2.5),
-        ("x1", True),
-        ("x1", None),
-        ("x1", float("nan")),
-        ("x1", " 3.5 "),
-        ("x1", "1e3"),
-        ("x1", "lots"),
-        ("x1", [1, 2]),
-        ("x2", 10**20),
-        ("color", 7),
-        ("color", 1.0),
-        ("color", None),
-        ("color", True),
-        ("color", "purple"),
-        ("city", float("nan")),
-        ("flag", "Yes"),
-        ("flag", " f "),
-        ("flag", ""),
-        ("flag", 0),
-        ("flag", 2.0),
-        ("flag", "maybe"),
-        ("flag", None),
-        ("signup", "2021-02-03"),
-        ("signup", "2021-02-03T10:11:12"),
-        ("signup", "2021-02-03 10:11:12+02:00"),
-        ("signup", "03/04/2021"),
-        ("signup", "Feb 3 2021"),
-        ("signup", ""),
-        ("signup", None),
-        ("signup", "not a date"),
-        ("signup", 20210203),
-        ("comment", None),
-        ("comment", "premium fast"),
-        ("comment", 12),
-    ],
-)
-def test_single_row_fast_path_equals_the_pandas_path(
-    client: TestClient, bundles: dict[str, Bundle], column: str, value: object
-) -> None:
-    """One row, however its values are typed, predicts exactly as a one-row frame does."""
-    model = install_model(ctx_of(client), bundles["binary"])
-    serving = prediction_service.get_serving_model(ctx_of(client), model=model)
-    row = json_rows(features_of(bundles["binary"]).head(1))[0]
-    row[column] = value
-    try:
-        expected = serving.predict_frame(pd.DataFrame.from_records([row]))
-    except InvalidInput as exc:
-        with pytest.raises(InvalidInput) as caught:
-            serving.predict_records([row])
-        assert caught.value.message == exc.message
-        return
-    got = serving.predict_records([row])
-    assert got.labels() == expected.labels()
-    np.testing.assert_array_equal(got.probabilities, expected.probabilities)
-    assert got.ignored_columns == expected.ignored_columns
-
-
-def test_single_rows_take_the_fast_path(client: TestClient, bundles: dict[str, Bundle]) -> None:
-    model = install_model(ctx_of(client), bundles["binary"])
-    serving = prediction_service.get_serving_model(ctx_of(client), model=model)
-    for row in json_rows(features_of(bundles["binary"]).head(20)):
-        assert serving._fast_feed(row) is not None
 
 
 def test_columns_and_data_form(client: TestClient, bundles: dict[str, Bundle]) -> None:

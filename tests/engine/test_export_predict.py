@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from tabpilot.engine.data.columns import build_feature_plan
-from tabpilot.engine.data.inputs import input_columns, prepare_frame
+from tabpilot.engine.data.inputs import input_columns, prepare_frame, prepare_row
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.data.profiling import profile_frame
 from tabpilot.engine.serving.predict import OnnxPredictor
@@ -248,3 +249,107 @@ def test_from_dir_explains_a_wrong_folder(tmp_path: Path) -> None:
 
     with pytest.raises(NotFound, match="not a Tabpilot model folder"):
         OnnxPredictor.from_dir(tmp_path)
+
+
+# -- one row without pandas, and single rows against batches -------------------------------------
+
+
+def _json_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a JSON client sends them: missing values as null."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("x1", 1),
+        ("x1", -2.5),
+        ("x1", True),
+        ("x1", None),
+        ("x1", float("nan")),
+        ("x1", " 3.5 "),
+        ("x1", "1e3"),
+        ("x1", "lots"),
+        ("x1", [1, 2]),
+        ("x2", 10**20),
+        ("color", 7),
+        ("color", 1.0),
+        ("color", None),
+        ("color", True),
+        ("color", "purple"),
+        ("city", float("nan")),
+        ("flag", "Yes"),
+        ("flag", " f "),
+        ("flag", ""),
+        ("flag", 0),
+        ("flag", 2.0),
+        ("flag", "maybe"),
+        ("flag", None),
+        ("signup", "2021-02-03"),
+        ("signup", "2021-02-03T10:11:12"),
+        ("signup", "2021-02-03 10:11:12+02:00"),
+        ("signup", "03/04/2021"),
+        ("signup", "Feb 3 2021"),
+        ("signup", ""),
+        ("signup", None),
+        ("signup", "not a date"),
+        ("signup", 20210203),
+        ("comment", None),
+        ("comment", "premium fast"),
+        ("comment", 12),
+    ],
+)
+def test_single_row_equals_a_one_row_frame(
+    lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame], column: str, value: object
+) -> None:
+    """One row, however its values are typed, predicts exactly as a one-row frame does."""
+    predictor, test = lgbm_predictor
+    row = _json_rows(test.drop(columns=["label"]).head(1))[0]
+    row[column] = value
+    try:
+        expected = predictor.predict(pd.DataFrame.from_records([row]))
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as caught:
+            predictor.predict_row(row)
+        assert caught.value.message == exc.message
+        return
+    got = predictor.predict_row(row)
+    assert got.labels == expected.labels
+    np.testing.assert_array_equal(got.proba, expected.proba)
+    assert got.ignored_columns == expected.ignored_columns
+
+
+def test_plain_rows_skip_pandas(lgbm_predictor: tuple[OnnxPredictor, pd.DataFrame]) -> None:
+    predictor, test = lgbm_predictor
+    for row in _json_rows(test.drop(columns=["label"]).head(20)):
+        assert prepare_row(row, predictor.features) is not None
+
+
+@pytest.mark.parametrize("task", list(PROBLEMS))
+def test_single_rows_agree_with_the_batch_and_the_pickle(task: str) -> None:
+    model, test = _fit_model(task, "lgbm")
+    onnx_bytes, inputs = build_onnx(model)
+    predictor = OnnxPredictor(onnx_bytes, _card(model, inputs))
+    rows = _json_rows(test.drop(columns=["label"]).head(25))
+    # Vary how values are sent: numbers as text, booleans as words, missing as null.
+    rows[0]["x1"] = str(rows[0]["x1"])
+    rows[1]["flag"] = "yes"
+    rows[2]["flag"] = " FALSE "
+    rows[3]["x2"] = None
+    rows[4]["color"] = None
+    rows[5]["flag"] = 1
+    rows[6]["signup"] = "2021-02-03T10:00:00"
+    rows[7]["city"] = 7
+    batch = predictor.predict(pd.DataFrame.from_records(rows))
+    singles = [predictor.predict_row(row) for row in rows]
+    # And the pickled model (what model.pkl users get), on the same rows.
+    restored: TabpilotModel = pickle.loads(pickle.dumps(model))
+    expected = restored.predict(pd.DataFrame.from_records(rows))
+    if model.classes is None:
+        np.testing.assert_allclose([one.labels[0] for one in singles], batch.labels, rtol=1e-6)
+        np.testing.assert_allclose(batch.labels, expected, rtol=1e-4, atol=1e-3)
+    else:
+        assert [one.labels[0] for one in singles] == batch.labels == list(expected)
+        np.testing.assert_allclose(
+            np.vstack([one.proba for one in singles]), batch.proba, rtol=0, atol=1e-6
+        )

@@ -35,6 +35,9 @@ row); larger ones in a worker thread, so they never hold up other requests."""
 
 _SPOOL_CHUNK = 1 << 20
 
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+"""What predict.csv answers with."""
+
 FILE_MEDIA_TYPES: dict[str, str] = {
     "model.onnx": "application/octet-stream",
     "model.pkl": "application/octet-stream",
@@ -361,7 +364,7 @@ async def predict(
     return JSONResponse(
         {
             "model_id": model.id,
-            "predictions": result.labels(),
+            "predictions": result.labels,
             "probabilities": result.probability_dicts(),
             "ignored_columns": result.ignored_columns,
             "inference_ms": round(result.seconds * 1000, 3),
@@ -371,7 +374,7 @@ async def predict(
 
 def _predict_body(
     ctx: AppContext, model: ModelRecord, body: PredictRequest
-) -> prediction_service.PredictionResult:
+) -> prediction_service.Predictions:
     if body.rows is not None:
         return prediction_service.predict_rows(ctx, model=model, rows=body.rows)
     return prediction_service.predict_table(
@@ -412,7 +415,7 @@ async def predict_csv(model_id: str, request: Request, _credentials: Credentials
     if stream.ignored_columns:
         headers["X-Tabpilot-Ignored-Columns"] = ",".join(stream.ignored_columns)[:4000]
     return StreamingResponse(
-        _iter_and_close(stream, source, upload), media_type=stream.media_type, headers=headers
+        _iter_and_close(stream, source, upload), media_type=CSV_MEDIA_TYPE, headers=headers
     )
 
 

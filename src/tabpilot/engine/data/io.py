@@ -3,7 +3,9 @@
 Parsing is done by pyarrow (multi-threaded, lean); Python's csv module is used only on small
 samples and on error paths, where it finds the exact physical line of a problem that pyarrow
 reports without one. Every problem a user can cause raises `DataFileError` naming the file and,
-where it applies, the line (1-based, physical lines, the header being line 1).
+where it applies, the line (1-based, physical lines, the header being line 1). What the raw
+bytes are (gzip, or a binary format sent by mistake) is told by `csvbytes.py`, which also cuts
+a large stream into chunks of whole records for reading a piece at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from tabpilot.engine.data.csvbytes import EXCEL_HOW, binary_signature, is_gzip
 from tabpilot.errors import DataFileError
 
 __all__ = ["CsvTable", "read_csv", "read_csv_bytes"]
@@ -41,32 +44,7 @@ _SNIFF_RECORDS = 100
 _BLOCK_SIZES = (1 << 20, 4 << 20, 64 << 20, 512 << 20)
 # Bytes that cp1252 leaves undefined; text containing them can only be read as latin-1.
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
-_GZIP_MAGIC = b"\x1f\x8b"
 
-_EXCEL_HOW = "(in Excel: File > Save As > CSV UTF-8 (Comma delimited))"
-_EXPORT_HINT = f"export it as CSV {_EXCEL_HOW}"
-# (magic bytes, what the file looks like and what to do)
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"PK\x03\x04", f"looks like a ZIP/Excel file; {_EXPORT_HINT}"),
-    (b"PK\x05\x06", f"looks like a ZIP/Excel file; {_EXPORT_HINT}"),
-    (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        f"looks like an Excel 97-2003 (.xls) file; {_EXPORT_HINT}",
-    ),
-    (b"\x89PNG\r\n\x1a\n", "looks like a PNG image, not a CSV file; upload the data as CSV"),
-    (b"\xff\xd8\xff", "looks like a JPEG image, not a CSV file; upload the data as CSV"),
-    (b"GIF8", "looks like a GIF image, not a CSV file; upload the data as CSV"),
-    (b"%PDF", "looks like a PDF document, not a CSV file; upload the data as CSV"),
-    (b"PAR1", "looks like a Parquet file; export it as CSV"),
-    (b"SQLite format 3\x00", "looks like an SQLite database; export the table as CSV"),
-    (b"BZh", "is compressed with bzip2; only gzip (.csv.gz) is supported: decompress it first"),
-    (b"\xfd7zXZ\x00", "is compressed with xz; only gzip (.csv.gz) is supported: decompress it"),
-    (b"(\xb5/\xfd", "is compressed with zstd; only gzip (.csv.gz) is supported: decompress it"),
-    (b"7z\xbc\xaf\x27\x1c", "looks like a 7-Zip archive; extract the CSV and upload that"),
-    (b"\xff\xfe", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
-    (b"\xfe\xff", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
-)
-_HTML_START = re.compile(rb"\s*<(!doctype\s+html|html|\?xml)", re.IGNORECASE)
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*CSV conversion error to (\w+)")
 
@@ -102,7 +80,7 @@ def read_csv(path: str | os.PathLike[str], *, max_rows: int | None = None) -> Cs
     try:
         n_bytes = os.path.getsize(name)
         with open(name, "rb") as fh:
-            compressed = fh.read(2) == _GZIP_MAGIC
+            compressed = is_gzip(fh.read(2))
     except FileNotFoundError:
         raise DataFileError("file not found; check the path", path=name) from None
     except OSError as exc:
@@ -117,7 +95,7 @@ def read_csv_bytes(data: bytes, *, name: str = "upload.csv") -> CsvTable:
         data: The file's bytes.
         name: What to call the data in messages and in `CsvTable.path`.
     """
-    src = _Source(name=name, n_bytes=len(data), compressed=data[:2] == _GZIP_MAGIC, data=data)
+    src = _Source(name=name, n_bytes=len(data), compressed=is_gzip(data), data=data)
     return _read(src, None)
 
 
@@ -215,7 +193,7 @@ def _scan(src: _Source, *, full: bool) -> _Scan:
             while chunk := fh.read(_CHUNK_BYTES):
                 if not scan.head:
                     scan.head = chunk
-                    if _binary_signature(chunk) is not None:
+                    if binary_signature(chunk) is not None:
                         return scan
                 scan.n_quotes += chunk.count(b'"')
                 scan.has_content = scan.has_content or bool(chunk.strip())
@@ -244,22 +222,13 @@ def _gzip_error(src: _Source, exc: BaseException) -> DataFileError:
     return DataFileError(f"cannot be read: {exc}", path=src.name)
 
 
-def _binary_signature(head: bytes) -> str | None:
-    for magic, message in _SIGNATURES:
-        if head.startswith(magic):
-            return message
-    if _HTML_START.match(head[:1024]):
-        return "looks like a web page (HTML/XML), not a CSV file; download the raw CSV data"
-    return None
-
-
 def _check_content(src: _Source, scan: _Scan) -> None:
-    if (message := _binary_signature(scan.head)) is not None:
+    if (message := binary_signature(scan.head)) is not None:
         raise DataFileError(message, path=src.name)
     if scan.nul_line is not None:
         raise DataFileError(
             "contains NUL bytes, so it is binary data, not a text CSV file; "
-            f"export the data as CSV {_EXCEL_HOW}",
+            f"export the data as CSV {EXCEL_HOW}",
             path=src.name,
             line=scan.nul_line,
         )

@@ -1,0 +1,184 @@
+"""A CSV file's raw bytes, before any parsing: what the file is, and where its records end.
+
+`io.py` parses; this module looks at bytes only. It recognises gzip and the binary formats
+people upload by mistake (Excel, images, archives) by their first bytes, and cuts a stream of
+any size into chunks of whole records (`split_records`), so that each chunk can be parsed on its
+own with the header in front (`read_csv_bytes(header + chunk)`) in bounded memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from tabpilot.errors import InvalidInput
+
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of every gzip file."""
+
+MAX_RECORD_BYTES = 64 << 20
+"""A CSV record (row) may not be longer than this when a stream is split."""
+
+_READ_BYTES = 1 << 20
+
+EXCEL_HOW = "(in Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+_EXPORT_HINT = f"export it as CSV {EXCEL_HOW}"
+# (magic bytes, what the file looks like and what to do)
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", f"looks like a ZIP/Excel file; {_EXPORT_HINT}"),
+    (b"PK\x05\x06", f"looks like a ZIP/Excel file; {_EXPORT_HINT}"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        f"looks like an Excel 97-2003 (.xls) file; {_EXPORT_HINT}",
+    ),
+    (b"\x89PNG\r\n\x1a\n", "looks like a PNG image, not a CSV file; upload the data as CSV"),
+    (b"\xff\xd8\xff", "looks like a JPEG image, not a CSV file; upload the data as CSV"),
+    (b"GIF8", "looks like a GIF image, not a CSV file; upload the data as CSV"),
+    (b"%PDF", "looks like a PDF document, not a CSV file; upload the data as CSV"),
+    (b"PAR1", "looks like a Parquet file; export it as CSV"),
+    (b"SQLite format 3\x00", "looks like an SQLite database; export the table as CSV"),
+    (b"BZh", "is compressed with bzip2; only gzip (.csv.gz) is supported: decompress it first"),
+    (b"\xfd7zXZ\x00", "is compressed with xz; only gzip (.csv.gz) is supported: decompress it"),
+    (b"(\xb5/\xfd", "is compressed with zstd; only gzip (.csv.gz) is supported: decompress it"),
+    (b"7z\xbc\xaf\x27\x1c", "looks like a 7-Zip archive; extract the CSV and upload that"),
+    (b"\xff\xfe", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
+    (b"\xfe\xff", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
+)
+_HTML_START = re.compile(rb"\s*<(!doctype\s+html|html|\?xml)", re.IGNORECASE)
+
+
+# -- what the bytes are ----------------------------------------------------------------------
+
+
+def is_gzip(head: bytes) -> bool:
+    """Whether data starting with `head` (its first two bytes suffice) is gzip-compressed."""
+    return head[:2] == GZIP_MAGIC
+
+
+def binary_signature(head: bytes) -> str | None:
+    """What a file starting with `head` looks like when it is not text, and what to do."""
+    for magic, message in _SIGNATURES:
+        if head.startswith(magic):
+            return message
+    if _HTML_START.match(head[:1024]):
+        return "looks like a web page (HTML/XML), not a CSV file; download the raw CSV data"
+    return None
+
+
+def decompressed(stream: BinaryIO) -> BinaryIO:
+    """`stream` (seekable, at its start) as plain bytes: gunzipped on the fly if gzip."""
+    head = stream.read(2)
+    stream.seek(0)
+    if is_gzip(head):
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+# -- where records end -----------------------------------------------------------------------
+
+
+def split_records(source: BinaryIO, chunk_bytes: int) -> tuple[bytes, Iterator[bytes]]:
+    """The header record of the CSV in `source`, and an iterator of chunks of whole records.
+
+    Each chunk is about `chunk_bytes` long (longer only to finish a record); blank chunks are
+    skipped. Blank lines before the header are part of the header, as the reader expects.
+
+    Raises:
+        InvalidInput: the header or a record is longer than `MAX_RECORD_BYTES` (usually a
+            quote never closed), or a gzip stream is damaged (also while iterating).
+    """
+    buffer = b""
+    header = b""
+    eof = False
+    while not eof:
+        block = _read(source, _READ_BYTES)
+        eof = not block
+        buffer += block
+        first = _first_record_end(buffer)
+        if first >= 0:
+            header, buffer = buffer[:first], buffer[first:]
+            break
+        if len(buffer) > MAX_RECORD_BYTES:
+            raise InvalidInput(
+                f"The CSV's header line is longer than {MAX_RECORD_BYTES >> 20} MB; is it a CSV "
+                "file? Send a header line with the column names, then one row per line."
+            )
+    else:
+        header, buffer = buffer, b""
+    return header, _chunks(source, buffer, eof, chunk_bytes)
+
+
+def _chunks(source: BinaryIO, buffer: bytes, eof: bool, chunk_bytes: int) -> Iterator[bytes]:
+    while True:
+        while not eof and len(buffer) < chunk_bytes:
+            block = _read(source, chunk_bytes - len(buffer))
+            if not block:
+                eof = True
+                break
+            buffer += block
+        if eof:
+            if buffer.strip():
+                yield buffer
+            return
+        cut = _record_end(buffer, 0, min(len(buffer), chunk_bytes), 0)
+        if cut <= 0:
+            cut = _record_end(buffer, 0, len(buffer), 0)
+        if cut <= 0:
+            # One record longer than a chunk, or a quote never closed: read on, up to a
+            # limit, so a broken file cannot fill the memory.
+            if len(buffer) > MAX_RECORD_BYTES:
+                raise InvalidInput(
+                    f"A row of the CSV is longer than {MAX_RECORD_BYTES >> 20} MB, which "
+                    'usually means a quote (") is never closed; check the quotes in the file'
+                )
+            block = _read(source, chunk_bytes)
+            if not block:
+                eof = True
+            buffer += block
+            continue
+        piece, buffer = buffer[:cut], buffer[cut:]
+        if piece.strip():
+            yield piece
+
+
+def _record_end(data: bytes, start: int, end: int, quotes_before: int) -> int:
+    """Offset just after the last record boundary in `data[start:end]`, or -1.
+
+    A newline ends a record when an even number of quotes precede it: quoted values (and
+    doubled quotes inside them) always come in pairs, so an odd count means the newline is
+    inside a quoted value. Newlines and quotes are the same single bytes in every encoding
+    the reader accepts (UTF-8, cp1252, latin-1).
+    """
+    pos = data.rfind(b"\n", start, end)
+    while pos >= 0:
+        if (quotes_before + data.count(b'"', start, pos)) % 2 == 0:
+            return pos + 1
+        pos = data.rfind(b"\n", start, pos)
+    return -1
+
+
+def _first_record_end(data: bytes) -> int:
+    """Offset after the first non-blank record (the header) in `data`, or -1 if incomplete."""
+    start = 0
+    quotes = 0
+    while True:
+        pos = data.find(b"\n", start)
+        if pos < 0:
+            return -1
+        quotes += data.count(b'"', start, pos)
+        start = pos + 1
+        if quotes % 2 == 0 and data[:pos].strip():
+            return start
+
+
+def _read(source: BinaryIO, size: int) -> bytes:
+    try:
+        return source.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInput(
+            f"The gzip-compressed CSV is damaged or truncated ({exc}); compress it again or "
+            "send the plain CSV."
+        ) from None
