@@ -589,14 +589,16 @@ def install_reference_model(
     from tabpilot.engine.training.model import TabpilotModel
     from tabpilot.metadata import build_metadata_store
     from tabpilot.records import ModelRecord, new_id
-    from tabpilot.storage import build_artifact_store
+    from tabpilot.storage import build_artifact_store, keys
 
     store = build_metadata_store(f"sqlite:///{data_dir / 'tabpilot.db'}")
     artifacts = build_artifact_store(str(data_dir / "artifacts"))
     try:
         record = store.get_model(model_id, owner=None)
         # Our own file, written by our own worker: trusted.
-        trained = pickle.loads(artifacts.get_bytes(f"{record.artifact_prefix}/model.pkl"))
+        trained = pickle.loads(
+            artifacts.get_bytes(keys.in_prefix(record.artifact_prefix, "model.pkl"))
+        )
         pipeline = trained.pipeline
         pipeline.set_params(
             model=LGBMClassifier(
@@ -629,9 +631,9 @@ def install_reference_model(
             "model.onnx": {"sha256": hashlib.sha256(onnx).hexdigest(), "bytes": len(onnx)}
         }
         reference_id = new_id("mdl")
-        prefix = f"models/{reference_id}"
-        artifacts.put_bytes(f"{prefix}/model.onnx", onnx)
-        artifacts.put_bytes(f"{prefix}/model.json", json.dumps(card).encode())
+        prefix = keys.model_prefix(reference_id)
+        artifacts.put_bytes(keys.model_file(reference_id, "model.onnx"), onnx)
+        artifacts.put_bytes(keys.model_file(reference_id, "model.json"), json.dumps(card).encode())
         store.create_model(
             ModelRecord(
                 id=reference_id,

@@ -15,7 +15,7 @@ from tabpilot.jobs.base import JobRunner
 from tabpilot.metadata import build_metadata_store
 from tabpilot.records import JobStatus, ModelRecord, new_id, utc_now
 from tabpilot.settings import load_settings
-from tabpilot.storage import build_artifact_store
+from tabpilot.storage import build_artifact_store, keys
 
 
 class RecordingRunner(JobRunner):
@@ -128,9 +128,9 @@ def finish_job(
     changes: dict[str, Any] = {"status": status, "finished_at": utc_now(), "error": error}
     if status == JobStatus.SUCCEEDED:
         model_id = new_id("mdl")
-        prefix = f"models/{model_id}"
+        prefix = keys.model_prefix(model_id)
         for name, data in (files or {"model.json": b"{}"}).items():
-            ctx.artifacts.put_bytes(f"{prefix}/{name}", data)
+            ctx.artifacts.put_bytes(keys.model_file(model_id, name), data)
         model = ctx.metadata.create_model(
             ModelRecord(
                 id=model_id,

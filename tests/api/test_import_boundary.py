@@ -30,6 +30,7 @@ CHILD = textwrap.dedent(
     from tabpilot.api.app import create_app
     from tabpilot.records import JobRecord, JobStatus, ModelRecord, new_id
     from tabpilot.settings import load_settings
+    from tabpilot.storage import keys
 
     data_dir, bundle, csv_path = (Path(p) for p in sys.argv[1:4])
     app = create_app(settings=load_settings(data_dir=data_dir, runner_uri="inline://"))
@@ -51,7 +52,7 @@ CHILD = textwrap.dedent(
         )
         model_id = new_id("mdl")
         for path in bundle.iterdir():
-            ctx.artifacts.put_file(f"models/{model_id}/{path.name}", path)
+            ctx.artifacts.put_file(keys.model_file(model_id, path.name), path)
         card = json.loads((bundle / "model.json").read_text())
         ctx.metadata.create_model(
             ModelRecord(
@@ -59,7 +60,7 @@ CHILD = textwrap.dedent(
                 owner=record.owner,
                 job_id=job.id,
                 card=card,
-                artifact_prefix=f"models/{model_id}",
+                artifact_prefix=keys.model_prefix(model_id),
             )
         )
         frame = pd.read_csv(csv_path).drop(columns=["label"])

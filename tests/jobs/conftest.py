@@ -17,6 +17,7 @@ import pytest
 
 from tabpilot.context import AppContext
 from tabpilot.records import DatasetRecord, JobRecord
+from tabpilot.storage import keys
 from tests.conftest import make_mixed_frame
 
 OWNER = "usr_tester"
@@ -46,7 +47,7 @@ def add_dataset(
         n_rows=n_rows,
         n_columns=n_columns,
     )
-    ctx.artifacts.put_bytes(f"datasets/{record.id}/data.csv", raw)
+    ctx.artifacts.put_bytes(keys.dataset_data(record.id), raw)
     return ctx.metadata.create_dataset(record)
 
 

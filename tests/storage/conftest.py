@@ -1,10 +1,37 @@
+"""Fixtures for the artifact-store contract suite: one fresh store of every backend.
+
+A backend joins the suite by adding its name to `BACKENDS` and a branch to `store_uri` that
+returns the URI of a fresh, empty store (the S3 backend will point at a moto server).
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
+from tabpilot.storage import ArtifactStore, build_artifact_store
 from tabpilot.storage.local import LocalArtifactStore
+
+BACKENDS = ["local"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_uri(backend: str, tmp_path: Path) -> str:
+    """The URI of a fresh, empty store of the current backend."""
+    if backend == "local":
+        return f"file://{tmp_path}/artifacts"
+    raise AssertionError(f"no store_uri for backend {backend!r}")
+
+
+@pytest.fixture
+def store(store_uri: str) -> ArtifactStore:
+    return build_artifact_store(store_uri)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tabpilot.errors import Forbidden, NotFound, Unauthenticated
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit
 from tabpilot.records import ModelRecord
 from tabpilot.services import check_id
+from tabpilot.storage import keys
 
 DEPLOY_KEY_PREFIX = "tpk_"
 
@@ -81,7 +82,7 @@ def get_model_file(ctx: AppContext, *, owner: str, model_id: str, name: str) -> 
             f'Model files are {", ".join(MODEL_FILES)}; there is no file "{_shown(name)}"',
             details={"files": list(MODEL_FILES)},
         )
-    key = f"{model.artifact_prefix}/{name}"
+    key = keys.in_prefix(model.artifact_prefix, name)
     try:
         size = ctx.artifacts.size(key)
     except NotFound:
