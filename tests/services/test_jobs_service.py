@@ -18,14 +18,13 @@ def test_job_validation_uses_the_engine_tables_without_training_libraries() -> N
     import sys
 
     code = (
-        "import sys; import tabpilot.services.jobs as j; "
-        "from tabpilot.engine.choices import ESTIMATORS; assert j.ESTIMATORS is ESTIMATORS; "
+        "import sys; import tabpilot.services.jobs as j; import tabpilot.engine.spec as s; "
+        "from tabpilot.engine.choices import ESTIMATORS; assert s.ESTIMATORS is ESTIMATORS; "
+        "assert j.TrainSpec is s.TrainSpec; "
         "bad = [m for m in ('flaml', 'sklearn', 'lightgbm', 'xgboost') if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert jobs.METRIC_PROBLEMS["f1"] == ("binary",)
-    assert jobs.DEFAULT_METRIC["multiclass"] == "log_loss"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,8 @@ def dataset() -> DatasetRecord:
 
 
 def spec(dataset: DatasetRecord, **fields: Any) -> dict[str, Any]:
-    return jobs.build_job_spec(dataset, jobs.JobRequest(dataset_id=dataset.id, **fields))
+    request = jobs.JobRequest(dataset_id=dataset.id, **fields)
+    return jobs.build_job_spec(dataset, request).to_dict()
 
 
 def test_spec_resolves_every_automatic_choice(dataset: DatasetRecord) -> None:

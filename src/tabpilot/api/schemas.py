@@ -6,11 +6,15 @@ record to FastAPI directly, so what the API promises is written down here.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from tabpilot.engine.spec import TrainRequest, TrainSpec
 from tabpilot.records import DatasetRecord, JobEvent, JobRecord, JobStatus
 
 # -- errors and health -------------------------------------------------------------------------
@@ -168,13 +172,36 @@ def dataset_out(record: DatasetRecord, *, preview: bool = False) -> DatasetOut:
 
 # -- jobs --------------------------------------------------------------------------------------
 
-ProblemTypeName = Literal["binary", "multiclass", "regression", "classification"]
+
+def _api_type(hint: Any) -> Any:
+    """A `TrainRequest`/`TrainSpec` field's type as the API writes it: lists for sequences."""
+    if get_origin(hint) in (Sequence, tuple):
+        return list[str]
+    if get_origin(hint) in (Union, UnionType):
+        return Union[tuple(_api_type(a) for a in get_args(hint))]  # noqa: UP007
+    return hint
 
 
-class JobCreate(BaseModel):
-    """What to train. Only `dataset_id` and `target` are required."""
+def _request_fields() -> dict[str, Any]:
+    """The API fields of a `TrainRequest`: same names, types, defaults and descriptions."""
+    hints = get_type_hints(TrainRequest)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainRequest):
+        info = Field(description=f.metadata.get("doc"))
+        if f.default is dataclasses.MISSING:
+            pass
+        elif isinstance(f.default, tuple):
+            info = Field(default_factory=list, description=f.metadata.get("doc"))
+        else:
+            info = Field(default=f.default, description=f.metadata.get("doc"))
+        out[f.name] = (_api_type(hints[f.name]), info)
+    return out
 
-    model_config = ConfigDict(
+
+# What to train: `TrainRequest`'s fields (the engine's), on a dataset, with the job's labels.
+JobCreate = create_model(
+    "JobCreate",
+    __config__=ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
@@ -190,40 +217,17 @@ class JobCreate(BaseModel):
                 },
             ]
         },
-    )
-
-    dataset_id: str = Field(description="From POST /api/datasets.")
-    target: str = Field(description="The column to predict.")
-    problem_type: ProblemTypeName | None = Field(
-        default=None,
-        description="Detected from the target when absent; classification lets the class "
-        "count choose binary or multiclass.",
-    )
-    metric: str | None = Field(
-        default=None,
-        description="What the search optimises. binary: roc_auc (default), log_loss, accuracy, "
-        "f1, macro_f1; multiclass: log_loss (default), roc_auc, accuracy, macro_f1; "
-        "regression: rmse (default), mae, r2, mape.",
-    )
-    time_budget: float | None = Field(
-        default=None,
-        description="Seconds for the whole run, 5 to 86400. When absent it is chosen from "
-        "the data size and the reply says what and why.",
-    )
-    include: list[str] = Field(
-        default_factory=list,
-        description="Columns to use even if they look useless (identifiers, constants...).",
-    )
-    exclude: list[str] = Field(default_factory=list, description="Columns never to use.")
-    estimators: list[str] | None = Field(
-        default=None,
-        description="Model kinds to search: lgbm, xgboost, rf, extra_tree, linear. Default: all.",
-    )
-    seed: int | None = Field(default=None, description="Random seed (default 0).")
-    tags: list[str] = Field(
-        default_factory=list, description="At most 10 tags of at most 50 characters."
-    )
-    notes: str = Field(default="", description="Free text, at most 10,000 characters.")
+    ),
+    __doc__="What to train. Only `dataset_id` and `target` are required.",
+    __module__=__name__,
+    dataset_id=(str, Field(description="From POST /api/datasets.")),
+    **_request_fields(),
+    tags=(
+        list[str],
+        Field(default_factory=list, description="At most 10 tags of at most 50 characters."),
+    ),
+    notes=(str, Field(default="", description="Free text, at most 10,000 characters.")),
+)
 
 
 class JobPatch(BaseModel):
@@ -237,23 +241,17 @@ class JobPatch(BaseModel):
     notes: str | None = Field(default=None, description="The new notes.")
 
 
-class JobSpec(BaseModel):
-    """The job's full training specification, with every automatic choice resolved."""
-
-    model_config = ConfigDict(extra="allow")
-
-    # Loosely typed: a spec written by an older version (or by hand) must still display.
-    target: str | None = None
-    problem_type: str | None = None
-    problem_type_reason: str | None = None
-    metric: str | None = None
-    time_budget: float | None = None
-    time_budget_reason: str | None = None
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    estimators: list[str] | None = None
-    seed: int | None = None
-    dataset_name: str | None = None
+# The job's full training specification (`TrainSpec.to_dict()`), every automatic choice
+# resolved with its reason. Loosely typed (every field may be null, other keys are kept): a
+# spec written by an older version must still display.
+JobSpec = create_model(
+    "JobSpec",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="The job's full training specification, with every automatic choice resolved "
+    "and the reason for each.",
+    __module__=__name__,
+    **{name: (_api_type(hint) | None, None) for name, hint in get_type_hints(TrainSpec).items()},
+)
 
 
 class JobProgress(BaseModel):

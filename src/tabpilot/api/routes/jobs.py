@@ -79,19 +79,8 @@ def create_job(body: JobCreate, ctx: Ctx, owner: Owner) -> JobCreated:
     `GET /api/jobs/{id}/stream` until the status is succeeded, failed or canceled; a succeeded
     job's `model_id` names the model (`/api/models/{model_id}`).
     """
-    request = service.JobRequest(
-        dataset_id=body.dataset_id,
-        target=body.target,
-        problem_type=body.problem_type,
-        metric=body.metric,
-        time_budget=body.time_budget,
-        include=body.include,
-        exclude=body.exclude,
-        estimators=body.estimators,
-        seed=body.seed,
-        tags=body.tags,
-        notes=body.notes,
-    )
+    # JobCreate has JobRequest's fields, by construction (see schemas.py).
+    request = service.JobRequest(**body.model_dump())
     job = service.create_job(ctx, owner=owner, request=request)
     return job_created(job, _created_message(job))
 

@@ -47,13 +47,36 @@ class ColumnProfile:
     stats: dict[str, float] = field(default_factory=dict)
     top_values: list[tuple[str, int]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
-    integer_valued: bool = False
+    # None: unknown, in a profile stored before this fact was recorded.
+    integer_valued: bool | None = False
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["kind"] = str(self.kind)
         out["top_values"] = [{"value": v, "count": c} for v, c in self.top_values]
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnProfile:
+        """The inverse of `to_dict`; keys it does not know (such as the stored `as_target`)
+        are ignored, and a profile stored by an older version gets defaults for what it
+        lacks."""
+        return cls(
+            name=str(data["name"]),
+            kind=ColumnKind(data.get("kind") or ColumnKind.CATEGORICAL),
+            dtype=str(data.get("dtype", "")),
+            n_missing=int(data.get("n_missing") or 0),
+            missing_fraction=float(data.get("missing_fraction") or 0.0),
+            n_distinct=int(data.get("n_distinct") or 0),
+            unique_per_row=bool(data.get("unique_per_row")),
+            kind_reason=str(data.get("kind_reason", "")),
+            stats=dict(data.get("stats") or {}),
+            top_values=[(str(t["value"]), int(t["count"])) for t in data.get("top_values") or []],
+            examples=[str(e) for e in data.get("examples") or []],
+            integer_valued=(
+                bool(data["integer_valued"]) if data.get("integer_valued") is not None else None
+            ),
+        )
 
 
 @dataclass
@@ -78,6 +101,21 @@ class DatasetProfile:
             "memory_bytes": self.memory_bytes,
             "columns": [c.to_dict() for c in self.columns],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, n_rows: int | None = None) -> DatasetProfile:
+        """The inverse of `to_dict`, reading the stored profile of a dataset record (whose
+        extra keys, such as `warnings` and `preview`, are ignored). `n_rows` fills in for a
+        profile stored without its row count."""
+        columns = [ColumnProfile.from_dict(c) for c in data.get("columns") or []]
+        rows = data.get("n_rows")
+        return cls(
+            n_rows=int(rows if rows is not None else n_rows or 0),
+            n_columns=int(data.get("n_columns") or len(columns)),
+            n_duplicate_rows=int(data.get("n_duplicate_rows") or 0),
+            memory_bytes=int(data.get("memory_bytes") or 0),
+            columns=columns,
+        )
 
 
 # Name tokens that suggest an identifier. Tokens, not substrings: "product_width" and "paid"
