@@ -28,6 +28,7 @@ def test_sqlite_uri_opens_a_sql_store_and_creates_its_directory(tmp_path: Path) 
         ("just-a-path.db", "use sqlite:///PATH or postgresql://USER@HOST/DB"),
         ("sqlite://", "has no database file"),
         ("sqlite:///:memory:", "has no database file"),
+        ("sqlite:///file:x.db?mode=memory&uri=true", "has no database file"),
         ("postgresql://user:pw@host", "names no database"),
     ],
 )

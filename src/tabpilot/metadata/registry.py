@@ -44,7 +44,8 @@ def sqlite_path(uri: str) -> str | None:
 
 def _check_sqlite(uri: BackendURI) -> str | None:
     path = sqlite_path(uri.text)
-    if path is None or path == ":memory:":
+    # In-memory and `file:` URI databases cannot be shared by the server and its workers.
+    if path is None or path == ":memory:" or path.startswith("file:"):
         return (
             f'"{uri.shown}" has no database file (the server and the workers share one); '
             "write sqlite:///relative/path.db or sqlite:////absolute/path.db"
