@@ -1,8 +1,10 @@
-"""Tests for tabpilot.engine.data.io: encodings, delimiters, gzip, quoting, dtypes, errors."""
+"""Tests for tabpilot.engine.data.io (encodings, delimiters, gzip, quoting, dtypes, errors) and
+engine.data.csvbytes (sniffing, cutting a stream into chunks of records)."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 from pathlib import Path
@@ -11,6 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tabpilot.engine.data import csvbytes
+from tabpilot.engine.data.csvbytes import (
+    GZIP_MAGIC,
+    binary_signature,
+    decompressed,
+    is_gzip,
+    split_records,
+)
 from tabpilot.engine.data.io import CsvTable, read_csv, read_csv_bytes
 from tabpilot.errors import DataFileError, InvalidInput
 
@@ -456,3 +466,60 @@ def test_every_shared_csv_is_in_the_manifest() -> None:
     listed = {str(entry["file"]) for entry in _manifest()}
     on_disk = {path.name for path in DATASETS.iterdir() if re.search(r"\.csv(\.gz)?$", path.name)}
     assert on_disk <= listed
+
+
+# --- raw bytes: sniffing and cutting a stream into chunks of records (csvbytes) ----------------
+
+
+def split(data: bytes, chunk_bytes: int) -> tuple[bytes, list[bytes]]:
+    header, chunks = split_records(decompressed(io.BytesIO(data)), chunk_bytes)
+    return header, list(chunks)
+
+
+def test_sniffing_tells_gzip_and_binary_formats() -> None:
+    assert is_gzip(GZIP_MAGIC + b"rest") and is_gzip(gzip.compress(b"a,b\n"))
+    assert not is_gzip(b"a,b\n1,2\n")
+    assert "Excel" in (binary_signature(b"PK\x03\x04rest") or "")
+    assert "web page" in (binary_signature(b"  <!DOCTYPE html><html>") or "")
+    assert binary_signature(b"a,b\n1,2\n") is None
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 1 << 20])
+def test_chunks_are_whole_records_and_rejoin_to_the_file(compress: bool, chunk_bytes: int) -> None:
+    rows = [f'{i},"note {i}\nwith ""quotes"" and, a comma",x{i}\n' for i in range(200)]
+    plain = b"\n\nid,note,tag\n" + "".join(rows).encode()
+    header, chunks = split(gzip.compress(plain) if compress else plain, chunk_bytes)
+    assert header == b"\n\nid,note,tag\n"  # blank lines before the header stay with it
+    assert header + b"".join(chunks) == plain
+    if chunk_bytes == 64:  # each record (about 45 bytes) fits in a chunk
+        assert len(chunks) > 50
+    total = 0
+    for chunk in chunks:
+        frame = read_csv_bytes(header + chunk).frame
+        assert frame["note"].str.startswith("note ").all()
+        total += len(frame)
+    assert total == 200
+
+
+def test_a_file_without_records_after_the_header() -> None:
+    assert split(b"a,b\n", 100) == (b"a,b\n", [])
+    assert split(b"a,b", 100) == (b"a,b", [])
+    assert split(b"a,b\n\n\n", 100) == (b"a,b\n", [])
+
+
+def test_a_quote_never_closed_is_an_error_not_unbounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csvbytes, "MAX_RECORD_BYTES", 1000)
+    _, chunks = split_records(io.BytesIO(b'a,b\n1,"open\n' + b"x,y\n" * 1000), 100)
+    with pytest.raises(InvalidInput, match="never closed"):
+        list(chunks)
+    with pytest.raises(InvalidInput, match="header line is longer"):
+        split_records(io.BytesIO(b'"a' + b"x\n" * 2000), 100)
+
+
+def test_a_damaged_gzip_stream_is_a_clear_error() -> None:
+    data = gzip.compress(b"a,b\n" + np.random.default_rng(0).bytes(100_000))[:2000]
+    with pytest.raises(InvalidInput, match="gzip-compressed CSV is damaged"):
+        split(data, 1000)
