@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
+    def store_environment(self, *, runner_uri: str) -> dict[str, str]:
+        """This process's environment for a child that must use these settings' stores.
+
+        Every `TABPILOT_*` variable is replaced: the data directory and the two stores get
+        their resolved values (so options given on the command line, such as `--data-dir`,
+        reach the child), the runner becomes `runner_uri`, and the rest are dropped, so nothing
+        inherited can make the child's settings differ or fail.
+        """
+        names = {env_var_name(field) for field in type(self).model_fields}
+        env = {key: value for key, value in os.environ.items() if key not in names}
+        env[env_var_name("data_dir")] = str(self.data_dir)
+        env[env_var_name("metadata_uri")] = self.metadata_uri
+        env[env_var_name("artifact_uri")] = self.artifact_uri
+        env[env_var_name("runner_uri")] = runner_uri
+        return env
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build `Settings` from the environment and `overrides`, or raise one `InvalidInput`.
