@@ -181,7 +181,10 @@ class Registry(Generic[T]):
             InvalidInput: naming the setting, when `uri` is not usable.
             MissingDependency: from a builder whose optional extra is not installed.
         """
-        parsed = parse_uri(uri)
+        try:
+            parsed = parse_uri(uri)
+        except InvalidInput as exc:
+            raise self.error(exc.message) from None
         problem = self.problem(parsed)
         if problem is not None:
             raise self.error(problem, parsed)

@@ -93,3 +93,5 @@ def test_uris_are_parsed_in_one_place_and_passwords_never_shown() -> None:
     with pytest.raises(InvalidInput, match=r"\*\*\*") as caught:
         parse_uri("postgresql://u:pw@[db/x")
     assert "pw" not in caught.value.message
+    with pytest.raises(InvalidInput, match=r"^TABPILOT_ARTIFACT_URI: .* is not a valid URI"):
+        build_artifact_store("file://[x/y")
