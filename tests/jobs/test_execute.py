@@ -42,8 +42,11 @@ def test_job_succeeds_with_model_artifacts_progress_and_events(ctx: AppContext) 
 
     events = ctx.metadata.list_job_events(job.id, owner=OWNER)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    statuses = [e.data["status"] for e in events if e.kind == "status"]
-    assert statuses == ["running", "succeeded"]
+    statuses = [e.data for e in events if e.kind == "status"]
+    assert [s["status"] for s in statuses] == ["running", "succeeded"]
+    assert statuses[0]["message"] == "attempt 1 started" and statuses[0]["worker"]
+    assert statuses[1]["model_id"] == model.id and statuses[1]["previous"] == "running"
+    assert statuses[1]["message"].startswith(f"trained model {model.id} in ")
     phases = [e.data["phase"] for e in events if e.kind == "log"]
     assert phases[:2] == ["preparing", "reading"] and "searching" in phases
     assert phases[-1] == "uploading"
@@ -65,7 +68,20 @@ def test_missing_target_fails_with_the_engine_message(ctx: AppContext) -> None:
     assert ctx.artifacts.list_keys("models") == []
     events = ctx.metadata.list_job_events(job.id, owner=OWNER)
     assert events[-1].kind == "status"
-    assert events[-1].data == {"status": "failed", "message": done.error, "error": done.error}
+    assert events[-1].data == {
+        "status": "failed",
+        "previous": "running",
+        "message": done.error,
+        "attempt": 1,
+        "worker": done_worker(events),
+        "error": done.error,
+        "model_id": None,
+    }
+
+
+def done_worker(events: list) -> str:
+    """The worker that claimed the job, from its "running" status event."""
+    return next(e.data["worker"] for e in events if e.data.get("status") == "running")
 
 
 def test_unreadable_file_fails_naming_the_upload_not_a_temp_path(ctx: AppContext) -> None:
@@ -95,10 +111,10 @@ def test_missing_dataset_file_fails_saying_what_to_do(ctx: AppContext) -> None:
 def test_execute_refuses_a_job_it_does_not_hold(ctx: AppContext) -> None:
     job = add_job(ctx, add_dataset(ctx))
     with pytest.raises(Conflict, match="queued"):
-        execute_job(job.id, ctx, worker_id="w1")
+        execute_job(ctx, job.id, worker_id="w1")
     ctx.metadata.claim_job(job.id, worker_id="w1", lease_seconds=10)
     with pytest.raises(Conflict, match='not running under worker "w2"'):
-        execute_job(job.id, ctx, worker_id="w2")
+        execute_job(ctx, job.id, worker_id="w2")
 
 
 def test_canceled_job_stops_promptly_and_is_not_resurrected(ctx: AppContext) -> None:

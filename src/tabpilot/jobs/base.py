@@ -9,7 +9,10 @@ Conventions:
   automatically).
 - `JobRecord.progress` holds the latest `ProgressEvent` fields: phase, elapsed, budget,
   message, trials, estimator, best_score, best_estimator.
-- Job events (`append_job_event`) have kind "status", "progress" or "log".
+- Job events have kind "status", "progress" or "log". Status changes go through
+  `MetadataStore.transition_job` (or a claim), which writes the "status" event with them in
+  one transaction, in one shape (`tabpilot.metadata.transitions.STATUS_EVENT_FIELDS`);
+  workers append "progress" and "log" events with `append_job_event`.
 - Artifact keys: `datasets/<dataset_id>/data.csv` (or `data.csv.gz`, as uploaded) and
   `models/<model_id>/<file>` for model.onnx, model.pkl, model.json, eda.html, report.html;
   `ModelRecord.artifact_prefix` is `models/<model_id>`.
@@ -40,4 +43,4 @@ class JobRunner(ABC):
         """Stop a running job now if this runner is running it. Best effort."""
 
     def stop(self) -> None:  # noqa: B027 - optional hook
-        """Stop workers; running jobs are left to the lease reaper of the next start."""
+        """Stop workers; their running jobs are queued again or failed (or left to a reaper)."""

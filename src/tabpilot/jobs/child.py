@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot open the stores: %s", exc.message)
         return EXIT_ERROR
     try:
-        execute_job(job_id, ctx, worker_id=worker_id)
+        execute_job(ctx, job_id, worker_id=worker_id)
     except (Conflict, NotFound) as exc:
         log.info("not running the job: %s", exc.message)
         return EXIT_NOT_OURS

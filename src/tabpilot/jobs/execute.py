@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabpilot.errors import Conflict, InvalidInput, NotFound, TabpilotError
-from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id, utc_now
+from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
 
 if TYPE_CHECKING:
     from tabpilot.context import AppContext
@@ -47,7 +47,7 @@ def temp_dir_pattern(job_id: str) -> str:
     return f"{TEMP_PREFIX}{job_id}-*"
 
 
-def execute_job(job_id: str, ctx: AppContext, *, worker_id: str) -> None:
+def execute_job(ctx: AppContext, job_id: str, *, worker_id: str) -> None:
     """Train the RUNNING job `job_id`, held by `worker_id`, and record the outcome.
 
     Every outcome is written to the store: SUCCEEDED with `model_id`, or FAILED with a message
@@ -88,19 +88,26 @@ class _JobExecution:
     def event(self, kind: str, data: dict[str, Any]) -> None:
         self.meta.append_job_event(self.job.id, owner=None, kind=kind, data=data)
 
+    def finish(self, to: JobStatus, message: str, **fields: Any) -> JobRecord | None:
+        """Move our RUNNING job to `to`; None when it is no longer ours (canceled, reclaimed)."""
+        try:
+            return self.meta.transition_job(
+                self.job.id,
+                owner=None,
+                expect=JobStatus.RUNNING,
+                to=to,
+                held_by=self.worker_id,
+                message=message,
+                **fields,
+            )
+        except NotFound:  # deleted meanwhile
+            return None
+
     def run(self) -> None:
+        # The claim already recorded the "running" status event.
         job = self.job
         log.info("job %s: attempt %d on %s", job.id, job.attempts, self.worker_id)
         try:
-            self.event(
-                "status",
-                {
-                    "status": "running",
-                    "message": f"attempt {job.attempts} started",
-                    "attempt": job.attempts,
-                    "worker": self.worker_id,
-                },
-            )
             with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{job.id}-") as tmp:
                 self.scrub.append((tmp, "<work dir>"))
                 self._train(Path(tmp))
@@ -154,32 +161,16 @@ class _JobExecution:
         )
         self.model_created = True
         final = self.progress.final(outcome.elapsed)
-        try:
-            self.meta.update_job(
-                job.id,
-                owner=None,
-                status=JobStatus.SUCCEEDED,
-                model_id=self.model_id,
-                finished_at=utc_now(),
-                progress=final,
-                error=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                **self.guard,
-            )
-        except (Conflict, NotFound):
-            raise JobStopped from None
-        self.event(
-            "status",
-            {
-                "status": "succeeded",
-                "message": f"trained model {self.model_id} in {final['elapsed']:.1f} s",
-                "model_id": self.model_id,
-                "elapsed": final["elapsed"],
-            },
+        done = self.finish(
+            JobStatus.SUCCEEDED,
+            f"trained model {self.model_id} in {final['elapsed']:.1f} s",
+            model_id=self.model_id,
+            progress=final,
         )
         log.info("job %s: succeeded in %.1f s: model %s", job.id, outcome.elapsed, self.model_id)
 
+        if done is None:
+            raise JobStopped
     def _fetch_dataset(self, dataset: DatasetRecord, folder: Path) -> Path:
         """The dataset's file on local disk, named as uploaded (the model card shows it)."""
         key = _dataset_key(self.ctx, dataset)
@@ -210,21 +201,9 @@ class _JobExecution:
         if len(message) > MAX_ERROR_LENGTH:
             message = message[: MAX_ERROR_LENGTH - 1] + "…"
         self._discard()
-        try:
-            self.meta.update_job(
-                self.job.id,
-                owner=None,
-                status=JobStatus.FAILED,
-                error=message,
-                finished_at=utc_now(),
-                lease_owner=None,
-                lease_expires_at=None,
-                **self.guard,
-            )
-        except (Conflict, NotFound):
+        if self.finish(JobStatus.FAILED, message, error=message) is None:
             log.info("job %s: failed after it was canceled: %s", self.job.id, message)
             return
-        self.event("status", {"status": "failed", "message": message, "error": message})
         log.info("job %s: failed: %s", self.job.id, message)
 
     def _discard(self) -> None:

@@ -24,25 +24,22 @@ log = logging.getLogger("tabpilot.jobs")
 def run_job_here(ctx: AppContext, job_id: str, *, worker_id: str | None = None) -> JobRecord:
     """Claim the QUEUED job `job_id`, execute it in this thread, and return it as it ended.
 
-    If this process is interrupted (Ctrl-C, SIGTERM turned into `SystemExit`), the lease is
-    released so the reaper of any runner retries or fails the job at once.
+    If this process is interrupted (Ctrl-C, SIGTERM turned into `SystemExit`), the job is
+    given up at once: queued again if it has an attempt left, else failed.
 
     Raises:
         NotFound: if there is no such job.
         Conflict: if the job is not QUEUED (already running, finished or canceled).
     """
     worker_id = worker_id or make_worker_id("inline")
-    ctx.metadata.claim_job(job_id, worker_id=worker_id, lease_seconds=LEASE_SECONDS)
+    claimed = ctx.metadata.claim_job(job_id, worker_id=worker_id, lease_seconds=LEASE_SECONDS)
     try:
         with Heartbeat(ctx.metadata, job_id, worker_id=worker_id):
-            execute_job(job_id, ctx, worker_id=worker_id)
+            execute_job(ctx, job_id, worker_id=worker_id)
     except BaseException as exc:
         if not isinstance(exc, Exception):
             release_lease(
-                ctx.metadata,
-                job_id,
-                worker_id=worker_id,
-                why=f"the worker was interrupted ({type(exc).__name__})",
+                ctx.metadata, claimed, why=f"the worker was interrupted ({type(exc).__name__})"
             )
         raise
     return ctx.metadata.get_job(job_id, owner=None)

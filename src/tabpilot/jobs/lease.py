@@ -17,7 +17,7 @@ import threading
 from datetime import datetime
 from types import TracebackType
 
-from tabpilot.errors import Conflict, NotFound
+from tabpilot.errors import NotFound
 from tabpilot.metadata.base import MetadataStore
 from tabpilot.records import JobRecord, JobStatus, utc_now
 
@@ -60,56 +60,33 @@ def give_up_job(
 
     `retry=False` fails it whatever its attempts (a retry would only repeat the problem).
 
-    Guarded on the job's current status and lease owner, so when several reapers race only
-    one acts, and a job canceled or finished meanwhile is left alone.
+    One transition, guarded on the job still being RUNNING under the lease of `job`, so when
+    several reapers race only one acts, and a job canceled or finished meanwhile is left alone.
 
     Returns:
         The updated job, or None if someone else changed it first.
     """
-    guard = {"if_status": [JobStatus.RUNNING], "if_lease_owner": job.lease_owner}
+    if retry and job.attempts < MAX_ATTEMPTS:
+        to = JobStatus.QUEUED
+        message = (
+            f"{reason}; the job was queued again (attempt {job.attempts + 1} of {MAX_ATTEMPTS})"
+        )
+    else:
+        to, message = JobStatus.FAILED, reason
     try:
-        if retry and job.attempts < MAX_ATTEMPTS:
-            updated = metadata.update_job(
-                job.id,
-                owner=None,
-                status=JobStatus.QUEUED,
-                lease_owner=None,
-                lease_expires_at=None,
-                started_at=None,
-                progress={},
-                error=None,
-                **guard,  # type: ignore[arg-type]
-            )
-            message = (
-                f"{reason}; the job was queued again (attempt {job.attempts + 1} of {MAX_ATTEMPTS})"
-            )
-            metadata.append_job_event(
-                job.id,
-                owner=None,
-                kind="status",
-                data={"status": "queued", "message": message, "reason": message},
-            )
-            log.warning("job %s: %s", job.id, message)
-        else:
-            updated = metadata.update_job(
-                job.id,
-                owner=None,
-                status=JobStatus.FAILED,
-                error=reason,
-                finished_at=utc_now(),
-                lease_owner=None,
-                lease_expires_at=None,
-                **guard,  # type: ignore[arg-type]
-            )
-            metadata.append_job_event(
-                job.id,
-                owner=None,
-                kind="status",
-                data={"status": "failed", "message": reason, "error": reason},
-            )
-            log.warning("job %s failed: %s", job.id, reason)
-    except (Conflict, NotFound):
+        updated = metadata.transition_job(
+            job.id,
+            owner=None,
+            expect=JobStatus.RUNNING,
+            to=to,
+            held_by=job.lease_owner,
+            message=message,
+            error=reason if to is JobStatus.FAILED else None,
+        )
+    except NotFound:  # deleted meanwhile
         return None
+    if updated is not None:
+        log.warning("job %s: %s", job.id, message)
     return updated
 
 
@@ -131,27 +108,17 @@ def reap_expired_leases(metadata: MetadataStore, *, now: datetime | None = None)
     return changed
 
 
-def release_lease(metadata: MetadataStore, job_id: str, *, worker_id: str, why: str) -> None:
-    """Expire our lease now (the worker is shutting down) so a reaper acts at once.
+def release_lease(metadata: MetadataStore, job: JobRecord, *, why: str) -> None:
+    """Give the job up now (the worker is shutting down): retry or fail it with `why`.
 
-    The job keeps its status; the next reaper (this process's next start, or any other
-    runner) retries or fails it with the usual reason.
+    The same as a reaper finding the lease expired, without waiting for it to expire: the job
+    is queued again if it has an attempt left, else failed. Nothing happens if `job`'s worker
+    no longer holds it.
     """
     try:
-        metadata.update_job(
-            job_id,
-            owner=None,
-            if_status=[JobStatus.RUNNING],
-            if_lease_owner=worker_id,
-            lease_expires_at=utc_now(),
-        )
-        metadata.append_job_event(
-            job_id, owner=None, kind="log", data={"message": why, "worker": worker_id}
-        )
-    except (Conflict, NotFound):
-        pass
-    except Exception:  # shutting down: the lease expires by itself anyway
-        log.exception("job %s: could not release the lease", job_id)
+        give_up_job(metadata, job, reason=why)
+    except Exception:  # shutting down: the lease expires, and a reaper acts, all the same
+        log.exception("job %s: could not release the lease", job.id)
 
 
 class Heartbeat:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tabpilot.engine.budget import MAX_AUTO_BUDGET
-from tabpilot.errors import Conflict, NotFound
+from tabpilot.errors import NotFound
 from tabpilot.jobs.base import JobRunner
 from tabpilot.jobs.execute import remove_temp_dirs
 from tabpilot.jobs.lease import (
@@ -36,7 +36,7 @@ from tabpilot.jobs.lease import (
     reap_expired_leases,
     release_lease,
 )
-from tabpilot.records import JobRecord, JobStatus, utc_now
+from tabpilot.records import JobRecord, JobStatus
 from tabpilot.settings import Settings, env_var_name
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class LocalRunner(JobRunner):
                 slot.cancel.set()
 
     def stop(self) -> None:
-        """Stop the slots, killing running children; their jobs are released to the reaper."""
+        """Stop the slots, killing running children; their jobs are queued again or failed."""
         self._stopping.set()
         self._wake_all()
         for slot in self._slots:
@@ -328,9 +328,7 @@ class LocalRunner(JobRunner):
         """The child is gone: make sure the store says how the job ended."""
         meta = self.ctx.metadata
         if why_killed == "stopping":
-            release_lease(
-                meta, job.id, worker_id=slot.worker_id, why="the worker stopped while training"
-            )
+            release_lease(meta, job, why="the worker stopped while training")
             return
         current = meta.find_job(job.id, owner=None)
         if (
@@ -340,25 +338,15 @@ class LocalRunner(JobRunner):
         ):
             return  # the child recorded the outcome, or the job was canceled or reclaimed
         if why_killed == "canceled":
-            try:
-                meta.update_job(
+            with contextlib.suppress(NotFound):  # deleted meanwhile
+                meta.transition_job(
                     job.id,
                     owner=None,
-                    if_status=[JobStatus.RUNNING],
-                    if_lease_owner=slot.worker_id,
-                    status=JobStatus.CANCELED,
-                    finished_at=utc_now(),
-                    lease_owner=None,
-                    lease_expires_at=None,
+                    expect=JobStatus.RUNNING,
+                    to=JobStatus.CANCELED,
+                    held_by=slot.worker_id,
+                    message="canceled while running",
                 )
-                meta.append_job_event(
-                    job.id,
-                    owner=None,
-                    kind="status",
-                    data={"status": "canceled", "message": "canceled while running"},
-                )
-            except (Conflict, NotFound):
-                pass
             return
         if why_killed == "overtime":
             limit = overtime_limit(job, grace=self.overtime_grace)

@@ -72,8 +72,8 @@ def worker_runner(settings: Settings, *, workers: int | None = None) -> LocalRun
 def run_single_job(settings: Settings, job_id: str) -> JobRecord:
     """Claim and run the queued job `job_id` in this process; return it as it ended.
 
-    SIGTERM (what AWS Batch sends before stopping a container) releases the job's lease so a
-    reaper retries or fails it at once instead of after the lease expires.
+    SIGTERM (what AWS Batch sends before stopping a container) gives the job up at once
+    (queued again or failed) instead of after its lease expires.
     """
     from tabpilot.context import build_context
     from tabpilot.jobs.inline import InlineRunner, run_job_here
