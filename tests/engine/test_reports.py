@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tabpilot.engine.data import summary as summary_module
+from tabpilot.engine.data.association import cramers_v, encode_codes, mutual_information
 from tabpilot.engine.data.profiling import profile_frame
+from tabpilot.engine.data.summary import summarize_data
 from tabpilot.engine.reports import eda as eda_module
 from tabpilot.engine.reports import render_eda_report, render_training_report, write_reports
 from tabpilot.engine.reports import training as training_module
 from tabpilot.engine.reports.charts import format_number, nice_ticks, render_bar_chart
-from tabpilot.engine.reports.eda import cramers_v, encode_codes, mutual_information
 
 DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 HOSTILE = "<script>alert(1)</script>"
@@ -54,14 +56,33 @@ class Trained:
         self.report = paths["report"].read_text(encoding="utf-8")
 
 
+def _write(result, frame: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """Both reports, from the values computed for them (as the training run does)."""
+    from tabpilot.engine.training.explain import explain_model
+
+    data = summarize_data(
+        frame,
+        result.profile,
+        target=result.options.target,
+        problem=result.problem,
+        plan=result.plan,
+    )
+    return write_reports(result, out, data=data, explanation=explain_model(result, time_limit=10))
+
+
+def _eda(frame: pd.DataFrame, *, target: str | None = None, title: str = "Dataset") -> str:
+    return render_eda_report(
+        summarize_data(frame, profile_frame(frame), target=target), title=title
+    )
+
+
 def _train(frame: pd.DataFrame, target: str, out: Path) -> Trained:
     from tabpilot.engine.training.train import TrainOptions, train
 
     # The two boosting libraries only: quick and steady to fit, and the SHAP path for both.
     options = TrainOptions(target=target, time_budget=5, estimators=("lgbm", "xgboost"))
     result = train(frame, options)
-    paths = write_reports(result, frame, out, time_limit=10)
-    return Trained(result, frame, paths)
+    return Trained(result, frame, _write(result, frame, out))
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +195,18 @@ def test_shap_drawn_or_reason_given(trained: Trained) -> None:
     assert "<svg" in shap or "No SHAP summary:" in shap
 
 
+def test_reports_say_what_preprocessing_did(binary: Trained) -> None:
+    # Regression: both reports promised a missing-value flag that preprocessing never adds,
+    # and a column with gaps (titanic's Age) was described as having none.
+    decisions = _section(binary.report, "decisions")
+    age = re.search(r"<td>Age</td>.*?</tr>", decisions, re.S)
+    assert age and "filled with the median of the training rows" in age.group(0)
+    assert "no gaps" not in decisions
+    for html in (binary.report, binary.eda):
+        assert "flag" not in html.lower()
+    assert "median of the training rows" in _section(binary.eda, "warnings")
+
+
 # -- classification -----------------------------------------------------------------------
 
 
@@ -252,7 +285,7 @@ def test_hostile_synthetic_frame_eda() -> None:
             "y": rng.choice(["a", "b"], size=n),
         }
     )
-    html = render_eda_report(frame, profile_frame(frame), target="y", title=HOSTILE)
+    html = _eda(frame, target="y", title=HOSTILE)
     assert HOSTILE not in html and HOSTILE_VALUE not in html
     assert "<svg onload" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -270,7 +303,7 @@ def test_eda_section_failure_is_contained(monkeypatch: pytest.MonkeyPatch) -> No
         raise RuntimeError("correlations exploded")
 
     monkeypatch.setattr(eda_module._Eda, "section_correlations", boom)
-    html = render_eda_report(frame, profile_frame(frame), target="y")
+    html = _eda(frame, target="y")
     assert f"{FAILED}: RuntimeError: correlations exploded" in _section(html, "correlations")
     for sid in ("overview", "warnings", "target", "columns", "association"):
         assert FAILED not in _section(html, sid)
@@ -283,7 +316,9 @@ def test_training_section_failure_is_contained(
         raise ValueError("no leaderboard today")
 
     monkeypatch.setattr(training_module._Report, "section_leaderboard", boom)
-    html = render_training_report(binary.result)
+    from tabpilot.engine.training.explain import explain_model
+
+    html = render_training_report(binary.result, explain_model(binary.result))
     assert f"{FAILED}: ValueError: no leaderboard today" in _section(html, "leaderboard")
     assert FAILED not in _section(html, "summary")
 
@@ -291,7 +326,7 @@ def test_training_section_failure_is_contained(
 def test_broken_result_still_writes_both_files(binary: Trained, tmp_path: Path) -> None:
     broken = copy.copy(binary.result)
     broken.holdout = broken.holdout.drop(columns=["__prediction__"])
-    paths = write_reports(broken, binary.frame, tmp_path / "out")
+    paths = _write(broken, binary.frame, tmp_path / "out")
     report = paths["report"].read_text(encoding="utf-8")
     assert FAILED in _section(report, "evaluation")
     assert FAILED not in _section(report, "summary")
@@ -303,7 +338,7 @@ def test_broken_result_still_writes_both_files(binary: Trained, tmp_path: Path) 
 
 def test_eda_without_target() -> None:
     frame = _read("titanic")
-    html = render_eda_report(frame, profile_frame(frame), title="titanic.csv")
+    html = _eda(frame, title="titanic.csv")
     assert "No target chosen yet" in _section(html, "target")
     assert "No target chosen yet" in _section(html, "association")
     columns = _section(html, "columns")
@@ -313,11 +348,11 @@ def test_eda_without_target() -> None:
 
 
 def test_large_data_is_sampled_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eda_module, "SAMPLE_ROWS", 1000)
+    monkeypatch.setattr(summary_module, "SAMPLE_ROWS", 1000)
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"x": rng.normal(size=3000), "c": rng.choice(list("abc"), 3000)})
     frame["y"] = (frame["x"] > 0).astype(int)
-    html = render_eda_report(frame, profile_frame(frame), target="y")
+    html = _eda(frame, target="y")
     assert "random sample of 1,000 rows" in html
     assert 'id="overview-rows">3,000<' in html
 
@@ -326,9 +361,10 @@ def test_eda_imports_no_training_library() -> None:
     code = (
         "import sys, pandas as pd\n"
         "from tabpilot.engine.data.profiling import profile_frame\n"
+        "from tabpilot.engine.data.summary import summarize_data\n"
         "from tabpilot.engine.reports import render_eda_report\n"
         "f = pd.DataFrame({'a': range(100), 'b': ['x', 'y'] * 50, 'y': [0, 1] * 50})\n"
-        "render_eda_report(f, profile_frame(f), target='y')\n"
+        "render_eda_report(summarize_data(f, profile_frame(f), target='y'))\n"
         "bad = [m for m in ('sklearn', 'lightgbm', 'xgboost', 'flaml') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -384,11 +420,12 @@ def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
     import xgboost
 
     from tabpilot.engine.data.inputs import prepare_frame
+    from tabpilot.engine.training.explain import Contributions, compute_contributions
 
     model = xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)
     result = _refit_with(multiclass, model)
-    out = training_module._Report(result, time_limit=10).compute_contributions()
-    assert isinstance(out, training_module.Contributions)
+    out = compute_contributions(result, time_limit=10)
+    assert isinstance(out, Contributions)
     n_features = len(result.model.features)
     assert out.values.shape == (3, len(result.holdout), n_features)
     pipe = result.model.pipeline
@@ -402,21 +439,24 @@ def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
 def test_shap_skipped_with_reason_for_other_models(binary: Trained) -> None:
     from sklearn.ensemble import ExtraTreesClassifier
 
+    from tabpilot.engine.training.explain import compute_contributions, explain_model
+
     result = _refit_with(binary, ExtraTreesClassifier(n_estimators=5, random_state=0))
-    out = training_module._Report(result, time_limit=10).compute_contributions()
+    out = compute_contributions(result, time_limit=10)
     assert isinstance(out, str) and "extra trees" in out
-    html = render_training_report(result)
+    html = render_training_report(result, explain_model(result))
     assert "No SHAP summary:" in _section(html, "shap")
     assert FAILED not in html
 
 
 def test_output_sources_cover_every_model_input(trained: Trained) -> None:
     from tabpilot.engine.data.inputs import prepare_frame
+    from tabpilot.engine.training.preprocess import output_sources
 
     r = trained.result
     pre = r.model.pipeline.named_steps["pre"]
     width = pre.transform(prepare_frame(r.holdout.head(5), r.model.features)).shape[1]
-    sources = training_module.output_sources(pre)
+    sources = output_sources(pre)
     assert len(sources) == width
     inputs = {c for f in r.model.features for c, _ in f.input_columns()}
     assert set(sources) <= inputs

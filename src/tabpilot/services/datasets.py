@@ -38,9 +38,10 @@ import pandas as pd
 
 from tabpilot.context import AppContext
 from tabpilot.engine.data.io import CsvTable, read_csv
-from tabpilot.engine.data.problem import detect_problem_type
-from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
+from tabpilot.engine.data.problem import decide_problem
+from tabpilot.engine.data.profiling import ColumnProfile, DatasetProfile, profile_frame
 from tabpilot.engine.data.quality import dataset_warnings
+from tabpilot.engine.data.summary import summarize_data
 from tabpilot.engine.reports import render_eda_report
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound, UploadTooLarge
@@ -57,7 +58,6 @@ PREVIEW_ROWS = 20
 MAX_NAME_LENGTH = 200
 MAX_FILENAME_LENGTH = 255
 UPLOAD_DIR = "uploads"
-GZIP_MAGIC = b"\x1f\x8b"
 # Reading a CSV into pandas takes a few times its size; above this the work moves to a child
 # process (about a second to start), below it the server does it in a thread.
 ISOLATE_ABOVE_BYTES = 16 * 1024 * 1024
@@ -248,17 +248,18 @@ def describe_dataset(frame: pd.DataFrame) -> dict[str, Any]:
     preview (see the module docstring)."""
     profile = profile_frame(frame)
     out = profile.to_dict()
-    for column in out["columns"]:
-        column["as_target"] = describe_as_target(frame[column["name"]])
+    for column, described in zip(out["columns"], profile.columns, strict=True):
+        column["as_target"] = describe_as_target(described, profile.n_rows)
     out["warnings"] = build_warnings(profile)
     out["preview"] = build_preview(frame)
     return to_jsonable(out)
 
 
-def describe_as_target(series: pd.Series) -> dict[str, Any]:
-    """The problem type `series` would give as a target, or None with the reason it cannot."""
+def describe_as_target(column: ColumnProfile, n_rows: int) -> dict[str, Any]:
+    """The problem type `column` would give as a target, or None with the reason it cannot
+    (the decision a job on it makes at creation and at training: `decide_problem`)."""
     try:
-        decision = detect_problem_type(series)
+        decision = decide_problem(column, n_rows)
     except InvalidInput as exc:
         return {"problem_type": None, "reason": exc.message, "n_classes": None}
     return decision.to_dict()
@@ -342,7 +343,7 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
 def eda_html(path: str, title: str) -> str:
     """The EDA report of a CSV file (module-level so that a child process can run it)."""
     frame = read_csv(Path(path)).frame
-    return render_eda_report(frame, profile_frame(frame), title=title)
+    return render_eda_report(summarize_data(frame, profile_frame(frame)), title=title)
 
 
 # -- deleting ----------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """EDA and training reports: self-contained HTML files stored with every model.
 
+The reports render; what they show is computed beforehand by the code that owns it: data
+statistics and warnings by `engine.data.summary` (a `DataSummary`), the explanation of a model
+(SHAP values, what preprocessing did) by `engine.training.explain` (a `ModelExplanation`).
 `render_eda_report` needs only numpy and pandas (the API renders it for uploaded datasets);
-the training report imports scikit-learn and the boosting libraries lazily, when called.
+the training report imports the training modules lazily, when called.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from tabpilot.engine.data.summary import DataSummary
 from tabpilot.engine.reports.eda import render_eda_report
 from tabpilot.engine.reports.page import render_failure_page
 
 if TYPE_CHECKING:
+    from tabpilot.engine.training.explain import ModelExplanation
     from tabpilot.engine.training.train import TrainResult
 
 __all__ = ["render_eda_report", "render_training_report", "write_reports"]
@@ -24,16 +27,20 @@ log = logging.getLogger(__name__)
 
 
 def render_training_report(
-    result: TrainResult, *, title: str = "Model", time_limit: float = 10.0
+    result: TrainResult, explanation: ModelExplanation, *, title: str = "Model"
 ) -> str:
     """The training report as one self-contained HTML page (see `training.py`)."""
     from tabpilot.engine.reports.training import render_training_report as render
 
-    return render(result, title=title, time_limit=time_limit)
+    return render(result, explanation, title=title)
 
 
 def write_reports(
-    result: TrainResult, frame: pd.DataFrame, out_dir: Path, *, time_limit: float = 10.0
+    result: TrainResult,
+    out_dir: Path,
+    *,
+    data: DataSummary,
+    explanation: ModelExplanation,
 ) -> dict[str, Path]:
     """Write `eda.html` and `report.html` into `out_dir` and return their paths.
 
@@ -42,31 +49,22 @@ def write_reports(
 
     Args:
         result: what `train` returned.
-        frame: the data the model was trained from, as read from the CSV.
         out_dir: created if missing.
-        time_limit: seconds the training report may spend on optional work (SHAP values).
+        data: `summarize_data(...)` of the data the model was trained from.
+        explanation: `explain_model(result)`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = result.options.target
     paths = {"eda": out_dir / "eda.html", "report": out_dir / "report.html"}
     try:
-        eda = render_eda_report(
-            frame,
-            result.profile,
-            target=target,
-            problem=result.problem,
-            plan=result.plan,
-            title=f"Data for predicting {target}",
-        )
+        eda = render_eda_report(data, title=f"Data for predicting {target}")
     except Exception as exc:
         log.exception("the EDA report failed")
         eda = render_failure_page(kind="EDA report", title="Data", reason=_reason(exc))
     paths["eda"].write_text(eda, encoding="utf-8")
     try:
-        report = render_training_report(
-            result, title=f"Model predicting {target}", time_limit=time_limit
-        )
+        report = render_training_report(result, explanation, title=f"Model predicting {target}")
     except Exception as exc:
         log.exception("the training report failed")
         report = render_failure_page(kind="training report", title="Model", reason=_reason(exc))

@@ -6,9 +6,16 @@ missing-value indicator); categories are one-hot encoded when few, or
 ordinal encoded when many. Categories too rare to learn from are left out of the encoder's
 list, so they share the code of unseen values. Free text becomes the presence (0/1) of its
 most frequent words. Fitted on the training split only.
+
+What it does is said here too, beside the code that does it: `KIND_TREATMENT` per kind of
+feature, and `describe_preprocessing` per column from the fitted transformer. The reports
+show these words and write none of their own.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +23,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+from tabpilot.engine.data.inputs import FeatureSpec
+from tabpilot.engine.wording import format_number
 
 # A category needs this many training rows to get its own code.
 MIN_CATEGORY_COUNT = 5
@@ -114,3 +124,107 @@ def text_vectorizer(values: pd.Series) -> CountVectorizer | None:
         vocabulary=sorted(vectorizer.vocabulary_),
         dtype=np.float64,
     )
+
+
+# -- what it does, in words ------------------------------------------------------------------
+
+_GAPS = "missing values filled with the median of the training rows"
+# What preprocessing does to each kind of feature.
+KIND_TREATMENT: dict[str, str] = {
+    "numeric": _GAPS,
+    "boolean": f"read as 1/0 (true/yes/1 → 1); {_GAPS}",
+    "categorical": f"one-hot encoded when there are at most {MAX_ONE_HOT} frequent "
+    "categories, otherwise one integer code per category; categories with too few training "
+    "rows share the code of unseen values; missing is a category of its own",
+    "datetime": "split into year, month, day, day of week, day of year and days since 1970 "
+    f"(plus hour and minute when times are present), then treated as numbers: {_GAPS}",
+    "text": f"the presence (0/1) of up to {TEXT_MAX_WORDS} words, each found in at least "
+    f"{TEXT_MIN_SHARE:.0%} of the training rows",
+}
+
+
+def describe_kinds(features: list[FeatureSpec]) -> list[tuple[str, int, str]]:
+    """(kind, number of features, treatment) for each kind of feature present."""
+    counts: dict[str, int] = {}
+    for f in features:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return [(k, n, KIND_TREATMENT.get(k, "")) for k, n in counts.items()]
+
+
+def describe_preprocessing(pre: ColumnTransformer, features: list[FeatureSpec]) -> dict[str, str]:
+    """What the fitted preprocessor does to each of the user's columns, by column name."""
+    owner = {c: f.name for f in features for c, _ in f.input_columns()}
+    kinds = {f.name: f.kind for f in features}
+    out: dict[str, str] = {}
+    for _name, trans, cols in pre.transformers_:
+        if isinstance(trans, str):  # "drop", or an empty remainder
+            continue
+        names = [str(c) for c in ([cols] if isinstance(cols, str) else cols)]
+        if isinstance(trans, SimpleImputer):
+            for col, stat in zip(names, trans.statistics_, strict=True):
+                feature = owner.get(col, col)
+                out.setdefault(feature, _imputed(kinds.get(feature, "numeric"), float(stat)))
+        else:
+            out[owner.get(names[0], names[0])] = _encoded(trans)
+    for f in features:
+        if f.name not in out and f.kind == "categorical":
+            out[f.name] = "left out: every category too rare to learn from"
+        elif f.name not in out and f.kind == "text":
+            out[f.name] = "left out: no word is frequent enough to learn from"
+    return out
+
+
+def _imputed(kind: str, median: float) -> str:
+    if kind == "datetime":
+        return "split into date parts; missing values filled with the median of the training rows"
+    if math.isnan(median):
+        return "all training values missing: left out"
+    base = "read as 1/0" if kind == "boolean" else "used as a number"
+    shown = format_number(median)
+    return f"{base}; missing values filled with the median of the training rows ({shown})"
+
+
+def _encoded(trans: Any) -> str:
+    if isinstance(trans, OneHotEncoder):
+        n = len(trans.categories_[0])
+        return f"one-hot encoded ({n} categories; unseen categories get no column)"
+    if isinstance(trans, OrdinalEncoder):
+        n = len(trans.categories_[0])
+        return f"integer codes ({n} frequent categories; rarer and unseen ones share one code)"
+    if isinstance(trans, CountVectorizer):
+        return f"the presence (0/1) of {len(trans.vocabulary_)} frequent words"
+    return type(trans).__name__
+
+
+def output_sources(pre: ColumnTransformer) -> list[str]:
+    """For each output column of a fitted ColumnTransformer, the input column it came from."""
+    out: list[str] = []
+    for name, trans, cols in pre.transformers_:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        names = [str(c) for c in ([cols] if isinstance(cols, str) else cols)]
+        if name == "remainder" and not names:
+            continue
+        if isinstance(trans, str) and trans == "passthrough":
+            out.extend(names)
+        elif isinstance(trans, SimpleImputer):
+            # A column with no training value is dropped unless keep_empty_features.
+            stats = np.asarray(trans.statistics_, dtype="float64")
+            keep = trans.keep_empty_features
+            out.extend(c for c, s in zip(names, stats, strict=True) if keep or not math.isnan(s))
+        else:
+            out.extend(_encoder_sources(trans, names))
+    return out
+
+
+def _encoder_sources(trans: Any, cols: list[str]) -> list[str]:
+    names = [str(n) for n in trans.get_feature_names_out(cols)]
+    if len(cols) == 1:
+        return cols * len(names)
+    out = []
+    for n in names:  # several inputs: match each output name to its input's name
+        match = max((c for c in cols if n.startswith(c)), key=len, default=None)
+        if match is None:
+            raise ValueError(f'cannot tell which column output "{n}" comes from')
+        out.append(match)
+    return out

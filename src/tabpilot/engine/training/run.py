@@ -75,8 +75,18 @@ def _write_reports(
     emit("reporting", "writing eda.html and report.html")
     left = result.budget - (time.perf_counter() - started)
     try:
+        from tabpilot.engine.data.summary import summarize_data
         from tabpilot.engine.reports import write_reports
+        from tabpilot.engine.training.explain import explain_model
 
-        write_reports(result, frame, out_dir, time_limit=max(1.0, min(10.0, left * 0.5)))
+        data = summarize_data(
+            frame,
+            result.profile,
+            target=result.options.target,
+            problem=result.problem,
+            plan=result.plan,
+        )
+        explanation = explain_model(result, time_limit=max(1.0, min(10.0, left * 0.5)))
+        write_reports(result, out_dir, data=data, explanation=explanation)
     except Exception as exc:  # a report is never worth losing the model for
         result.decisions.append(f"The reports could not be written: {type(exc).__name__}: {exc}")
