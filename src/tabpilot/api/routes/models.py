@@ -21,6 +21,7 @@ from tabpilot.api.deps import Ctx
 from tabpilot.api.schemas import ERROR_RESPONSES
 from tabpilot.api.uploads import receive_upload
 from tabpilot.context import AppContext
+from tabpilot.engine.card import ModelCard
 from tabpilot.errors import Forbidden
 from tabpilot.records import ModelRecord
 from tabpilot.services import models as model_service
@@ -210,19 +211,18 @@ def _model_for_prediction(request: Request, model_id: str) -> ModelRecord:
 
 
 def _summary_fields(model: ModelRecord) -> dict[str, Any]:
-    card = model.card
-    metric = (card.get("metric") or {}).get("name")
-    score = ((card.get("metrics") or {}).get("holdout") or {}).get(metric) if metric else None
+    card = ModelCard.from_dict(model.card)
+    score = card.score
     return {
         "id": model.id,
         "job_id": model.job_id,
         "created_at": model.created_at,
         "deployed": model.deploy_key_hash is not None,
-        "target": card.get("target"),
-        "problem_type": card.get("problem_type"),
-        "metric": metric,
+        "target": card.target or None,
+        "problem_type": card.problem_type or None,
+        "metric": card.metric.name or None,
         "score": score if isinstance(score, int | float) else None,
-        "chosen": (card.get("chosen") or {}).get("name"),
+        "chosen": card.chosen.name or None,
         "files": model_service.list_model_files(model),
     }
 

@@ -1,0 +1,253 @@
+"""The model card (model.json): everything known about a trained model, typed.
+
+Written by export (`engine/training/export.py`) and read by everyone else: the predictor, the
+services, the API and the CLI. `to_dict` gives the JSON of model.json; `from_dict` reads any
+card written so far (a missing part gets an empty default, and keys this version does not know
+are kept in `extra` and written back), so existing bundles and model records keep loading.
+
+Plain Python: the API reads cards without the training libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+def _clean(out: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    """`out` without the optional keys that are None (they are absent from the JSON)."""
+    return {k: v for k, v in out.items() if not (k in optional and v is None)}
+
+
+@dataclass(frozen=True)
+class CardMetric:
+    """The metric the model was chosen by."""
+
+    name: str
+    label: str
+    greater_is_better: bool
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CardMetric:
+        return cls(
+            name=str(data.get("name") or ""),
+            label=str(data.get("label") or data.get("name") or ""),
+            greater_is_better=bool(data.get("greater_is_better", True)),
+        )
+
+
+_FEATURE_OPTIONAL = ("has_time", "inputs", "min", "max", "note", "values", "values_note")
+
+
+@dataclass(frozen=True)
+class CardFeature:
+    """A feature column as seen in training: its kind, and its allowed values or range.
+
+    The optional parts exist for some kinds only (datetime: `has_time`, `inputs`; numeric
+    and datetime: `min`, `max`; text: `note`; categorical and boolean: `values`).
+    """
+
+    name: str
+    kind: str  # numeric, categorical, boolean, datetime or text (see `FeatureSpec`)
+    profile_kind: str = ""
+    dtype: str = ""
+    missing_fraction: float = 0.0
+    n_distinct: int = 0
+    has_time: bool | None = None
+    inputs: list[str] | None = None
+    min: Any = None
+    max: Any = None
+    note: str | None = None
+    values: list[str] | None = None
+    values_note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)}, _FEATURE_OPTIONAL)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CardFeature:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class CardInput:
+    """One input of the ONNX graph: its name, the model input column it takes, its type."""
+
+    name: str
+    column: str
+    type: str  # float32 or string
+
+    @property
+    def numeric(self) -> bool:
+        return self.type == "float32"
+
+
+@dataclass(frozen=True)
+class CardRows:
+    total: int = 0
+    used: int = 0
+    train: int = 0
+    test: int = 0
+    removed: list[dict[str, Any]] = field(default_factory=list)  # {"rows", "reason"}
+
+
+@dataclass(frozen=True)
+class CardSplit:
+    test_size: float = 0.2
+    stratified: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CardBudget:
+    seconds: float = 0.0
+    reason: str = ""
+    elapsed: float | None = None
+
+
+@dataclass(frozen=True)
+class CardChosen:
+    name: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CardOptions:
+    """What the training spec asked for (None: chosen automatically by the run)."""
+
+    metric: str | None = None
+    problem_type: str | None = None
+    time_budget: float | None = None
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    estimators: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+def _part(cls: type, data: Any) -> Any:
+    """A card part from its dict, with the keys it knows (a missing part: all defaults)."""
+    data = data if isinstance(data, dict) else {}
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _as_dict(part: Any) -> dict[str, Any]:
+    return {f.name: getattr(part, f.name) for f in fields(part)}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything known about a model; the JSON of model.json is `to_dict()`."""
+
+    target: str
+    problem_type: str  # binary, multiclass or regression
+    problem_reason: str
+    metric: CardMetric
+    features: list[CardFeature]
+    inputs: list[CardInput]
+    classes: list[Any] | None = None
+    format_version: int = FORMAT_VERSION
+    tabpilot_version: str = ""
+    created_at: str = ""
+    source: str | None = None  # the training file's name
+    dropped_columns: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    rows: CardRows = field(default_factory=CardRows)
+    split: CardSplit = field(default_factory=CardSplit)
+    # {"holdout": {metric: value}, "baseline": {metric: value}}
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chosen: CardChosen = field(default_factory=CardChosen)
+    estimator: dict[str, Any] = field(default_factory=dict)  # {"class", "params"}
+    decisions: list[str] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    feature_importance: list[dict[str, Any]] = field(default_factory=list)
+    importance_note: str = ""
+    budget: CardBudget = field(default_factory=CardBudget)
+    timings: dict[str, float] = field(default_factory=dict)
+    refit_on_all_rows: bool = False
+    options: CardOptions = field(default_factory=CardOptions)
+    versions: dict[str, str] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {sha256, bytes}
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def holdout(self) -> dict[str, Any]:
+        return dict(self.metrics.get("holdout") or {})
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        return dict(self.metrics.get("baseline") or {})
+
+    @property
+    def score(self) -> Any:
+        """The held-out score of the metric the model was chosen by (None if unknown)."""
+        return self.holdout.get(self.metric.name) if self.metric.name else None
+
+    def file_sha256(self, name: str) -> str | None:
+        """The sha256 recorded for bundle file `name`, or None."""
+        entry = self.files.get(name) or {}
+        return entry.get("sha256")
+
+    # -- JSON --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of model.json, in its usual key order."""
+        out: dict[str, Any] = {
+            "format_version": self.format_version,
+            "tabpilot_version": self.tabpilot_version,
+            "created_at": self.created_at,
+            "source": self.source,
+            "target": self.target,
+            "problem_type": self.problem_type,
+            "problem_reason": self.problem_reason,
+            "classes": self.classes,
+            "metric": _as_dict(self.metric),
+            "features": [f.to_dict() for f in self.features],
+            "inputs": [_as_dict(i) for i in self.inputs],
+            "dropped_columns": self.dropped_columns,
+            "warnings": self.warnings,
+            "rows": _as_dict(self.rows),
+            "split": _as_dict(self.split),
+            "metrics": self.metrics,
+            "chosen": _as_dict(self.chosen),
+            "estimator": self.estimator,
+            "decisions": self.decisions,
+            "leaderboard": self.leaderboard,
+            "feature_importance": self.feature_importance,
+            "importance_note": self.importance_note,
+            "budget": _as_dict(self.budget),
+            "timings": self.timings,
+            "refit_on_all_rows": self.refit_on_all_rows,
+            "options": _as_dict(self.options),
+            "versions": self.versions,
+            "files": self.files,
+        }
+        return out | self.extra
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """A card from model.json or a model record (any version so far)."""
+        parts = {
+            "metric": CardMetric.from_dict(data.get("metric") or {}),
+            "features": [CardFeature.from_dict(f) for f in data.get("features") or []],
+            "inputs": [_part(CardInput, i) for i in data.get("inputs") or []],
+            "rows": _part(CardRows, data.get("rows")),
+            "split": _part(CardSplit, data.get("split")),
+            "chosen": _part(CardChosen, data.get("chosen")),
+            "budget": _part(CardBudget, data.get("budget")),
+            "options": _part(CardOptions, data.get("options")),
+        }
+        known = {f.name for f in fields(cls)} - {"extra"}
+        plain = {k: v for k, v in data.items() if k in known and k not in parts}
+        for key in ("target", "problem_type", "problem_reason"):
+            plain[key] = str(plain.get(key) or "")
+        return cls(**plain, **parts, extra={k: v for k, v in data.items() if k not in known})

@@ -1,0 +1,137 @@
+"""ModelCard: the same JSON as model.json, both ways, for new and old cards."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tabpilot.engine.card import CardFeature, ModelCard
+
+CARD: dict[str, Any] = {
+    "format_version": 1,
+    "tabpilot_version": "0.1.0",
+    "created_at": "2026-12-04T18:00:00+00:00",
+    "source": "customers.csv",
+    "target": "label",
+    "problem_type": "binary",
+    "problem_reason": "detected: the target holds two integer codes",
+    "classes": [0, 1],
+    "metric": {"name": "roc_auc", "label": "ROC AUC", "greater_is_better": True},
+    "features": [
+        {
+            "name": "x1",
+            "kind": "numeric",
+            "profile_kind": "numeric",
+            "dtype": "float64",
+            "missing_fraction": 0.0,
+            "n_distinct": 120,
+            "min": -2.5,
+            "max": 3.1,
+        },
+        {
+            "name": "city",
+            "kind": "categorical",
+            "profile_kind": "categorical",
+            "dtype": "object",
+            "missing_fraction": 0.1,
+            "n_distinct": 3,
+            "values": ["a", "b", "c"],
+        },
+        {
+            "name": "when",
+            "kind": "datetime",
+            "profile_kind": "datetime",
+            "dtype": "object",
+            "missing_fraction": 0.0,
+            "n_distinct": 90,
+            "has_time": False,
+            "inputs": ["when__year", "when__month"],
+            "min": "2024-01-01 00:00:00",
+            "max": "2024-12-31 00:00:00",
+        },
+    ],
+    "inputs": [
+        {"name": "x1", "column": "x1", "type": "float32"},
+        {"name": "city", "column": "city", "type": "string"},
+    ],
+    "dropped_columns": [{"name": "id", "reason": "identifier", "detail": "looks like an id"}],
+    "warnings": [],
+    "rows": {"total": 120, "used": 120, "train": 96, "test": 24, "removed": []},
+    "split": {"test_size": 0.2, "stratified": True, "seed": 0},
+    "metrics": {"holdout": {"roc_auc": 0.9, "accuracy": 0.8}, "baseline": {"roc_auc": 0.5}},
+    "chosen": {"name": "lgbm", "description": "the search's best LightGBM"},
+    "estimator": {"class": "lightgbm.sklearn.LGBMClassifier", "params": {"n_estimators": 4}},
+    "decisions": ["kept the search's winner"],
+    "leaderboard": [{"estimator": "lgbm", "label": "LightGBM", "validation_score": 0.9}],
+    "feature_importance": [{"feature": "x1", "importance": 0.2}],
+    "importance_note": "",
+    "budget": {"seconds": 30.0, "reason": "chosen from the data size", "elapsed": 12.3},
+    "timings": {"profile": 0.1},
+    "refit_on_all_rows": True,
+    "options": {
+        "metric": "roc_auc",
+        "problem_type": "binary",
+        "time_budget": 30.0,
+        "include": [],
+        "exclude": [],
+        "estimators": [],
+        "seed": 0,
+    },
+    "versions": {"python": "3.11.0"},
+    "files": {"model.onnx": {"sha256": "ab" * 32, "bytes": 10}},
+}
+
+
+def test_a_card_reads_and_writes_the_same_json() -> None:
+    card = ModelCard.from_dict(copy.deepcopy(CARD))
+    assert card.to_dict() == CARD
+    assert list(card.to_dict()) == list(CARD)  # the usual key order
+    assert ModelCard.from_dict(card.to_dict()) == card
+    assert card.metric.name == "roc_auc" and card.score == 0.9
+    assert card.budget.reason == "chosen from the data size"
+    assert card.feature_names == ["x1", "city", "when"]
+    assert card.features[2].has_time is False and card.inputs[0].numeric
+    assert card.file_sha256("model.onnx") == "ab" * 32 and card.file_sha256("x") is None
+
+
+def test_unknown_keys_are_kept_and_missing_parts_get_defaults() -> None:
+    newer = copy.deepcopy(CARD) | {"preprocessing": {"x1": "median"}}
+    assert ModelCard.from_dict(newer).to_dict() == newer
+    old = {k: v for k, v in CARD.items() if k not in ("options", "timings", "budget", "split")}
+    card = ModelCard.from_dict(old)
+    assert card.budget.seconds == 0.0 and card.split.test_size == 0.2
+    assert card.options.estimators == []
+
+
+def test_feature_parts_are_absent_unless_set() -> None:
+    assert CardFeature("a", "text", note="free text").to_dict() == {
+        "name": "a",
+        "kind": "text",
+        "profile_kind": "",
+        "dtype": "",
+        "missing_fraction": 0.0,
+        "n_distinct": 0,
+        "note": "free text",
+    }
+
+
+@pytest.mark.parametrize("name", ["model.json"])
+def test_an_exported_card_round_trips(tmp_path: Path, name: str) -> None:
+    from tabpilot.engine.spec import TrainSpec
+    from tabpilot.engine.training.run import run_training
+    from tests.conftest import make_mixed_frame
+
+    csv = tmp_path / "data.csv"
+    make_mixed_frame(150, seed=2).to_csv(csv, index=False)
+    spec = TrainSpec(target="label", time_budget=5, estimators=("linear",))
+    outcome = run_training(csv, spec, out_dir=tmp_path / "bundle", reports=False)
+    written = json.loads((tmp_path / "bundle" / name).read_text())
+    card = ModelCard.from_dict(written)
+    assert card.to_dict() == written
+    assert card.extra == {}
+    assert card.target == "label" and card.inputs and card.features
+    assert outcome.result.budget == 5
