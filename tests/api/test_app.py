@@ -150,3 +150,37 @@ def test_openapi_docs_describe_every_endpoint(api: TestClient) -> None:
     create = spec["components"]["schemas"]["JobCreate"]
     assert {"dataset_id", "target"} == set(create["required"])
     assert "5 to 86400" in create["properties"]["time_budget"]["description"]
+
+
+def test_every_domain_error_has_its_status() -> None:
+    from tabpilot import errors
+    from tabpilot.api.errors import ERROR_STATUS, status_for
+
+    expected = {
+        errors.Unauthenticated: 401,
+        errors.Forbidden: 403,
+        errors.NotFound: 404,
+        errors.Conflict: 409,
+        errors.UploadTooLarge: 413,
+        errors.DataFileError: 422,
+        errors.InvalidInput: 422,
+        errors.MissingDependency: 501,
+        errors.ChildFailed: 500,
+        errors.TabpilotError: 400,
+    }
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, errors.TabpilotError)
+    }
+    # A new error class belongs in errors.py, with its status in ERROR_STATUS and here.
+    assert defined == set(expected) == {kind for kind, _ in ERROR_STATUS}
+    for kind, status in expected.items():
+        assert status_for(kind("message")) == status, kind
+
+
+def test_every_model_file_has_a_media_type() -> None:
+    from tabpilot.api.routes.models import FILE_MEDIA_TYPES
+    from tabpilot.services.models import MODEL_FILES
+
+    assert set(FILE_MEDIA_TYPES) == set(MODEL_FILES)
