@@ -10,8 +10,9 @@ import pytest
 
 from tabpilot.context import AppContext
 from tabpilot.errors import Conflict
-from tabpilot.jobs.execute import build_train_options, execute_job
+from tabpilot.jobs.execute import execute_job
 from tabpilot.records import JobStatus
+from tabpilot.storage import keys
 from tests.jobs.conftest import OWNER, add_dataset, add_job, wait_for
 
 BUNDLE = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
@@ -98,7 +99,7 @@ def test_unreadable_file_fails_naming_the_upload_not_a_temp_path(ctx: AppContext
 
 def test_missing_dataset_file_fails_saying_what_to_do(ctx: AppContext) -> None:
     dataset = add_dataset(ctx)
-    ctx.artifacts.delete_prefix(f"datasets/{dataset.id}")
+    ctx.artifacts.delete_prefix(keys.dataset_prefix(dataset.id))
     job = add_job(ctx, dataset)
 
     ctx.runner.submit(job.id)
@@ -137,32 +138,3 @@ def test_canceled_job_stops_promptly_and_is_not_resurrected(ctx: AppContext) -> 
     assert done.status == JobStatus.CANCELED and done.model_id is None
     assert ctx.metadata.list_models(owner=OWNER).items == []
     assert ctx.artifacts.list_keys("models") == []
-
-
-def test_train_options_come_from_the_spec_and_ignore_other_keys() -> None:
-    options = build_train_options(
-        {
-            "target": "y",
-            "time_budget": 12,
-            "include": ["a"],
-            "exclude": "b, c",
-            "estimators": [],
-            "seed": "3",
-            "time_budget_reason": "chosen from the data size",
-            "dataset_name": "x",
-        }
-    )
-    assert options.target == "y" and options.time_budget == 12.0
-    assert options.include == ("a",) and options.exclude == ("b", "c")
-    assert options.estimators is None and options.seed == 3
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [({}, "names no target column"), ({"target": "y", "seed": "x"}, "options are invalid")],
-)
-def test_train_options_reject_a_broken_spec(spec: dict, message: str) -> None:
-    from tabpilot.errors import InvalidInput
-
-    with pytest.raises(InvalidInput, match=message):
-        build_train_options(spec)

@@ -8,7 +8,6 @@ so importing this module stays cheap and a server that never trains never loads 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -19,12 +18,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabpilot.errors import Conflict, InvalidInput, NotFound, TabpilotError
+from tabpilot.engine.spec import TrainSpec
+from tabpilot.errors import Conflict, NotFound, TabpilotError
 from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
+from tabpilot.storage import keys
 
 if TYPE_CHECKING:
     from tabpilot.context import AppContext
-    from tabpilot.engine.training.train import ProgressEvent, TrainOptions
+    from tabpilot.engine.training.train import ProgressEvent
 
 log = logging.getLogger("tabpilot.jobs")
 
@@ -34,7 +35,6 @@ PROGRESS_EVENT_INTERVAL = 1.0
 """Seconds between "progress" events in the job's event log."""
 TEMP_PREFIX = "tabpilot-"
 """Work folders are `<tmp>/tabpilot-<job_id>-XXXX`, so a runner can clean up after a kill."""
-DATASET_FILES = ("data.csv", "data.csv.gz")
 MAX_ERROR_LENGTH = 2000
 
 
@@ -131,8 +131,9 @@ class _JobExecution:
     def _train(self, tmp: Path) -> None:
         started = time.perf_counter()
         job = self.job
-        options = build_train_options(job.spec)
-        self.progress.report_phase("preparing", "fetching the dataset", options.time_budget)
+        # The spec as resolved at creation, reasons included (they reach the model card).
+        spec = TrainSpec.from_dict(job.spec)
+        self.progress.report_phase("preparing", "fetching the dataset", spec.time_budget)
         dataset = self.meta.get_dataset(job.dataset_id, owner=job.owner)
         data_path = self._fetch_dataset(dataset, tmp / "input")
 
@@ -140,16 +141,17 @@ class _JobExecution:
 
         out_dir = tmp / "bundle"
         outcome = run_training(
-            data_path, options, out_dir=out_dir, progress=self.progress, started=started
+            data_path, spec, out_dir=out_dir, progress=self.progress, started=started
         )
         if self.progress.stopped:
             raise JobStopped
         self.progress.report_phase("uploading", "storing the model files", outcome.result.budget)
-        prefix = f"models/{self.model_id}"
+        prefix = keys.model_prefix(self.model_id)
         self.uploaded = True
         files = sorted(p for p in out_dir.rglob("*") if p.is_file())
         for path in files:
-            self.ctx.artifacts.put_file(f"{prefix}/{path.relative_to(out_dir).as_posix()}", path)
+            name = path.relative_to(out_dir).as_posix()
+            self.ctx.artifacts.put_file(keys.model_file(self.model_id, name), path)
         self.meta.create_model(
             ModelRecord(
                 id=self.model_id,
@@ -167,16 +169,16 @@ class _JobExecution:
             model_id=self.model_id,
             progress=final,
         )
-        log.info("job %s: succeeded in %.1f s: model %s", job.id, outcome.elapsed, self.model_id)
-
         if done is None:
             raise JobStopped
+        log.info("job %s: succeeded in %.1f s: model %s", job.id, outcome.elapsed, self.model_id)
+
     def _fetch_dataset(self, dataset: DatasetRecord, folder: Path) -> Path:
         """The dataset's file on local disk, named as uploaded (the model card shows it)."""
         key = _dataset_key(self.ctx, dataset)
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(dataset.filename or "").name).strip("._")
-        dest = folder / (name or DATASET_FILES[0])
+        dest = folder / (name or keys.DATA_FILE)
         self.scrub.append((str(dest), dataset.filename or dest.name))
         local = self.ctx.artifacts.local_path_hint(key)
         if local is not None:
@@ -212,70 +214,24 @@ class _JobExecution:
             if self.model_created:
                 self.meta.delete_model(self.model_id, owner=None)
             if self.uploaded:
-                self.ctx.artifacts.delete_prefix(f"models/{self.model_id}")
+                self.ctx.artifacts.delete_prefix(keys.model_prefix(self.model_id))
         except Exception:
             log.exception("job %s: could not remove model %s", self.job.id, self.model_id)
 
 
 def _dataset_key(ctx: AppContext, dataset: DatasetRecord) -> str:
-    prefix = f"datasets/{dataset.id}"
-    for name in DATASET_FILES:
-        if ctx.artifacts.exists(f"{prefix}/{name}"):
-            return f"{prefix}/{name}"
-    keys = [k for k in ctx.artifacts.list_keys(prefix) if k.endswith((".csv", ".csv.gz"))]
-    if keys:
-        return keys[0]
+    for name in keys.DATA_FILES:
+        if ctx.artifacts.exists(key := keys.dataset_file(dataset.id, name)):
+            return key
+    prefix = keys.dataset_prefix(dataset.id)
+    found = [k for k in ctx.artifacts.list_keys(prefix) if k.endswith((".csv", ".csv.gz"))]
+    if found:
+        return found[0]
     raise NotFound(
         f'The file of dataset "{dataset.id}" ({dataset.filename}) is missing from the '
         "artifact store; upload the dataset again and start a new job.",
         details={"dataset_id": dataset.id},
     )
-
-
-def build_train_options(spec: dict[str, Any]) -> TrainOptions:
-    """`TrainOptions` from a job spec; keys that are not options (notes, reasons) are ignored.
-
-    Raises:
-        InvalidInput: when the spec has no target or a value of the wrong type.
-    """
-    from tabpilot.engine.training.train import TrainOptions
-
-    names = {f.name for f in dataclasses.fields(TrainOptions)}
-    values = {k: v for k, v in spec.items() if k in names}
-    if not values.get("target"):
-        raise InvalidInput("The job names no target column; create it again with a target.")
-    try:
-        for key in ("include", "exclude"):
-            if values.get(key) is None:
-                values.pop(key, None)
-            else:
-                values[key] = _names(values[key])
-        if "estimators" in values:
-            values["estimators"] = _names(values["estimators"]) or None
-        if values.get("time_budget") is not None:
-            values["time_budget"] = float(values["time_budget"])
-        if values.get("seed") is None:
-            values.pop("seed", None)
-        else:
-            values["seed"] = int(values["seed"])
-        if values.get("test_size") is None:
-            values.pop("test_size", None)
-        else:
-            values["test_size"] = float(values["test_size"])
-        values["target"] = str(values["target"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"The job's training options are invalid ({exc}); create it again."
-        ) from None
-    return TrainOptions(**values)
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = value.split(",")
-    return tuple(str(v).strip() for v in value if str(v).strip())
 
 
 def _plain_number(value: Any) -> Any:
