@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.engine.data.problem import ProblemType, detect_problem_type
+from tabpilot.engine.data.problem import (
+    ProblemType,
+    can_decide,
+    decide_problem,
+    detect_problem_type,
+)
+from tabpilot.engine.data.profiling import ColumnProfile, profile_column
 from tabpilot.errors import InvalidInput
 
 
@@ -49,3 +55,39 @@ def test_override_wins_but_is_checked() -> None:
 def test_text_target_with_too_many_classes_is_refused() -> None:
     with pytest.raises(InvalidInput, match="too many classes"):
         detect_problem_type(pd.Series([f"v{i}" for i in range(500)], name="y"))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["yes", "no", "yes", None],
+        [True, False, True],
+        [0, 1, 1, 0],
+        [1, 2, 3, 1, 2, None],
+        [1.5, 2.25, 3.0, 4.75],
+        list(range(100)),
+    ],
+)
+def test_the_profile_decides_as_the_series_does(values: list) -> None:
+    series = pd.Series(values, name="y")
+    column = profile_column(series)
+    stored = ColumnProfile.from_dict(column.to_dict())
+    expected = detect_problem_type(series)
+    assert decide_problem(column, len(series)) == expected
+    assert decide_problem(stored, len(series)) == expected
+
+
+def test_the_profile_checks_an_override_with_the_true_class_count() -> None:
+    column = profile_column(pd.Series(range(300), name="amount"))
+    with pytest.raises(InvalidInput, match='"amount" has 300 distinct values'):
+        decide_problem(column, 300, override="multiclass")
+    with pytest.raises(InvalidInput, match="nothing to learn") as caught:
+        decide_problem(profile_column(pd.Series([1, 1, None], name="y")), 3)
+    assert "among its 2 non-missing rows" in caught.value.message
+
+
+def test_a_profile_stored_before_integer_codes_were_recorded_defers_numbers() -> None:
+    old = ColumnProfile.from_dict({"name": "y", "kind": "numeric", "dtype": "float64"})
+    assert old.integer_valued is None and not can_decide(old)
+    text = ColumnProfile.from_dict({"name": "y", "kind": "categorical", "dtype": "object"})
+    assert can_decide(text)

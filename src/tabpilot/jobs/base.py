@@ -4,18 +4,17 @@ The metadata store is the source of truth. A runner is told only job ids; a work
 the job's whole spec from the store, so adding a training option touches no runner.
 
 Conventions:
-- `JobRecord.spec` holds `TrainOptions` fields: target, problem_type, metric, time_budget,
-  include, exclude, estimators, seed (plus `time_budget_reason` when the budget was chosen
-  automatically).
+- `JobRecord.spec` is `TrainSpec.to_dict()` (`tabpilot.engine.spec`): the resolved choices
+  with the reason for each, read back by the worker with `TrainSpec.from_dict`.
 - `JobRecord.progress` holds the latest `ProgressEvent` fields: phase, elapsed, budget,
   message, trials, estimator, best_score, best_estimator.
 - Job events have kind "status", "progress" or "log". Status changes go through
   `MetadataStore.transition_job` (or a claim), which writes the "status" event with them in
   one transaction, in one shape (`tabpilot.metadata.transitions.STATUS_EVENT_FIELDS`);
   workers append "progress" and "log" events with `append_job_event`.
-- Artifact keys: `datasets/<dataset_id>/data.csv` (or `data.csv.gz`, as uploaded) and
-  `models/<model_id>/<file>` for model.onnx, model.pkl, model.json, eda.html, report.html;
-  `ModelRecord.artifact_prefix` is `models/<model_id>`.
+- Artifact keys are built by `tabpilot.storage.keys` only: `datasets/<dataset_id>/data.csv`
+  (or `data.csv.gz`, as uploaded) and `models/<model_id>/<file>` for model.onnx, model.pkl,
+  model.json, eda.html, report.html; `ModelRecord.artifact_prefix` is `models/<model_id>`.
 - Cancelling is done in the store (status -> canceled); a worker whose heartbeat finds it no
   longer holds the job stops it. `JobRunner.cancel` only makes that faster.
 """
