@@ -186,14 +186,19 @@ def _imputed(kind: str, median: float) -> str:
 
 def _encoded(trans: Any) -> str:
     if isinstance(trans, OneHotEncoder):
-        n = len(trans.categories_[0])
-        return f"one-hot encoded ({n} categories; unseen categories get no column)"
+        cats = _count(len(trans.categories_[0]), "category", "categories")
+        return f"one-hot encoded ({cats}; unseen categories get no column)"
     if isinstance(trans, OrdinalEncoder):
-        n = len(trans.categories_[0])
-        return f"integer codes ({n} frequent categories; rarer and unseen ones share one code)"
+        cats = _count(len(trans.categories_[0]), "frequent category", "frequent categories")
+        return f"integer codes ({cats}; rarer and unseen ones share one code)"
     if isinstance(trans, CountVectorizer):
-        return f"the presence (0/1) of {len(trans.vocabulary_)} frequent words"
+        words = _count(len(trans.vocabulary_), "frequent word", "frequent words")
+        return f"the presence (0/1) of {words}"
     return type(trans).__name__
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def output_sources(pre: ColumnTransformer) -> list[str]:
