@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS = 5000
-MIN_ROWS = 200  # importance is never measured on fewer held-out rows
+MAX_IMPORTANCE_ROWS = 5000
+MIN_IMPORTANCE_ROWS = 200  # a slow model's importance sample shrinks no further
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,16 @@ def compute_permutation_importance(
     """
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    if len(prepared) > MAX_ROWS:
-        keep = rng.choice(len(prepared), MAX_ROWS, replace=False)
+    if len(prepared) > MAX_IMPORTANCE_ROWS:
+        keep = rng.choice(len(prepared), MAX_IMPORTANCE_ROWS, replace=False)
         prepared, y = prepared.iloc[keep], y[keep]
     base = score_fn(prepared, y)
     # One repeat scores every feature once: shrink the sample until that fits the limit
     # (slow models, such as many-class ensembles, would otherwise blow the budget).
     per_score = time.perf_counter() - started
     fits = time_limit / max(per_score * (len(features) + 1), 1e-9)
-    if fits < 1.0 and len(prepared) > MIN_ROWS:
-        n = max(MIN_ROWS, int(len(prepared) * fits * 0.8))
+    if fits < 1.0 and len(prepared) > MIN_IMPORTANCE_ROWS:
+        n = max(MIN_IMPORTANCE_ROWS, int(len(prepared) * fits * 0.8))
         keep = rng.choice(len(prepared), n, replace=False)
         # A rare class absent from the smaller sample makes some metrics fail: keep all rows.
         with contextlib.suppress(ValueError):
