@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from tabpilot.context import AppContext
 from tabpilot.jobs.base import JobRunner
 from tabpilot.metadata import build_metadata_store
-from tabpilot.records import JobStatus, ModelRecord, new_id, utc_now
+from tabpilot.records import JobStatus, ModelRecord, new_id
 from tabpilot.settings import load_settings
 from tabpilot.storage import build_artifact_store, keys
+from tests.factories import add_model
 
 
 class RecordingRunner(JobRunner):
@@ -115,32 +116,28 @@ def finish_job(
     status: JobStatus = JobStatus.SUCCEEDED,
     error: str | None = None,
 ) -> ModelRecord | None:
-    """Play the worker: run the job to `status`, with a model (and files) when it succeeded."""
+    """Play the worker: run the job to `status`, with a model (and files) when it succeeded.
+
+    A queued job is claimed first; each status change is the store's transition, with its event.
+    """
     job = ctx.metadata.get_job(job_id, owner=None)
-    ctx.metadata.update_job(
-        job_id, owner=None, status=JobStatus.RUNNING, started_at=utc_now(), attempts=1
-    )
-    ctx.metadata.append_job_event(job_id, owner=None, kind="status", data={"status": "running"})
+    if job.status is JobStatus.QUEUED:
+        job = ctx.metadata.claim_job(job_id, worker_id="test-worker", lease_seconds=600)
     ctx.metadata.append_job_event(
         job_id, owner=None, kind="progress", data={"phase": "searching", "trials": 3}
     )
     model = None
-    changes: dict[str, Any] = {"status": status, "finished_at": utc_now(), "error": error}
     if status == JobStatus.SUCCEEDED:
         model_id = new_id("mdl")
-        prefix = keys.model_prefix(model_id)
         for name, data in (files or {"model.json": b"{}"}).items():
             ctx.artifacts.put_bytes(keys.model_file(model_id, name), data)
-        model = ctx.metadata.create_model(
-            ModelRecord(
-                id=model_id,
-                owner=job.owner,
-                job_id=job_id,
-                card=card or fake_card(),
-                artifact_prefix=prefix,
-            )
-        )
-        changes["model_id"] = model.id
-    ctx.metadata.update_job(job_id, owner=None, **changes)
-    ctx.metadata.append_job_event(job_id, owner=None, kind="status", data={"status": str(status)})
+        model = add_model(ctx.metadata, job, id=model_id, card=card or fake_card())
+    ctx.metadata.transition_job(
+        job_id,
+        owner=None,
+        expect=JobStatus.RUNNING,
+        to=status,
+        error=error,
+        model_id=model.id if model else None,
+    )
     return model

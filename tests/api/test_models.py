@@ -25,13 +25,14 @@ from tabpilot.context import AppContext
 from tabpilot.engine.data.io import read_csv
 from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.errors import InvalidInput
-from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
+from tabpilot.records import JobStatus, ModelRecord, new_id
 from tabpilot.services import predictions as prediction_service
 from tabpilot.services.auth import local_owner
 from tabpilot.services.users import create_user
 from tabpilot.settings import load_settings
 from tabpilot.storage import keys
 from tests.conftest import make_mixed_frame
+from tests.factories import add_dataset, add_job, add_model
 
 BUNDLE_FILES = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
 
@@ -84,36 +85,14 @@ def ctx_of(client: TestClient) -> AppContext:
 def install_model(ctx: AppContext, bundle: Bundle, *, owner: str | None = None) -> ModelRecord:
     """Put a trained bundle into the stores as a finished job would."""
     owner = owner or local_owner()
-    dataset = ctx.metadata.create_dataset(
-        DatasetRecord(
-            owner=owner,
-            name="train.csv",
-            filename="train.csv",
-            sha256="0" * 64,
-            n_bytes=1,
-            n_rows=500,
-            n_columns=9,
-        )
-    )
-    job = ctx.metadata.create_job(
-        JobRecord(
-            owner=owner,
-            dataset_id=dataset.id,
-            spec={"target": "label"},
-            status=JobStatus.SUCCEEDED,
-        )
-    )
+    dataset = add_dataset(ctx.metadata, owner=owner, filename="train.csv", n_rows=500, n_columns=9)
+    job = add_job(ctx.metadata, dataset, status=JobStatus.SUCCEEDED)
     model_id = new_id("mdl")
-    prefix = keys.model_prefix(model_id)
     for name in BUNDLE_FILES:
         path = bundle.path / name
         if path.is_file():
             ctx.artifacts.put_file(keys.model_file(model_id, name), path)
-    return ctx.metadata.create_model(
-        ModelRecord(
-            id=model_id, owner=owner, job_id=job.id, card=bundle.card, artifact_prefix=prefix
-        )
-    )
+    return add_model(ctx.metadata, job, id=model_id, card=bundle.card)
 
 
 def features_of(bundle: Bundle) -> pd.DataFrame:

@@ -19,8 +19,8 @@ from tabpilot.context import AppContext
 from tabpilot.records import DatasetRecord, JobRecord
 from tabpilot.storage import keys
 from tests.conftest import make_mixed_frame
-
-OWNER = "usr_tester"
+from tests.factories import OWNER as OWNER  # the tests here import it from this module
+from tests.factories import dataset_record, job_record
 
 
 def add_dataset(
@@ -38,11 +38,9 @@ def add_dataset(
         raw = buffer.getvalue().encode()
     n_rows = 0 if frame is None else len(frame)
     n_columns = 0 if frame is None else len(frame.columns)
-    record = DatasetRecord(
-        owner=OWNER,
+    record = dataset_record(
         name=filename.split(".")[0],
         filename=filename,
-        sha256="0" * 64,
         n_bytes=len(raw),
         n_rows=n_rows,
         n_columns=n_columns,
@@ -54,7 +52,7 @@ def add_dataset(
 def add_job(ctx: AppContext, dataset: DatasetRecord, **spec: Any) -> JobRecord:
     """A QUEUED job, as the job service would create it."""
     full = {"target": "label", "time_budget": 5.0, "estimators": ["lgbm", "linear"], **spec}
-    return ctx.metadata.create_job(JobRecord(owner=OWNER, dataset_id=dataset.id, spec=full))
+    return ctx.metadata.create_job(job_record(dataset, spec=full))
 
 
 def wait_for(

@@ -23,6 +23,7 @@ from tabpilot.records import (
     UserRecord,
     utc_now,
 )
+from tests.factories import add_dataset, add_job, add_model, job_record, model_record
 
 ALICE, BOB = "usr_alice", "usr_bob"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -30,35 +31,20 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 def make_dataset(store: MetadataStore, owner: str = ALICE, **kw: Any) -> DatasetRecord:
     values: dict[str, Any] = {
-        "owner": owner,
         "name": "houses",
         "filename": "houses.csv",
-        "sha256": "ab" * 32,
-        "n_bytes": 12_345,
-        "n_rows": 100,
-        "n_columns": 5,
         "profile": {"columns": [{"name": "price", "kind": "numeric"}]},
     }
-    return store.create_dataset(DatasetRecord(**(values | kw)))
+    return add_dataset(store, owner=owner, **(values | kw))
 
 
 def make_job(store: MetadataStore, dataset: DatasetRecord, **kw: Any) -> JobRecord:
-    values: dict[str, Any] = {
-        "owner": dataset.owner,
-        "dataset_id": dataset.id,
-        "spec": {"target": "price", "problem_type": "regression", "time_budget": 30},
-    }
-    return store.create_job(JobRecord(**(values | kw)))
+    spec = {"target": "price", "problem_type": "regression", "time_budget": 30}
+    return add_job(store, dataset, **({"spec": spec} | kw))
 
 
 def make_model(store: MetadataStore, job: JobRecord, **kw: Any) -> ModelRecord:
-    values: dict[str, Any] = {
-        "owner": job.owner,
-        "job_id": job.id,
-        "card": {"metrics": {"r2": 0.9}},
-        "artifact_prefix": f"models/{job.id}",
-    }
-    return store.create_model(ModelRecord(**(values | kw)))
+    return add_model(store, job, **({"card": {"metrics": {"r2": 0.9}}} | kw))
 
 
 def all_pages(fetch: Any, limit: int, **kw: Any) -> list[Any]:
@@ -141,9 +127,9 @@ def test_job_crud_and_cascading_delete(store: MetadataStore) -> None:
 def test_create_job_requires_own_dataset(store: MetadataStore) -> None:
     bobs = make_dataset(store, owner=BOB)
     with pytest.raises(NotFound, match=bobs.id):
-        store.create_job(JobRecord(owner=ALICE, dataset_id=bobs.id, spec={"target": "y"}))
+        store.create_job(job_record(bobs, owner=ALICE))
     with pytest.raises(NotFound):
-        store.create_job(JobRecord(owner=ALICE, dataset_id="ds_nope", spec={"target": "y"}))
+        store.create_job(job_record(bobs, owner=ALICE, dataset_id="ds_nope"))
 
 
 def test_delete_dataset_in_use_lists_jobs(store: MetadataStore) -> None:
@@ -173,7 +159,7 @@ def test_model_crud_and_deploy_key(store: MetadataStore) -> None:
     listed = all_pages(store.list_models, 1, owner=ALICE, job_id=job.id)
     assert {m.id for m in listed} == {model.id, other.id}
     with pytest.raises(NotFound):
-        store.create_model(ModelRecord(owner=BOB, job_id=job.id, card={}, artifact_prefix="x"))
+        store.create_model(model_record(job, owner=BOB))
     store.delete_model(model.id, owner=ALICE)
     with pytest.raises(NotFound):
         store.get_model(model.id, owner=ALICE)
@@ -270,9 +256,8 @@ def _seed_jobs(store: MetadataStore) -> list[JobRecord]:
         problem = ["binary", "multiclass", "regression"][i % 3]
         status = statuses[i % len(statuses)]
         started = T0 + timedelta(minutes=i % 7) if status is not JobStatus.QUEUED else None
-        record = JobRecord(
-            owner=ALICE,
-            dataset_id=dataset.id,
+        record = job_record(
+            dataset,
             spec={"target": f"col_{i % 4}", "problem_type": problem, "dataset_name": dataset.name},
             status=status,
             tags=["even" if i % 2 == 0 else "odd", *(["fifth"] if i % 5 == 0 else [])],
@@ -508,9 +493,7 @@ def _status_events(store: MetadataStore, job_id: str) -> list[dict[str, Any]]:
 
 def test_create_with_a_message_writes_the_first_status_event(store: MetadataStore) -> None:
     dataset = make_dataset(store)
-    job = store.create_job(
-        JobRecord(owner=ALICE, dataset_id=dataset.id, spec={"target": "y"}), message="queued"
-    )
+    job = add_job(store, dataset, message="queued")
     events = store.list_job_events(job.id, owner=ALICE)
     assert [(e.seq, e.kind) for e in events] == [(1, "status")]
     assert events[0].data == {

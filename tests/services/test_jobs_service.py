@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tabpilot.errors import InvalidInput
-from tabpilot.records import DatasetRecord
+from tabpilot.context import AppContext
+from tabpilot.errors import Conflict, InvalidInput
+from tabpilot.records import DatasetRecord, JobStatus
 from tabpilot.services import jobs
 from tabpilot.services.datasets import describe_dataset
+from tests.api.support import make_ctx, runner_of
 from tests.conftest import make_mixed_frame
+from tests.factories import OWNER, dataset_record
 
 
 def test_job_validation_uses_the_engine_tables_without_training_libraries() -> None:
@@ -32,12 +37,9 @@ def dataset() -> DatasetRecord:
     frame = make_mixed_frame(200, seed=4, task="multiclass")
     frame["amount"] = frame["x2"] * 10
     profile = describe_dataset(frame)
-    return DatasetRecord(
-        owner="me",
+    return dataset_record(
         name="shop",
         filename="shop.csv",
-        sha256="0" * 64,
-        n_bytes=1,
         n_rows=len(frame),
         n_columns=frame.shape[1],
         profile=profile,
@@ -82,15 +84,8 @@ def test_binary_override_on_three_classes_is_refused(dataset: DatasetRecord) -> 
 def test_many_valued_number_cannot_be_classification(dataset: DatasetRecord) -> None:
     frame = make_mixed_frame(400, seed=4)
     frame["amount"] = range(400)
-    record = DatasetRecord(
-        owner="me",
-        name="n",
-        filename="n.csv",
-        sha256="0" * 64,
-        n_bytes=1,
-        n_rows=400,
-        n_columns=frame.shape[1],
-        profile=describe_dataset(frame),
+    record = dataset_record(
+        name="n", n_rows=400, n_columns=frame.shape[1], profile=describe_dataset(frame)
     )
     with pytest.raises(InvalidInput, match="too many classes"):
         spec(record, target="amount", problem_type="multiclass")
@@ -123,13 +118,8 @@ def test_tags_and_notes_rules() -> None:
 
 
 def test_a_profile_without_target_descriptions_still_validates_names() -> None:
-    record = DatasetRecord(
-        owner="me",
+    record = dataset_record(
         name="old",
-        filename="old.csv",
-        sha256="0" * 64,
-        n_bytes=1,
-        n_rows=100,
         n_columns=2,
         profile={
             "columns": [
@@ -142,3 +132,82 @@ def test_a_profile_without_target_descriptions_still_validates_names() -> None:
     assert result["problem_type"] is None and result["metric"] is None
     with pytest.raises(InvalidInput, match="not found"):
         spec(record, target="z")
+
+
+# -- lifecycle: one status event per change, written by the store's transitions ---------------
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, dataset: DatasetRecord) -> Iterator[AppContext]:
+    context = make_ctx(tmp_path)
+    context.metadata.create_dataset(dataset)
+    yield context
+    context.metadata.close()
+
+
+def _status_events(ctx: AppContext, job_id: str) -> list[dict[str, Any]]:
+    events = jobs.list_job_events(ctx, owner=OWNER, job_id=job_id)
+    return [e.data for e in events if e.kind == "status"]
+
+
+def test_queue_cancel_and_retry_each_write_one_status_event(
+    ctx: AppContext, dataset: DatasetRecord
+) -> None:
+    request = jobs.JobRequest(dataset_id=dataset.id, target="label")
+    job = jobs.create_job(ctx, owner=OWNER, request=request)
+    assert runner_of(ctx).submitted == [job.id]
+    assert _status_events(ctx, job.id) == [
+        {
+            "status": "queued",
+            "previous": None,
+            "message": "queued",
+            "attempt": 0,
+            "worker": None,
+            "error": None,
+            "model_id": None,
+        }
+    ]
+
+    ctx.metadata.claim_job(job.id, worker_id="w1", lease_seconds=60)
+    canceled = jobs.cancel_job(ctx, owner=OWNER, job_id=job.id)
+    assert canceled.status is JobStatus.CANCELED and canceled.finished_at is not None
+    assert canceled.lease_owner is None and canceled.lease_expires_at is None
+    assert runner_of(ctx).canceled == [job.id]
+    events = _status_events(ctx, job.id)
+    assert [e["status"] for e in events] == ["queued", "running", "canceled"]
+    assert events[-1] == {
+        "status": "canceled",
+        "previous": "running",
+        "message": "canceled by the user while running",
+        "attempt": 1,
+        "worker": "w1",
+        "error": None,
+        "model_id": None,
+    }
+    with pytest.raises(Conflict, match="already been canceled"):
+        jobs.cancel_job(ctx, owner=OWNER, job_id=job.id)
+
+    retry = jobs.retry_job(ctx, owner=OWNER, job_id=job.id)
+    assert retry.id != job.id and retry.status is JobStatus.QUEUED
+    assert [e["message"] for e in _status_events(ctx, retry.id)] == [
+        f"queued as a retry of {job.id}"
+    ]
+
+
+def test_a_job_the_runner_refuses_fails_in_one_transition(
+    ctx: AppContext, dataset: DatasetRecord
+) -> None:
+    runner_of(ctx).fail_submit = True
+    job = jobs.create_job(
+        ctx, owner=OWNER, request=jobs.JobRequest(dataset_id=dataset.id, target="label")
+    )
+    assert job.status is JobStatus.FAILED and job.finished_at is not None
+    assert job.error is not None and job.error.startswith("The job runner did not accept the job")
+    assert "/secret/path" not in job.error
+    assert ctx.metadata.get_job(job.id, owner=OWNER) == job
+    events = _status_events(ctx, job.id)
+    assert [(e["status"], e["previous"]) for e in events] == [
+        ("queued", None),
+        ("failed", "queued"),
+    ]
+    assert events[-1]["error"] == events[-1]["message"] == job.error
