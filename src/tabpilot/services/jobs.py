@@ -24,7 +24,7 @@ from tabpilot.engine.data.profiling import DatasetProfile
 from tabpilot.engine.spec import TrainRequest, TrainSpec
 from tabpilot.errors import Conflict, InvalidInput, NotFound
 from tabpilot.metadata.base import DEFAULT_JOB_SORT, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page
-from tabpilot.records import DatasetRecord, JobEvent, JobRecord, JobStatus
+from tabpilot.records import JOB_TRANSITIONS, DatasetRecord, JobEvent, JobRecord, JobStatus
 from tabpilot.services import check_id
 from tabpilot.storage import keys
 
@@ -36,7 +36,9 @@ MAX_NOTES_LENGTH = 10_000
 
 PROBLEM_TYPES = PROBLEM_CHOICES
 
-CANCELABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+# From the one table of allowed status changes: queued and running jobs.
+CANCELABLE = frozenset(s for s, after in JOB_TRANSITIONS.items() if JobStatus.CANCELED in after)
+# A retry is a new job with the same spec; these are the endings worth one.
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELED})
 
 
