@@ -1,7 +1,7 @@
 """Jobs side by side: held-out metrics with the best marked, importance, configuration.
 
-Everything comes from each job's model card (`metrics.holdout`, `feature_importance`,
-`chosen`) and spec, so comparing never loads a model.
+Everything comes from each job's model card (`ModelCard`: held-out metrics, feature
+importance, what was chosen) and spec, so comparing never loads a model.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from tabpilot.context import AppContext
+from tabpilot.engine.card import ModelCard
 from tabpilot.engine.choices import find_metric, metric_direction
 from tabpilot.errors import Conflict, InvalidInput
 from tabpilot.records import JobRecord, JobStatus, ModelRecord
@@ -68,43 +69,41 @@ def compare_jobs(ctx: AppContext, *, owner: str, job_ids: list[str]) -> dict[str
             details={"jobs": {j.id: str(j.status) for j in unfinished}},
         )
     models = [ctx.metadata.get_model(str(j.model_id), owner=owner) for j in jobs]
+    cards = [ModelCard.from_dict(m.card) for m in models]
     return {
-        "jobs": [_summary(j, m) for j, m in zip(jobs, models, strict=True)],
-        "metrics": compare_metrics(jobs, models),
-        "feature_importance": compare_importance(jobs, models),
-        **compare_configuration(jobs, models),
-        "notes": _notes(jobs, models),
+        "jobs": [_summary(j, m, c) for j, m, c in zip(jobs, models, cards, strict=True)],
+        "metrics": compare_metrics(jobs, cards),
+        "feature_importance": compare_importance(jobs, cards),
+        **compare_configuration(jobs, cards),
+        "notes": _notes(jobs, cards),
     }
 
 
-def _chosen(card: dict[str, Any]) -> str | None:
+def _chosen(card: ModelCard) -> str | None:
     """What won, in words ("LightGBM found by the search"), else its short name."""
-    chosen = card.get("chosen") or {}
-    return chosen.get("description") or chosen.get("name")
+    return card.chosen.description or card.chosen.name or None
 
 
-def _summary(job: JobRecord, model: ModelRecord) -> dict[str, Any]:
-    card = model.card
-    metric = card.get("metric") or {}
+def _summary(job: JobRecord, model: ModelRecord, card: ModelCard) -> dict[str, Any]:
     return {
         "id": job.id,
         "dataset_id": job.dataset_id,
         "model_id": model.id,
-        "target": card.get("target", job.spec.get("target")),
-        "problem_type": card.get("problem_type", job.spec.get("problem_type")),
-        "metric": metric.get("name", job.spec.get("metric")),
+        "target": card.target or job.spec.get("target"),
+        "problem_type": card.problem_type or job.spec.get("problem_type"),
+        "metric": card.metric.name or job.spec.get("metric"),
         "chosen_estimator": _chosen(card),
         "tags": list(job.tags),
         "created_at": job.created_at,
     }
 
 
-def compare_metrics(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:
-    holdouts = [_holdout(m) for m in models]
+def compare_metrics(jobs: list[JobRecord], cards: list[ModelCard]) -> list[dict[str, Any]]:
+    holdouts = [_holdout(c) for c in cards]
     names: list[str] = []
     for holdout in holdouts:
         names.extend(k for k, v in holdout.items() if _number(v) is not None and k not in names)
-    primary = {(m.card.get("metric") or {}).get("name") for m in models}
+    primary = {c.metric.name for c in cards}
     rows = []
     for name in names:
         values = {j.id: _number(h.get(name)) for j, h in zip(jobs, holdouts, strict=True)}
@@ -127,20 +126,19 @@ def compare_metrics(jobs: list[JobRecord], models: list[ModelRecord]) -> list[di
     return rows
 
 
-def _holdout(model: ModelRecord) -> dict[str, Any]:
+def _holdout(card: ModelCard) -> dict[str, Any]:
     """The card's held-out metrics under the metric table's names (older cards used others)."""
-    holdout = (model.card.get("metrics") or {}).get("holdout") or {}
     out: dict[str, Any] = {}
-    for key, value in holdout.items():
+    for key, value in card.holdout.items():
         spec = find_metric(key)
         out[spec.name if spec is not None else key] = value
     return out
 
 
-def compare_importance(jobs: list[JobRecord], models: list[ModelRecord]) -> list[dict[str, Any]]:
+def compare_importance(jobs: list[JobRecord], cards: list[ModelCard]) -> list[dict[str, Any]]:
     by_feature: dict[str, dict[str, float | None]] = {}
-    for job, model in zip(jobs, models, strict=True):
-        for entry in model.card.get("feature_importance") or []:
+    for job, card in zip(jobs, cards, strict=True):
+        for entry in card.feature_importance:
             feature = str(entry.get("feature"))
             row = by_feature.setdefault(feature, {j.id: None for j in jobs})
             row[job.id] = _number(entry.get("importance"))
@@ -152,16 +150,16 @@ def compare_importance(jobs: list[JobRecord], models: list[ModelRecord]) -> list
     return [{"feature": f, "values": v} for f, v in ordered]
 
 
-def _configuration(job: JobRecord, model: ModelRecord) -> dict[str, Any]:
+def _configuration(job: JobRecord, card: ModelCard) -> dict[str, Any]:
     config = {k: v for k, v in job.spec.items() if k not in _EXPLANATORY_KEYS}
     config["dataset_id"] = job.dataset_id
-    config["chosen_estimator"] = _chosen(model.card)
-    config["estimator_class"] = (model.card.get("estimator") or {}).get("class")
+    config["chosen_estimator"] = _chosen(card)
+    config["estimator_class"] = card.estimator.get("class")
     return config
 
 
-def compare_configuration(jobs: list[JobRecord], models: list[ModelRecord]) -> dict[str, Any]:
-    configs = [_configuration(j, m) for j, m in zip(jobs, models, strict=True)]
+def compare_configuration(jobs: list[JobRecord], cards: list[ModelCard]) -> dict[str, Any]:
+    configs = [_configuration(j, c) for j, c in zip(jobs, cards, strict=True)]
     keys: list[str] = []
     for config in configs:
         keys.extend(k for k in config if k not in keys)
@@ -177,7 +175,7 @@ def compare_configuration(jobs: list[JobRecord], models: list[ModelRecord]) -> d
     return {"differences": differences, "same": same}
 
 
-def _notes(jobs: list[JobRecord], models: list[ModelRecord]) -> list[str]:
+def _notes(jobs: list[JobRecord], cards: list[ModelCard]) -> list[str]:
     notes = []
     if len({j.dataset_id for j in jobs}) > 1:
         notes.append(
@@ -188,8 +186,8 @@ def _notes(jobs: list[JobRecord], models: list[ModelRecord]) -> list[str]:
         notes.append(
             "The jobs used different seeds, so each was evaluated on different held-out rows."
         )
-    if len({m.card.get("target") for m in models}) > 1:
+    if len({c.target for c in cards}) > 1:
         notes.append("The jobs predict different targets; their metrics are not comparable.")
-    if len({m.card.get("problem_type") for m in models}) > 1:
+    if len({c.problem_type for c in cards}) > 1:
         notes.append("The jobs solve different problem types.")
     return notes
