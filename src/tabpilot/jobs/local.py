@@ -37,10 +37,10 @@ from tabpilot.jobs.lease import (
     release_lease,
 )
 from tabpilot.records import JobRecord, JobStatus
-from tabpilot.settings import Settings, env_var_name
 
 if TYPE_CHECKING:
     from tabpilot.context import AppContext
+    from tabpilot.settings import Settings  # not at run time: settings imports jobs.registry
 
 log = logging.getLogger("tabpilot.jobs")
 
@@ -62,18 +62,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
 
     Every `TABPILOT_*` setting is replaced by the resolved value the child needs (the stores),
     so options given on the command line (`--data-dir`) reach it and nothing else can make
-    its settings invalid.
+    its settings invalid. The child runs its one job inline.
     """
-    env = {k: v for k, v in os.environ.items() if not _is_setting_var(k)}
-    env[env_var_name("data_dir")] = str(settings.data_dir)
-    env[env_var_name("metadata_uri")] = settings.metadata_uri
-    env[env_var_name("artifact_uri")] = settings.artifact_uri
-    env[env_var_name("runner_uri")] = "inline://"
-    return env
-
-
-def _is_setting_var(name: str) -> bool:
-    return name in {env_var_name(f) for f in Settings.model_fields}
+    return settings.store_environment(runner_uri="inline://")
 
 
 class LocalRunner(JobRunner):
