@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tabpilot.errors import InvalidInput
+from tabpilot.jobs import worker
 from tabpilot.jobs.inline import InlineRunner
 from tabpilot.jobs.local import LocalRunner
 from tabpilot.jobs.registry import build_runner
@@ -58,6 +60,20 @@ def test_the_worker_runs_the_runner_uris_workers_and_warm_flag(
     runner = worker_runner(settings, workers=workers)
     assert isinstance(runner, LocalRunner)
     assert (runner.workers, runner.warm) == expected
+
+
+def test_tabpilot_worker_starts_the_runner_the_uri_describes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[LocalRunner] = []
+    monkeypatch.setattr(LocalRunner, "start", lambda self, ctx: started.append(self))
+    monkeypatch.setattr(LocalRunner, "stop", lambda self, *args, **kwargs: None)
+    monkeypatch.setattr(worker, "_on_sigterm", lambda action: None)  # keep pytest's handler
+    stop = threading.Event()
+    stop.set()
+    settings = load_settings(data_dir=tmp_path, runner_uri="local://?workers=2&warm=0")
+    worker.run_worker(settings, stop=stop)
+    assert [(r.workers, r.warm) for r in started] == [(2, False)]
 
 
 def test_runner_modules_do_not_import_the_ml_libraries() -> None:
