@@ -1,7 +1,8 @@
 """Fixtures for the artifact-store contract suite: one fresh store of every backend.
 
-A backend joins the suite by adding its name to `BACKENDS` and a branch to `store_uri` that
-returns the URI of a fresh, empty store (the S3 backend will point at a moto server).
+A backend joins the suite by adding its name to `BACKENDS`, a branch to `store_uri` that
+returns the URI of a fresh, empty store (the S3 backend will point at a moto server), and the
+memory it may hold while streaming to `STREAM_PEAK_LIMIT` in test_contract.py.
 """
 
 from __future__ import annotations
