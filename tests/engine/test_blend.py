@@ -16,9 +16,12 @@ from sklearn.tree import DecisionTreeRegressor
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.engine.training.blend import BlendMember, average, select_blend
+from tabpilot.engine.training.blend_pool import blend_candidate
+from tabpilot.engine.training.candidates import Candidate
+from tabpilot.engine.training.clock import Clock
 from tabpilot.engine.training.export import write_bundle
 from tabpilot.engine.training.metrics import METRICS, score
-from tabpilot.engine.training.train import Candidate, TrainOptions, _Trainer, train
+from tabpilot.engine.training.train import TrainOptions, train
 
 
 def _member(key: str, values: np.ndarray, holdout: np.ndarray | None = None) -> BlendMember:
@@ -93,10 +96,11 @@ def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -
     a.estimator = LinearRegression()
     b = _member("b", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
     b.estimator = DecisionTreeRegressor(max_depth=3)
-    trainer = _Trainer(pd.DataFrame(), TrainOptions(target="y", time_budget=60), None, None)
+    clock = Clock(started=time.perf_counter(), budget=60)
+    decisions: list[str] = []
 
     def blend() -> Candidate | None:
-        return trainer._blend(
+        return blend_candidate(
             [a, b],
             StandardScaler(),
             ProblemType.REGRESSION,
@@ -105,6 +109,9 @@ def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -
             y_test=y_test,
             classes=None,
             by_cv=True,
+            clock=clock,
+            test_size=0.2,
+            decisions=decisions,
         )
 
     cand = blend()
@@ -119,9 +126,9 @@ def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -
     assert not hasattr(ensemble, "estimators_")  # fitted only if chosen, on all rows
 
     # No time left for the refit: no blend, and the decision says why.
-    trainer.budget = 1.0
+    clock.budget = 1.0
     assert blend() is None
-    assert "was not compared" in trainer.decisions[-1]
+    assert "was not compared" in decisions[-1]
 
 
 def _linear_plus_step(n: int, seed: int, task: str) -> pd.DataFrame:

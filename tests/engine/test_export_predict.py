@@ -12,23 +12,23 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.columns import build_feature_plan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame, prepare_row
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.data.profiling import profile_frame
 from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.engine.training.calibrate import TemperatureScaled, with_temperature
-from tabpilot.engine.training.export import build_onnx
-from tabpilot.engine.training.model import TabpilotModel
-from tabpilot.engine.training.preprocess import build_preprocessor
-from tabpilot.engine.training.train import (
-    ESTIMATORS,
+from tabpilot.engine.training.estimators import (
     build_ensemble,
     build_estimator,
     constant_baseline,
     default_lightgbm,
     default_linear,
 )
+from tabpilot.engine.training.export import build_onnx
+from tabpilot.engine.training.model import TabpilotModel
+from tabpilot.engine.training.preprocess import build_preprocessor
 from tabpilot.errors import InvalidInput
 from tests.conftest import make_mixed_frame
 

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.training.candidates import Candidate
 from tabpilot.engine.training.export import file_entry, write_bundle
 from tabpilot.engine.training.metrics import METRICS
-from tabpilot.engine.training.train import Candidate, ProgressEvent, TrainOptions, _Trainer, train
+from tabpilot.engine.training.selection import choose_winner
+from tabpilot.engine.training.train import ProgressEvent, TrainOptions, train
 from tabpilot.errors import InvalidInput
 from tests.conftest import make_mixed_frame
 
@@ -158,21 +160,25 @@ def _cand(name: str, value: float) -> Candidate:
 
 
 def test_safe_choice_replaces_a_worse_search_winner() -> None:
-    trainer = _Trainer(pd.DataFrame(), TrainOptions(target="y"), None, None)
+    decisions: list[str] = []
     auc = METRICS["roc_auc"]
-    chosen = trainer._choose(
-        [_cand("search", 0.70), _cand("default_lgbm", 0.80), _cand("baseline", 0.5)], auc
+    chosen = choose_winner(
+        [_cand("search", 0.70), _cand("default_lgbm", 0.80), _cand("baseline", 0.5)],
+        auc,
+        decisions,
     )
     assert chosen.name == "default_lgbm"
-    assert "worse than the default_lgbm model" in trainer.decisions[0]
+    assert "worse than the default_lgbm model" in decisions[0]
 
-    trainer = _Trainer(pd.DataFrame(), TrainOptions(target="y"), None, None)
+    decisions = []
     logloss = METRICS["log_loss"]
-    chosen = trainer._choose(
-        [_cand("search", 15.0), _cand("default_lgbm", 2.0), _cand("baseline", 1.0)], logloss
+    chosen = choose_winner(
+        [_cand("search", 15.0), _cand("default_lgbm", 2.0), _cand("baseline", 1.0)],
+        logloss,
+        decisions,
     )
     assert chosen.name == "baseline"
-    assert any("No model beat the constant baseline" in d for d in trainer.decisions)
+    assert any("No model beat the constant baseline" in d for d in decisions)
 
 
 def test_datetime_parts_are_features(tmp_path: Path) -> None:
