@@ -42,6 +42,7 @@ def queue(api: TestClient, dataset_id: str, **fields: Any) -> str:
     return str(response.json()["id"])
 
 
+@pytest.mark.slow
 def test_compare_two_real_jobs(
     api: TestClient, app_ctx: AppContext, cards: list[dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_mixed_frame
 
 HEAVY = ("flaml", "sklearn", "lightgbm", "xgboost", "feature_engine")
@@ -84,6 +86,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_api_never_imports_training_libraries(tmp_path: Path) -> None:
     from tabpilot.engine.training.run import run_training
     from tabpilot.engine.training.train import TrainOptions

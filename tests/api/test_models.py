@@ -112,6 +112,7 @@ def engine_predictions(bundle: Bundle, frame: pd.DataFrame):
 # -- listing and the card ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_list_models_pages_newest_first(client: TestClient, bundles: dict[str, Bundle]) -> None:
     assert client.get("/api/models").json()["items"] == []
     ids = [install_model(ctx_of(client), bundles["binary"]).id for _ in range(3)]
@@ -129,6 +130,7 @@ def test_list_models_pages_newest_first(client: TestClient, bundles: dict[str, B
     assert set(item["files"]) == set(BUNDLE_FILES)
 
 
+@pytest.mark.slow
 def test_list_models_filters_by_job(client: TestClient, bundles: dict[str, Bundle]) -> None:
     models = [install_model(ctx_of(client), bundles["binary"]) for _ in range(2)]
     page = client.get("/api/models", params={"job_id": models[1].job_id}).json()
@@ -142,6 +144,7 @@ def test_list_models_rejects_bad_paging(client: TestClient) -> None:
     assert "cursor" in response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_get_model_returns_the_card(client: TestClient, bundles: dict[str, Bundle]) -> None:
     model = install_model(ctx_of(client), bundles["binary"])
     body = client.get(f"/api/models/{model.id}").json()
@@ -171,6 +174,7 @@ def test_unknown_model_is_404_in_the_envelope(client: TestClient) -> None:
 # -- files ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "media_type"),
     [
@@ -199,6 +203,7 @@ def test_download_bundle_files(
         assert "sandbox" in response.headers["content-security-policy"]
 
 
+@pytest.mark.slow
 def test_missing_report_is_404(client: TestClient, bundles: dict[str, Bundle]) -> None:
     model = install_model(ctx_of(client), bundles["regression"])  # trained without reports
     response = client.get(f"/api/models/{model.id}/files/report.html")
@@ -211,6 +216,7 @@ def test_missing_report_is_404(client: TestClient, bundles: dict[str, Bundle]) -
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [
@@ -255,6 +261,7 @@ def test_file_names_outside_the_allow_list_are_404(
 # -- JSON predictions ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_predict_rows_match_the_engine(
     client: TestClient, bundles: dict[str, Bundle], task: str
@@ -279,6 +286,7 @@ def test_predict_rows_match_the_engine(
         np.testing.assert_allclose(body["predictions"], expected.labels, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_single_rows_agree_with_batches(client: TestClient, bundles: dict[str, Bundle]) -> None:
     """The single-row fast path gives what the pandas path gives, value kinds included."""
     bundle = bundles["binary"]
@@ -305,6 +313,7 @@ def test_single_rows_agree_with_batches(client: TestClient, bundles: dict[str, B
             assert math.isclose(p, batch["probabilities"][i][label], abs_tol=1e-6), i
 
 
+@pytest.mark.slow
 def test_columns_and_data_form(client: TestClient, bundles: dict[str, Bundle]) -> None:
     bundle = bundles["binary"]
     model = install_model(ctx_of(client), bundle)
@@ -328,6 +337,7 @@ def test_columns_and_data_form(client: TestClient, bundles: dict[str, Bundle]) -
     assert one["predictions"] == by_rows["predictions"][:1]
 
 
+@pytest.mark.slow
 def test_predict_errors_name_row_and_column(client: TestClient, bundles: dict[str, Bundle]) -> None:
     bundle = bundles["binary"]
     model = install_model(ctx_of(client), bundle)
@@ -359,6 +369,7 @@ def test_predict_errors_name_row_and_column(client: TestClient, bundles: dict[st
     assert "signup" in error["message"] and "row 2" in error["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body",
     [
@@ -382,6 +393,7 @@ def test_malformed_predict_bodies_are_422(
     assert response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_predict_body_that_is_not_json_is_422(
     client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -405,6 +417,7 @@ def read_predictions(content: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(content), keep_default_na=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_predict_csv_matches_json_and_engine(
     client: TestClient,
@@ -448,6 +461,7 @@ def test_predict_csv_matches_json_and_engine(
         np.testing.assert_allclose(got["prediction"], as_json["predictions"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_predict_csv_accepts_multipart_and_gzip(
     client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -465,6 +479,7 @@ def test_predict_csv_accepts_multipart_and_gzip(
     assert len(read_predictions(plain.content)) == 500
 
 
+@pytest.mark.slow
 def test_predict_csv_errors_are_clean_422s(client: TestClient, bundles: dict[str, Bundle]) -> None:
     bundle = bundles["binary"]
     model = install_model(ctx_of(client), bundle)
@@ -501,6 +516,7 @@ def test_predict_csv_errors_are_clean_422s(client: TestClient, bundles: dict[str
     assert "file" in response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_predict_csv_size_limit_is_413(tmp_path: Path, bundles: dict[str, Bundle]) -> None:
     with make_app_client(tmp_path, max_upload_mb=1) as client:
         model = install_model(ctx_of(client), bundles["binary"])
@@ -515,6 +531,7 @@ def test_predict_csv_size_limit_is_413(tmp_path: Path, bundles: dict[str, Bundle
         assert "TABPILOT_MAX_UPLOAD_MB" in response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_bad_row_in_a_later_chunk_stops_the_stream_naming_the_file_row(
     client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -537,6 +554,7 @@ def test_bad_row_in_a_later_chunk_stops_the_stream_naming_the_file_row(
     assert len(read_predictions(b"".join(delivered))) == predicted
 
 
+@pytest.mark.slow
 def test_csv_chunks_respect_quoted_line_breaks(
     client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -575,6 +593,7 @@ def user(client: TestClient, name: str) -> tuple[str, dict[str, str]]:
     return record.id, {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.slow
 def test_deploy_key_predicts_with_its_model_only(
     token_client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -626,6 +645,7 @@ def test_deploy_key_predicts_with_its_model_only(
     assert refused[0].json() == refused[1].json()  # same answer whether the model exists
 
 
+@pytest.mark.slow
 def test_deploy_key_reaches_nothing_else_in_local_mode(
     client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -642,6 +662,7 @@ def test_deploy_key_reaches_nothing_else_in_local_mode(
     assert client.get("/api/models", headers=with_key).status_code in (401, 403)
 
 
+@pytest.mark.slow
 def test_redeploy_replaces_and_undeploy_revokes_the_key(
     token_client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -674,6 +695,7 @@ def test_redeploy_replaces_and_undeploy_revokes_the_key(
     assert client.post(url, json={"rows": rows}, headers=as_alice).status_code == 200
 
 
+@pytest.mark.slow
 def test_users_cannot_see_or_use_each_others_models(
     token_client: TestClient, bundles: dict[str, Bundle]
 ) -> None:
@@ -698,6 +720,7 @@ def test_users_cannot_see_or_use_each_others_models(
 # -- the session cache ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_more_models_than_the_cache_holds_still_predict(
     client: TestClient, bundles: dict[str, Bundle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -724,6 +747,7 @@ def test_more_models_than_the_cache_holds_still_predict(
     assert [key[0] for key in cache.cached_keys()] == [m.id for m in binary[2:] + regression]
 
 
+@pytest.mark.slow
 def test_cache_reuses_sessions_and_reloads_a_changed_model(
     client: TestClient, bundles: dict[str, Bundle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -744,6 +768,7 @@ def test_cache_reuses_sessions_and_reloads_a_changed_model(
     assert cache.cached_keys() == [(model.id, prediction_service.model_onnx_sha256(changed))]
 
 
+@pytest.mark.slow
 def test_a_tampered_model_file_is_refused(client: TestClient, bundles: dict[str, Bundle]) -> None:
     ctx = ctx_of(client)
     model = install_model(ctx, bundles["binary"])

@@ -119,6 +119,7 @@ def test_feature_parts_are_absent_unless_set() -> None:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["model.json"])
 def test_an_exported_card_round_trips(tmp_path: Path, name: str) -> None:
     from tabpilot.engine.spec import TrainSpec

@@ -37,8 +37,6 @@ REPORT_SECTIONS = (
 )
 FAILED = "This section could not be computed"
 
-pytestmark = pytest.mark.slow
-
 
 def _read(name: str) -> pd.DataFrame:
     path = DATASETS / f"{name}.csv"
@@ -133,6 +131,7 @@ def _confusion_counts(html: str) -> np.ndarray:
 # -- both reports, every problem type -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_section_present_and_computed(trained: Trained) -> None:
     for sid in EDA_SECTIONS:
         assert FAILED not in _section(trained.eda, sid), sid
@@ -140,6 +139,7 @@ def test_every_section_present_and_computed(trained: Trained) -> None:
         assert FAILED not in _section(trained.report, sid), sid
 
 
+@pytest.mark.slow
 def test_self_contained_and_themed(trained: Trained) -> None:
     for html in (trained.eda, trained.report):
         assert html.startswith("<!DOCTYPE html>")
@@ -152,6 +152,7 @@ def test_self_contained_and_themed(trained: Trained) -> None:
         assert "@media print" in html
 
 
+@pytest.mark.slow
 def test_charts_present(trained: Trained) -> None:
     assert trained.eda.count("<svg") >= 8
     assert "<svg" in _section(trained.eda, "correlations")
@@ -161,6 +162,7 @@ def test_charts_present(trained: Trained) -> None:
         assert "<svg" in _section(trained.report, sid), sid
 
 
+@pytest.mark.slow
 def test_row_counts_shown(trained: Trained) -> None:
     r = trained.result
     assert f'id="overview-rows">{len(trained.frame):,}<' in trained.eda
@@ -170,6 +172,7 @@ def test_row_counts_shown(trained: Trained) -> None:
     assert f"<strong>{r.n_train:,}</strong> training rows" in split
 
 
+@pytest.mark.slow
 def test_held_out_metric_and_baseline_shown(trained: Trained) -> None:
     r = trained.result
     summary = _section(trained.report, "summary")
@@ -178,23 +181,27 @@ def test_held_out_metric_and_baseline_shown(trained: Trained) -> None:
     assert r.metric.label in summary
 
 
+@pytest.mark.slow
 def test_leaderboard_lists_every_searched_estimator(trained: Trained) -> None:
     board = _section(trained.report, "leaderboard")
     for row in trained.result.leaderboard:
         assert str(row["label"]) in board
 
 
+@pytest.mark.slow
 def test_dropped_columns_explained(trained: Trained) -> None:
     decisions = _section(trained.report, "decisions")
     for d in trained.result.plan.dropped:
         assert d.name in decisions
 
 
+@pytest.mark.slow
 def test_shap_drawn_or_reason_given(trained: Trained) -> None:
     shap = _section(trained.report, "shap")
     assert "<svg" in shap or "No SHAP summary:" in shap
 
 
+@pytest.mark.slow
 def test_reports_say_what_preprocessing_did(binary: Trained) -> None:
     # Regression: both reports promised a missing-value flag that preprocessing never adds,
     # and a column with gaps (titanic's Age) was described as having none.
@@ -210,6 +217,7 @@ def test_reports_say_what_preprocessing_did(binary: Trained) -> None:
 # -- classification -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_binary_confusion_matrix_sums_to_held_out_rows(binary: Trained) -> None:
     counts = _confusion_counts(binary.report)
     assert counts.shape == (2, 2)
@@ -217,6 +225,7 @@ def test_binary_confusion_matrix_sums_to_held_out_rows(binary: Trained) -> None:
     assert counts.tolist() == binary.result.holdout_metrics["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_binary_curves(binary: Trained) -> None:
     evaluation = _section(binary.report, "evaluation")
     for fig in ("roc-curve", "pr-curve", "calibration"):
@@ -224,6 +233,7 @@ def test_binary_curves(binary: Trained) -> None:
     assert "AUC" in evaluation
 
 
+@pytest.mark.slow
 def test_binary_eda_target_and_warnings(binary: Trained) -> None:
     target = _section(binary.eda, "target")
     assert "549" in target and "342" in target  # titanic: died / survived
@@ -234,6 +244,7 @@ def test_binary_eda_target_and_warnings(binary: Trained) -> None:
     assert "not used" in columns and "used as a numeric feature" in columns
 
 
+@pytest.mark.slow
 def test_multiclass_report(multiclass: Trained) -> None:
     counts = _confusion_counts(multiclass.report)
     assert counts.shape == (3, 3)
@@ -248,6 +259,7 @@ def test_multiclass_report(multiclass: Trained) -> None:
 # -- regression ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_regression_report(regression: Trained) -> None:
     r = regression.result
     evaluation = _section(regression.report, "evaluation")
@@ -264,6 +276,7 @@ def test_regression_report(regression: Trained) -> None:
 # -- escaping -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hostile_names_and_values_escaped(binary: Trained) -> None:
     for html in (binary.eda, binary.report):
         assert HOSTILE not in html
@@ -309,6 +322,7 @@ def test_eda_section_failure_is_contained(monkeypatch: pytest.MonkeyPatch) -> No
         assert FAILED not in _section(html, sid)
 
 
+@pytest.mark.slow
 def test_training_section_failure_is_contained(
     binary: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,6 +337,7 @@ def test_training_section_failure_is_contained(
     assert FAILED not in _section(html, "summary")
 
 
+@pytest.mark.slow
 def test_broken_result_still_writes_both_files(binary: Trained, tmp_path: Path) -> None:
     broken = copy.copy(binary.result)
     broken.holdout = broken.holdout.drop(columns=["__prediction__"])
@@ -416,6 +431,7 @@ def _refit_with(trained: Trained, estimator: object) -> object:
     return result
 
 
+@pytest.mark.slow
 def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
     import xgboost
 
@@ -436,6 +452,7 @@ def test_shap_values_add_up_to_the_margin(multiclass: Trained) -> None:
     assert np.ptp(bias, axis=0).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_shap_skipped_with_reason_for_other_models(binary: Trained) -> None:
     from sklearn.ensemble import ExtraTreesClassifier
 
@@ -449,6 +466,7 @@ def test_shap_skipped_with_reason_for_other_models(binary: Trained) -> None:
     assert FAILED not in html
 
 
+@pytest.mark.slow
 def test_output_sources_cover_every_model_input(trained: Trained) -> None:
     from tabpilot.engine.data.inputs import prepare_frame
     from tabpilot.engine.training.preprocess import output_sources

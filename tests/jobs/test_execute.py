@@ -18,6 +18,7 @@ from tests.jobs.conftest import OWNER, add_dataset, add_job, wait_for
 BUNDLE = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
 
 
+@pytest.mark.slow
 def test_job_succeeds_with_model_artifacts_progress_and_events(ctx: AppContext) -> None:
     dataset = add_dataset(ctx)
     job = add_job(ctx, dataset, notes_for_humans="ignored", time_budget_reason="set by the user")
@@ -118,6 +119,7 @@ def test_execute_refuses_a_job_it_does_not_hold(ctx: AppContext) -> None:
         execute_job(ctx, job.id, worker_id="w2")
 
 
+@pytest.mark.slow
 def test_canceled_job_stops_promptly_and_is_not_resurrected(ctx: AppContext) -> None:
     job = add_job(ctx, add_dataset(ctx), time_budget=60.0)
     worker = threading.Thread(target=ctx.runner.submit, args=(job.id,))

@@ -169,6 +169,7 @@ def test_a_job_running_far_past_its_budget_is_stopped_and_failed(
     wait_for(lambda: runner.running() == {}, timeout=5, what="the slot to free up")
 
 
+@pytest.mark.slow
 def test_jobs_left_running_by_a_dead_process_are_reaped_at_start(
     ctx: AppContext, start_runner: StartRunner
 ) -> None:
