@@ -130,22 +130,32 @@ def _scalar(value: Any, kind: FeatureKind) -> Any:
     here, is left to the frame form.
     """
     if kind in _STRING_KINDS:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            return value
-        if isinstance(value, float):
-            return "" if math.isnan(value) else str(value)
-        if isinstance(value, bool | int):
-            return str(value)
-        return _UNSURE
-    if kind not in ("numeric", "boolean"):
-        return _UNSURE
+        return _scalar_text(value)
+    if kind in ("numeric", "boolean"):
+        return _scalar_number(value, boolean=kind == "boolean")
+    return _UNSURE
+
+
+def _scalar_text(value: Any) -> Any:
+    """As `_categorical`: missing is "", numbers and booleans as Python writes them."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return "" if math.isnan(value) else str(value)
+    if isinstance(value, bool | int):
+        return str(value)
+    return _UNSURE
+
+
+def _scalar_number(value: Any, *, boolean: bool) -> Any:
+    """As `_numeric` and `_boolean`: a float, NaN for missing; true/false words for booleans."""
     if value is None:
         return math.nan
     if isinstance(value, bool | int | float):
         return float(value)
-    if kind == "boolean" and isinstance(value, str):
+    if boolean and isinstance(value, str):
         text = value.strip().lower()
         if text in _TRUE:
             return 1.0
