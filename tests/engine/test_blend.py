@@ -148,6 +148,7 @@ def _linear_plus_step(n: int, seed: int, task: str) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: Path) -> None:
     # The search only tunes the linear model, so the default LightGBM and the linear models
@@ -178,6 +179,7 @@ def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: 
         )
 
 
+@pytest.mark.slow
 def test_forests_are_not_mistaken_for_ensembles_of_candidates() -> None:
     """Forests keep their trees in `estimators_`, as voting ensembles keep their members;
     only the latter are split into blend members."""

@@ -33,6 +33,7 @@ def binary_run(tmp_path_factory: pytest.TempPathFactory):
     return frame, result, events, paths, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_binary_result_explains_itself(binary_run) -> None:
     frame, result, _, _, _ = binary_run
     assert result.classes == ["no", "yes"]
@@ -68,6 +69,7 @@ def test_binary_result_explains_itself(binary_run) -> None:
     assert {i.feature for i in result.importance} == set(kinds)
 
 
+@pytest.mark.slow
 def test_progress_events_cover_the_run(binary_run) -> None:
     _, _, events, _, _ = binary_run
     phases = [e.phase for e in events]
@@ -79,11 +81,13 @@ def test_progress_events_cover_the_run(binary_run) -> None:
     assert [e.elapsed for e in events] == sorted(e.elapsed for e in events)
 
 
+@pytest.mark.slow
 def test_budget_covers_the_whole_run(binary_run) -> None:
     *_, elapsed = binary_run
     assert elapsed <= 8 * 1.1 + 4
 
 
+@pytest.mark.slow
 def test_bundle_files_and_card(binary_run) -> None:
     frame, result, _, paths, _ = binary_run
     card = json.loads(paths["model.json"].read_text())
@@ -110,6 +114,7 @@ def test_bundle_files_and_card(binary_run) -> None:
     assert "label" not in onnx_result.ignored_columns
 
 
+@pytest.mark.slow
 def test_integer_class_codes_come_back_as_integers() -> None:
     frame = make_mixed_frame(400, task="multiclass", seed=2)
     result = train(frame, TrainOptions(target="label", time_budget=6, estimators=("lgbm",)))
@@ -120,6 +125,7 @@ def test_integer_class_codes_come_back_as_integers() -> None:
     assert all(isinstance(v, int) for v in preds)
 
 
+@pytest.mark.slow
 def test_boolean_target_and_regression() -> None:
     frame = make_mixed_frame(300, task="regression", seed=4)
     frame["big"] = frame["label"] > frame["label"].median()
@@ -134,6 +140,7 @@ def test_boolean_target_and_regression() -> None:
     assert result.holdout_metrics["primary"]["metric"] == "rmse"
 
 
+@pytest.mark.slow
 def test_single_row_class_is_removed_with_a_reason() -> None:
     frame = make_mixed_frame(200, task="binary", seed=5)
     frame.loc[0, "label"] = "rare"
@@ -181,6 +188,7 @@ def test_safe_choice_replaces_a_worse_search_winner() -> None:
     assert any("No model beat the constant baseline" in d for d in decisions)
 
 
+@pytest.mark.slow
 def test_datetime_parts_are_features(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     days = pd.date_range("2020-01-01", periods=500, freq="D")
