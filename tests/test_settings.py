@@ -143,6 +143,29 @@ def test_backends_of_later_versions_are_refused_with_the_words_of_the_registry(
     assert when_built.value.message in at_start.value.message
 
 
+def test_a_backend_that_registers_its_scheme_is_accepted_without_touching_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """How the S3 store of a later issue joins: one register call, nothing in settings."""
+    from tabpilot.storage import build_artifact_store
+    from tabpilot.storage.registry import ARTIFACT_STORES
+
+    monkeypatch.setattr(ARTIFACT_STORES, "_by_scheme", dict(ARTIFACT_STORES._by_scheme))
+    ARTIFACT_STORES.register(
+        "s3",
+        name="the S3 artifact store",
+        example="s3://BUCKET/PREFIX",
+        build=lambda uri: f"an S3 store on {uri.netloc}",  # type: ignore[arg-type,return-value]
+        check=lambda uri: None if uri.netloc else f'"{uri.text}" names no bucket',
+    )
+    assert load_settings(artifact_uri="s3://bucket/prefix").artifact_uri == "s3://bucket/prefix"
+    assert build_artifact_store("s3://bucket/prefix") == "an S3 store on bucket"
+    with pytest.raises(InvalidInput, match='TABPILOT_ARTIFACT_URI: "s3://" names no bucket'):
+        load_settings(artifact_uri="s3://")
+    with pytest.raises(InvalidInput, match=r"use a directory path, file:///PATH or s3://BUCKET"):
+        load_settings(artifact_uri="gs://bucket")
+
+
 def test_unwritable_data_dir_is_named(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
