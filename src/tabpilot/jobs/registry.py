@@ -53,11 +53,6 @@ def local_options(uri: str) -> LocalOptions:
     return read
 
 
-def local_workers(uri: str) -> int:
-    """The `workers` of a `local://?workers=N` URI (default 1)."""
-    return local_options(uri).workers
-
-
 def _read_local(uri: BackendURI) -> LocalOptions | str:
     """The options of a local:// URI, or what is wrong with them."""
     problems = []
