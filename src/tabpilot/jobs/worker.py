@@ -34,6 +34,9 @@ def run_worker(
 ) -> None:
     """Run a `LocalRunner` against the stores of `settings` until `stop`, Ctrl-C or SIGTERM.
 
+    The runner follows a `local://` runner URI: its `workers` and its `warm` flag (see
+    `worker_runner`).
+
     Args:
         workers: jobs to run at once; default: the `workers` of a `local://` runner URI, else 1.
         stop: set it to stop (for embedding and tests); SIGTERM and Ctrl-C also stop.
@@ -41,12 +44,15 @@ def run_worker(
     from tabpilot.context import build_context
 
     runner = worker_runner(settings, workers=workers)
-    workers = runner.workers
     ctx = build_context(settings, runner=runner)
     stop = stop or threading.Event()
     _on_sigterm(lambda: stop.set())
     runner.start(ctx)
-    log.info("worker running %d job(s) at a time from %s; Ctrl-C stops", workers, _where(settings))
+    log.info(
+        "worker running %d job(s) at a time from %s; Ctrl-C stops",
+        runner.workers,
+        _where(settings),
+    )
     try:
         while not stop.wait(0.5):
             pass
