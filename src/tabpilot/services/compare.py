@@ -19,7 +19,7 @@ from tabpilot.services import check_id
 MAX_COMPARED = 20
 
 # Spec keys that explain a value rather than configure the run.
-_EXPLANATORY_KEYS = frozenset({"time_budget_reason", "problem_type_reason"})
+_EXPLANATORY_KEYS = frozenset({"time_budget_reason", "problem_type_reason", "metric_reason"})
 
 
 def parse_job_ids(value: str | list[str]) -> list[str]:
