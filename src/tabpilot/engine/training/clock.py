@@ -75,4 +75,4 @@ class Clock:
         """Whether a blend, if chosen, still has time for importance and its refit (a blend
         must be refitted: it exists only as its members until then)."""
         spare = self.left() - MIN_IMPORTANCE_SECONDS - refit_cost
-        return not spare < REFIT_RESERVE * self.budget
+        return spare >= REFIT_RESERVE * self.budget

@@ -204,6 +204,8 @@ class _Evaluation:
 
 
 class _Trainer:
+    """One run: the steps in order, sharing the clock, the decisions and the timings."""
+
     def __init__(
         self,
         frame: pd.DataFrame,
