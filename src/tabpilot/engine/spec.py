@@ -128,7 +128,7 @@ def check_names(
     unknown = [n for n in names if n not in allowed]
     if unknown:
         raise InvalidInput(
-            f"{option}: unknown {what} {', '.join(map(repr, unknown))}; "
+            f"Unknown {what} {', '.join(map(repr, unknown))} in {option}; "
             f"{what}s are: {', '.join(allowed)}"
         )
     return names
