@@ -168,9 +168,9 @@ def predict_rows(
     ctx: AppContext, *, model: ModelRecord, rows: Sequence[dict[str, Any]]
 ) -> Predictions:
     """Predict rows given as objects (`[{"column": value, ...}, ...]`); rows count from 1."""
-    started = time.perf_counter()
     _check_batch(len(rows))
     predictor = get_predictor(ctx, model=model)
+    started = time.perf_counter()  # the timing leaves out a first use's model load
     if not rows:
         raise InvalidInput('No rows to predict: send {"rows": [{"column": value, ...}]}.')
     for number, row in enumerate(rows, start=1):
@@ -192,12 +192,20 @@ def predict_table(
     data: Sequence[Sequence[Any]],
 ) -> Predictions:
     """Predict rows given as value lists in `columns` order."""
-    started = time.perf_counter()
     _check_batch(len(data))
     if not data:
         raise InvalidInput('No rows to predict: "data" is empty.')
     predictor = get_predictor(ctx, model=model)
+    started = time.perf_counter()
     names = [str(c) for c in columns]
+    _check_table(names, data)
+    if len(data) == 1:
+        return predictor.predict_row(dict(zip(names, data[0], strict=True)), started=started)
+    return predictor.predict(pd.DataFrame(list(data), columns=names), started=started)
+
+
+def _check_table(names: list[str], data: Sequence[Sequence[Any]]) -> None:
+    """Unique column names, and one value per name in every row."""
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InvalidInput(
@@ -213,9 +221,6 @@ def predict_table(
                 "columns).",
                 details={"row": number},
             )
-    if len(data) == 1:
-        return predictor.predict_row(dict(zip(names, data[0], strict=True)), started=started)
-    return predictor.predict(pd.DataFrame(list(data), columns=names), started=started)
 
 
 def _check_batch(n_rows: int) -> None:
