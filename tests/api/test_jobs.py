@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tabpilot.api.routes import jobs as jobs_routes
 from tabpilot.context import AppContext
-from tabpilot.records import JobStatus, utc_now
+from tabpilot.records import JobStatus
 from tests.api.support import finish_job, runner_of, upload_frame
 from tests.conftest import make_mixed_frame
 
@@ -190,11 +190,10 @@ def test_get_job_shows_progress_and_result(
     api: TestClient, app_ctx: AppContext, dataset: dict[str, Any]
 ) -> None:
     job = create(api, dataset).json()
+    app_ctx.metadata.claim_job(job["id"], worker_id="w1", lease_seconds=600)
     app_ctx.metadata.update_job(
         job["id"],
         owner=None,
-        status=JobStatus.RUNNING,
-        started_at=utc_now(),
         progress={
             "phase": "searching",
             "elapsed": 3.2,
@@ -315,9 +314,7 @@ def test_cancel_queued_and_running_jobs(
     body = api.post(f"/api/jobs/{queued['id']}/cancel").json()
     assert body["status"] == "canceled" and body["finished_at"]
     running = create(api, dataset).json()
-    app_ctx.metadata.update_job(
-        running["id"], owner=None, status=JobStatus.RUNNING, lease_owner="w1", started_at=utc_now()
-    )
+    app_ctx.metadata.claim_job(running["id"], worker_id="w1", lease_seconds=600)
     body = api.post(f"/api/jobs/{running['id']}/cancel").json()
     assert body["status"] == "canceled"
     assert app_ctx.metadata.get_job(running["id"], owner=None).lease_owner is None
@@ -338,7 +335,7 @@ def test_delete_running_job_cancels_it_and_removes_everything(
     done = create(api, dataset).json()
     model = finish_job(app_ctx, done["id"], files={"model.onnx": b"x", "report.html": b"y"})
     running = create(api, dataset).json()
-    app_ctx.metadata.update_job(running["id"], owner=None, status=JobStatus.RUNNING)
+    app_ctx.metadata.claim_job(running["id"], worker_id="w1", lease_seconds=600)
 
     assert api.delete(f"/api/jobs/{running['id']}").json() == {
         "id": running["id"],

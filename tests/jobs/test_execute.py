@@ -130,8 +130,8 @@ def test_canceled_job_stops_promptly_and_is_not_resurrected(ctx: AppContext) -> 
         what="the search to start",
     )
     canceled_at = time.monotonic()
-    ctx.metadata.update_job(
-        job.id, owner=OWNER, if_status=[JobStatus.RUNNING], status=JobStatus.CANCELED
+    ctx.metadata.transition_job(
+        job.id, owner=OWNER, expect=JobStatus.RUNNING, to=JobStatus.CANCELED
     )
     worker.join(timeout=30)
     assert not worker.is_alive()

@@ -142,8 +142,8 @@ def test_cancel_kills_the_child_and_leaves_the_job_canceled(
     wait_for(lambda: _training(ctx, job.id), timeout=30, what="training")
 
     # What the cancel service does: the store first, then the runner (if it is this one).
-    ctx.metadata.update_job(
-        job.id, owner=OWNER, if_status=[JobStatus.RUNNING], status=JobStatus.CANCELED
+    ctx.metadata.transition_job(
+        job.id, owner=OWNER, expect=JobStatus.RUNNING, to=JobStatus.CANCELED
     )
     if how == "runner":
         runner.cancel(job.id)
@@ -175,9 +175,14 @@ def test_jobs_left_running_by_a_dead_process_are_reaped_at_start(
 ) -> None:
     dataset = add_dataset(ctx)
     once, twice = add_job(ctx, dataset, target="nope"), add_job(ctx, dataset)
+    gone = "local-gone-1-0-abc"
+    # `twice` already lost a worker once: claimed, queued again, claimed again.
+    ctx.metadata.claim_job(twice.id, worker_id=gone, lease_seconds=-30)
+    ctx.metadata.transition_job(
+        twice.id, owner=None, expect=JobStatus.RUNNING, to=JobStatus.QUEUED, held_by=gone
+    )
     for job in (once, twice):
-        ctx.metadata.claim_job(job.id, worker_id="local-gone-1-0-abc", lease_seconds=-30)
-    ctx.metadata.update_job(twice.id, owner=None, attempts=2)
+        ctx.metadata.claim_job(job.id, worker_id=gone, lease_seconds=-30)
 
     _, runner = start_runner(workers=1, poll_seconds=60)
 

@@ -411,7 +411,7 @@ def test_heartbeat_extends_only_the_holders_lease(store: MetadataStore) -> None:
     assert extended is not None and extended > claimed.lease_expires_at + timedelta(seconds=500)
     assert not store.heartbeat(job.id, worker_id="w2", lease_seconds=600)
 
-    store.update_job(job.id, owner=ALICE, status=JobStatus.CANCELED, finished_at=utc_now())
+    store.transition_job(job.id, owner=ALICE, expect=JobStatus.RUNNING, to=JobStatus.CANCELED)
     assert not store.heartbeat(job.id, worker_id="w1", lease_seconds=600)
 
 
@@ -426,17 +426,9 @@ def test_expired_leases_are_listed(store: MetadataStore) -> None:
     assert [j.id for j in store.list_expired_leases(later)] == [short.id, long.id]
 
     # A reaper requeues the lost job, guarded so that it cannot clobber a live worker.
-    with pytest.raises(Conflict):
-        store.update_job(short.id, owner=None, if_lease_owner="w-other", status="queued")
-    store.update_job(
-        short.id,
-        owner=None,
-        if_status=[JobStatus.RUNNING],
-        if_lease_owner="w1",
-        status=JobStatus.QUEUED,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
+    requeue = {"owner": None, "expect": JobStatus.RUNNING, "to": JobStatus.QUEUED}
+    assert store.transition_job(short.id, held_by="w-other", **requeue) is None  # type: ignore[arg-type]
+    assert store.transition_job(short.id, held_by="w1", **requeue) is not None  # type: ignore[arg-type]
     assert store.list_expired_leases() == []
     reclaimed = store.claim_next_job(worker_id="w3", lease_seconds=60)
     assert reclaimed is not None and (reclaimed.id, reclaimed.attempts) == (short.id, 2)
@@ -445,11 +437,32 @@ def test_expired_leases_are_listed(store: MetadataStore) -> None:
 def test_status_guard_protects_a_cancel(store: MetadataStore) -> None:
     job = make_job(store, make_dataset(store))
     store.claim_next_job(worker_id="w1", lease_seconds=60)
-    store.update_job(job.id, owner=ALICE, if_status=[JobStatus.RUNNING], status="canceled")
+    running = {"if_status": [JobStatus.RUNNING], "if_lease_owner": "w1"}
+    store.update_job(job.id, owner=None, progress={"phase": "searching"}, **running)  # type: ignore[arg-type]
+    store.transition_job(job.id, owner=ALICE, expect=JobStatus.RUNNING, to=JobStatus.CANCELED)
+    # The worker's next progress write finds the job canceled: that is how it learns to stop.
     with pytest.raises(Conflict, match="canceled") as caught:
-        store.update_job(job.id, owner=None, if_status=[JobStatus.RUNNING], status="succeeded")
+        store.update_job(job.id, owner=None, progress={"phase": "x"}, **running)  # type: ignore[arg-type]
     assert caught.value.details["status"] == "canceled"
-    assert store.get_job(job.id, owner=ALICE).status is JobStatus.CANCELED
+    with pytest.raises(Conflict, match="no longer leased"):
+        store.update_job(job.id, owner=None, if_lease_owner="w2", progress={})
+    done = store.get_job(job.id, owner=ALICE)
+    assert done.status is JobStatus.CANCELED and done.progress == {"phase": "searching"}
+
+
+def test_update_job_refuses_lifecycle_fields(store: MetadataStore) -> None:
+    job = make_job(store, make_dataset(store))
+    for field, value in [
+        ("status", JobStatus.RUNNING),
+        ("lease_owner", "w1"),
+        ("attempts", 2),
+        ("error", "x"),
+        ("model_id", "mdl_x"),
+        ("finished_at", T0),
+    ]:
+        with pytest.raises(InvalidInput, match=f"{field}.*transition_job"):
+            store.update_job(job.id, owner=None, **{field: value})
+    assert store.get_job(job.id, owner=ALICE) == job
 
 
 def test_events_are_ordered_and_gap_free_under_concurrency(store: MetadataStore) -> None:

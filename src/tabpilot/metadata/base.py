@@ -41,15 +41,14 @@ DEFAULT_JOB_SORT = "-created_at"
 # Fields that identify a record or its history; updates may not change them.
 _IMMUTABLE = frozenset({"id", "owner", "created_at"})
 DATASET_UPDATABLE = frozenset({"name", "filename", "profile"})
-JOB_UPDATABLE = frozenset(
+JOB_UPDATABLE = frozenset({"spec", "progress", "tags", "notes"})
+# A job's status and what goes with it change only by `transition_job` (or a claim), which
+# writes them with the status event in one transaction.
+JOB_LIFECYCLE_FIELDS = frozenset(
     {
         "status",
-        "spec",
-        "progress",
         "error",
         "model_id",
-        "tags",
-        "notes",
         "started_at",
         "finished_at",
         "lease_owner",
@@ -188,10 +187,10 @@ class MetadataStore(ABC):
         if_lease_owner: str | None = None,
         **changes: Any,
     ) -> JobRecord:
-        """Change fields in `JOB_UPDATABLE` atomically; returns the updated record.
+        """Change fields in `JOB_UPDATABLE` (spec, progress, tags, notes) atomically.
 
-        A status change through here writes no event and no lease: lifecycle code moves jobs
-        with `transition_job`; this is for tags, notes, progress and repairs.
+        The status, lease, timestamps, error and model change only by `transition_job`.
+        Returns the updated record.
 
         Args:
             if_status: apply only if the job's status is one of these, else `Conflict`; this is
@@ -378,6 +377,8 @@ def check_changes(kind: str, changes: dict[str, Any], allowed: frozenset[str]) -
     if bad:
         fixed = sorted(set(bad) & _IMMUTABLE)
         reason = f"{', '.join(fixed)} cannot change" if fixed else "unknown or read-only"
+        if kind == "job" and set(bad) & JOB_LIFECYCLE_FIELDS:
+            reason += " (a job's status, lease and outcome change by transition_job)"
         raise InvalidInput(
             f"Cannot update {kind} field(s) {', '.join(bad)}: {reason}; "
             f"updatable fields are {', '.join(sorted(allowed))}"

@@ -108,8 +108,6 @@ class SqlJobs(SqlStoreBase):
         **changes: Any,
     ) -> JobRecord:
         check_changes("job", changes, JOB_UPDATABLE)
-        if "status" in changes:
-            changes["status"] = parse_statuses(changes["status"])[0]  # type: ignore[index]
         if "tags" in changes:
             changes["tags"] = list(changes["tags"])
         with self._tx(write=True) as conn:
