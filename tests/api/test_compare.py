@@ -17,8 +17,8 @@ from tests.conftest import make_mixed_frame
 @pytest.fixture(scope="module")
 def cards(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """Two real model cards: LightGBM only, and a linear model only (5 s budgets)."""
+    from tabpilot.engine.spec import TrainSpec
     from tabpilot.engine.training.run import run_training
-    from tabpilot.engine.training.train import TrainOptions
 
     root = tmp_path_factory.mktemp("compare")
     data = root / "train.csv"
@@ -27,11 +27,11 @@ def cards(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     for name, estimators in (("lgbm", ("lgbm",)), ("linear", ("linear",))):
         outcome = run_training(
             data,
-            TrainOptions(target="label", time_budget=5, estimators=estimators, seed=0),
+            TrainSpec(target="label", time_budget=5, estimators=estimators, seed=0),
             out_dir=root / name,
             reports=False,
         )
-        out.append(outcome.card)
+        out.append(outcome.card.to_dict())
     return out
 
 

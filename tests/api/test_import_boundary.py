@@ -88,15 +88,13 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_api_never_imports_training_libraries(tmp_path: Path) -> None:
+    from tabpilot.engine.spec import TrainSpec
     from tabpilot.engine.training.run import run_training
-    from tabpilot.engine.training.train import TrainOptions
 
     csv_path = tmp_path / "train.csv"
     make_mixed_frame(300, seed=3).to_csv(csv_path, index=False)
     bundle = tmp_path / "bundle"
-    run_training(
-        csv_path, TrainOptions(target="label", time_budget=5), out_dir=bundle, reports=False
-    )
+    run_training(csv_path, TrainSpec(target="label", time_budget=5), out_dir=bundle, reports=False)
 
     code = f"HEAVY = {HEAVY!r}\n{CHILD}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABPILOT_")}

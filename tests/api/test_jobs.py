@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,7 +16,7 @@ from fastapi.testclient import TestClient
 from tabpilot.api.routes import jobs as jobs_routes
 from tabpilot.context import AppContext
 from tabpilot.records import JobStatus
-from tests.api.support import finish_job, runner_of, upload_frame
+from tests.api.support import finish_job, make_ctx, runner_of, upload_frame
 from tests.conftest import make_mixed_frame
 
 
@@ -408,3 +410,40 @@ def test_job_on_a_dataset_with_an_unusable_column_only(api: TestClient) -> None:
         "/api/jobs", json={"dataset_id": dataset["id"], "target": "y", "include": ["id"]}
     )
     assert response.status_code == 202
+
+
+@pytest.mark.slow
+def test_automatic_choices_reach_the_model_card_and_report_with_their_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a job created with automatic choices got a card and report saying the
+    budget was "set by the user" and the problem type "chosen by the user"."""
+    from tabpilot.api.app import create_app
+    from tabpilot.engine import spec as spec_module
+    from tabpilot.jobs.inline import InlineRunner
+
+    # The automatic budget, shortened for the test; its reason is what the card must repeat.
+    def short_budget(n_rows: int, n_features: int) -> tuple[float, str]:
+        return 5.0, f"chosen from the data size: {n_rows:,} rows x {n_features} features -> 5 s"
+
+    monkeypatch.setattr(spec_module, "auto_budget", short_budget)
+    ctx = make_ctx(tmp_path, runner=InlineRunner())
+    with TestClient(create_app(ctx)) as client:
+        dataset = upload_frame(client, make_mixed_frame(150, seed=3), "customers.csv")
+        body = {"dataset_id": dataset["id"], "target": "label", "estimators": ["linear"]}
+        created = client.post("/api/jobs", json=body)  # the inline runner trains it here
+        assert created.status_code == 202, created.text
+        job = client.get(f"/api/jobs/{created.json()['id']}").json()
+        assert job["status"] == "succeeded", job["error"]
+        spec = job["spec"]
+        assert spec["problem_type_reason"].startswith("detected: ")
+        assert spec["time_budget_reason"].startswith("chosen from the data size")
+        card = client.get(f"/api/models/{job['model_id']}").json()["card"]
+        assert card["problem_reason"] == spec["problem_type_reason"]
+        assert card["budget"]["reason"] == spec["time_budget_reason"]
+        assert card["budget"]["seconds"] == 5.0
+        report = client.get(f"/api/models/{job['model_id']}/files/report.html").text
+    for reason in (spec["problem_type_reason"], spec["time_budget_reason"]):
+        assert html.escape(reason, quote=False) in report, reason
+    assert "set by the user" not in report and "chosen by the user" not in report
+    ctx.metadata.close()

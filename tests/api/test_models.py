@@ -46,8 +46,8 @@ class Bundle:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
+    from tabpilot.engine.spec import TrainSpec
     from tabpilot.engine.training.run import run_training
-    from tabpilot.engine.training.train import TrainOptions
 
     root = tmp_path_factory.mktemp("bundles")
     out: dict[str, Bundle] = {}
@@ -56,12 +56,12 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
         make_mixed_frame(500, seed=1, task=task).to_csv(data, index=False)
         outcome = run_training(
             data,
-            TrainOptions(target="label", time_budget=5, seed=0),
+            TrainSpec(target="label", time_budget=5, seed=0),
             out_dir=root / task,
             reports=reports,
         )
         fresh = make_mixed_frame(3000, seed=7, task=task)
-        out[task] = Bundle(root / task, outcome.card, fresh)
+        out[task] = Bundle(root / task, outcome.card.to_dict(), fresh)
     return out
 
 

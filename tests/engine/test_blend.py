@@ -15,13 +15,14 @@ from sklearn.tree import DecisionTreeRegressor
 
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.training.blend import BlendMember, average, select_blend
 from tabpilot.engine.training.blend_pool import blend_candidate
 from tabpilot.engine.training.candidates import Candidate
 from tabpilot.engine.training.clock import Clock
 from tabpilot.engine.training.export import write_bundle
 from tabpilot.engine.training.metrics import METRICS, score
-from tabpilot.engine.training.train import TrainOptions, train
+from tabpilot.engine.training.train import train
 
 
 def _member(key: str, values: np.ndarray, holdout: np.ndarray | None = None) -> BlendMember:
@@ -155,7 +156,7 @@ def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: 
     # are the blend's material.
     frame = _linear_plus_step(600, seed=1, task=task)
     started = time.perf_counter()
-    result = train(frame, TrainOptions(target="label", time_budget=8, estimators=("linear",)))
+    result = train(frame, TrainSpec(target="label", time_budget=8, estimators=("linear",)))
     write_bundle(result, tmp_path, elapsed=time.perf_counter() - started)
     assert result.chosen == "blend", result.decisions
     assert result.chosen_description.startswith("weighted average of")
@@ -185,5 +186,5 @@ def test_forests_are_not_mistaken_for_ensembles_of_candidates() -> None:
     only the latter are split into blend members."""
     frame = _linear_plus_step(300, seed=2, task="binary")
     for estimators in (("rf",), ("extra_tree",)):
-        result = train(frame, TrainOptions(target="label", time_budget=5, estimators=estimators))
+        result = train(frame, TrainSpec(target="label", time_budget=5, estimators=estimators))
         assert result.holdout_metrics["roc_auc"] > 0.7

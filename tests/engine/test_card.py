@@ -108,7 +108,7 @@ def test_unknown_keys_are_kept_and_missing_parts_get_defaults() -> None:
 
 
 def test_feature_parts_are_absent_unless_set() -> None:
-    assert CardFeature("a", "text", note="free text").to_dict() == {
+    assert CardFeature("a", "text", details={"note": "free text"}).to_dict() == {
         "name": "a",
         "kind": "text",
         "profile_kind": "",
@@ -117,9 +117,12 @@ def test_feature_parts_are_absent_unless_set() -> None:
         "n_distinct": 0,
         "note": "free text",
     }
+    with_range = {"name": "b", "kind": "numeric", "min": None, "max": None}
+    feature = CardFeature.from_dict(with_range)
+    assert feature.details == {"min": None, "max": None} and feature.values is None
+    assert {k: v for k, v in feature.to_dict().items() if k in with_range} == with_range
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["model.json"])
 def test_an_exported_card_round_trips(tmp_path: Path, name: str) -> None:
     from tabpilot.engine.spec import TrainSpec

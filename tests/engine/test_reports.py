@@ -61,7 +61,7 @@ def _write(result, frame: pd.DataFrame, out: Path) -> dict[str, Path]:
     data = summarize_data(
         frame,
         result.profile,
-        target=result.options.target,
+        target=result.spec.target,
         problem=result.problem,
         plan=result.plan,
     )
@@ -75,10 +75,11 @@ def _eda(frame: pd.DataFrame, *, target: str | None = None, title: str = "Datase
 
 
 def _train(frame: pd.DataFrame, target: str, out: Path) -> Trained:
-    from tabpilot.engine.training.train import TrainOptions, train
+    from tabpilot.engine.spec import TrainSpec
+    from tabpilot.engine.training.train import train
 
     # The two boosting libraries only: quick and steady to fit, and the SHAP path for both.
-    options = TrainOptions(target=target, time_budget=5, estimators=("lgbm", "xgboost"))
+    options = TrainSpec(target=target, time_budget=5, estimators=("lgbm", "xgboost"))
     result = train(frame, options)
     return Trained(result, frame, _write(result, frame, out))
 
@@ -424,7 +425,7 @@ def _refit_with(trained: Trained, estimator: object) -> object:
     result.model = copy.copy(result.model)
     h = result.holdout
     X = prepare_frame(h, result.model.features)
-    y = h[result.options.target].map({c: i for i, c in enumerate(result.classes)}).to_numpy()
+    y = h[result.spec.target].map({c: i for i, c in enumerate(result.classes)}).to_numpy()
     pre = clone(result.model.pipeline.named_steps["pre"])
     result.model.pipeline = Pipeline([("pre", pre), ("model", estimator)]).fit(X, y)
     result.chosen = "search"

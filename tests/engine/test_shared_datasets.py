@@ -10,8 +10,8 @@ import pytest
 
 from tabpilot.engine.data.io import read_csv
 from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.training.run import run_training
-from tabpilot.engine.training.train import TrainOptions
 from tests.conftest import SHARED, shared_dataset, shared_manifest
 
 NAMES = [
@@ -34,11 +34,11 @@ def test_dataset_trains_and_predicts(name: str, tmp_path: Path) -> None:
     path = shared_dataset(name)
     entry = next(d for d in shared_manifest()["datasets"] if d["name"] == name)
     # The leakage columns are the user's call (they get a warning); ids are the system's job.
-    options = TrainOptions(
+    options = TrainSpec(
         target=entry["target"], time_budget=8, exclude=tuple(entry["leakage_columns"])
     )
     outcome = run_training(path, options, out_dir=tmp_path, reports=False)
-    card = outcome.card
+    card = outcome.card.to_dict()
     assert card["problem_type"] == entry["task"]
 
     dropped = {d["name"] for d in card["dropped_columns"] if d["reason"] != "excluded"}

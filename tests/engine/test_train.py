@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.training.candidates import Candidate
 from tabpilot.engine.training.export import file_entry, write_bundle
 from tabpilot.engine.training.metrics import METRICS
 from tabpilot.engine.training.selection import choose_winner
-from tabpilot.engine.training.train import ProgressEvent, TrainOptions, train
+from tabpilot.engine.training.train import ProgressEvent, train
 from tabpilot.errors import InvalidInput
 from tests.conftest import make_mixed_frame
 
@@ -27,7 +28,7 @@ def binary_run(tmp_path_factory: pytest.TempPathFactory):
     frame.loc[[3, 7, 11], "label"] = None  # rows without a target are removed and counted
     events: list[ProgressEvent] = []
     started = time.perf_counter()
-    result = train(frame, TrainOptions(target="label", time_budget=8), progress=events.append)
+    result = train(frame, TrainSpec(target="label", time_budget=8), progress=events.append)
     out = tmp_path_factory.mktemp("bundle")
     paths = write_bundle(result, out, elapsed=time.perf_counter() - started)
     return frame, result, events, paths, time.perf_counter() - started
@@ -117,7 +118,7 @@ def test_bundle_files_and_card(binary_run) -> None:
 @pytest.mark.slow
 def test_integer_class_codes_come_back_as_integers() -> None:
     frame = make_mixed_frame(400, task="multiclass", seed=2)
-    result = train(frame, TrainOptions(target="label", time_budget=6, estimators=("lgbm",)))
+    result = train(frame, TrainSpec(target="label", time_budget=6, estimators=("lgbm",)))
     assert result.classes == [1, 2, 3]
     assert result.metric.name == "log_loss"
     preds = result.model.predict(frame.head(20))
@@ -131,10 +132,10 @@ def test_boolean_target_and_regression() -> None:
     frame["big"] = frame["label"] > frame["label"].median()
     result = train(
         frame.drop(columns=["label"]),
-        TrainOptions(target="big", time_budget=5, estimators=("lgbm", "linear")),
+        TrainSpec(target="big", time_budget=5, estimators=("lgbm", "linear")),
     )
     assert result.classes == [False, True]
-    result = train(frame, TrainOptions(target="label", time_budget=5, exclude=("big",)))
+    result = train(frame, TrainSpec(target="label", time_budget=5, exclude=("big",)))
     assert result.problem.problem_type == "regression"
     assert result.holdout_metrics["rmse"] < result.baseline_metrics["rmse"]
     assert result.holdout_metrics["primary"]["metric"] == "rmse"
@@ -144,7 +145,7 @@ def test_boolean_target_and_regression() -> None:
 def test_single_row_class_is_removed_with_a_reason() -> None:
     frame = make_mixed_frame(200, task="binary", seed=5)
     frame.loc[0, "label"] = "rare"
-    result = train(frame, TrainOptions(target="label", time_budget=5, estimators=("lgbm",)))
+    result = train(frame, TrainSpec(target="label", time_budget=5, estimators=("lgbm",)))
     assert result.classes == ["no", "yes"]
     assert result.rows_removed[0]["rows"] == 1
     assert "'rare'" in result.rows_removed[0]["reason"]
@@ -153,13 +154,13 @@ def test_single_row_class_is_removed_with_a_reason() -> None:
 def test_bad_options_are_clear_errors() -> None:
     frame = make_mixed_frame(100)
     with pytest.raises(InvalidInput, match=r'Target column "nope" not found; columns are: '):
-        train(frame, TrainOptions(target="nope"))
+        train(frame, TrainSpec(target="nope"))
     with pytest.raises(InvalidInput, match="Time budget 1 s is out of range"):
-        train(frame, TrainOptions(target="label", time_budget=1))
+        train(frame, TrainSpec(target="label", time_budget=1))
     with pytest.raises(InvalidInput, match="Unknown estimator"):
-        train(frame, TrainOptions(target="label", estimators=("catboost",)))
+        train(frame, TrainSpec(target="label", estimators=("catboost",)))
     with pytest.raises(InvalidInput, match='Metric "rmse" is not available for binary'):
-        train(frame, TrainOptions(target="label", metric="rmse"))
+        train(frame, TrainSpec(target="label", metric="rmse"))
 
 
 def _cand(name: str, value: float) -> Candidate:
@@ -195,6 +196,6 @@ def test_datetime_parts_are_features(tmp_path: Path) -> None:
     frame = pd.DataFrame({"when": days.strftime("%Y-%m-%d"), "noise": rng.normal(size=500)}).assign(
         y=lambda f: np.where(days.dayofweek >= 5, "weekend", "weekday")
     )
-    result = train(frame, TrainOptions(target="y", time_budget=5, estimators=("lgbm",)))
+    result = train(frame, TrainSpec(target="y", time_budget=5, estimators=("lgbm",)))
     assert result.holdout_metrics["accuracy"] > 0.95
     assert result.importance[0].feature == "when"

@@ -15,8 +15,8 @@ def run_demo(*, out: Path, time_budget: float) -> None:
     from sklearn.datasets import load_breast_cancer
 
     from tabpilot.engine.serving.predict import OnnxPredictor
+    from tabpilot.engine.spec import TrainRequest, TrainSpec
     from tabpilot.engine.training.run import run_training
-    from tabpilot.engine.training.train import TrainOptions
 
     out.mkdir(parents=True, exist_ok=True)
     bunch = load_breast_cancer(as_frame=True)
@@ -31,7 +31,7 @@ def run_demo(*, out: Path, time_budget: float) -> None:
     with ProgressView() as view:
         outcome = run_training(
             csv_path,
-            TrainOptions(target="diagnosis", time_budget=time_budget),
+            TrainSpec.from_request(TrainRequest(target="diagnosis", time_budget=time_budget)),
             out_dir=out,
             progress=view.update,
         )

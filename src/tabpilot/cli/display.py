@@ -18,6 +18,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from tabpilot.engine.card import ModelCard
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -116,18 +118,18 @@ class ProgressView:
         )
 
 
-def print_summary(card: dict[str, Any], paths: dict[str, Path], elapsed: float) -> None:
+def print_summary(card: ModelCard, paths: dict[str, Path], elapsed: float) -> None:
     """The model card after training (and in `info`): data, choices, scores, files."""
     console.print()
     _print_data_and_budget(card, elapsed)
     for table in _leaderboards(card):
         console.print(table)
-    for decision in card["decisions"]:
+    for decision in card.decisions:
         say(("Note:", "cyan"), f" {decision}")
     console.print(_metrics_table(card))
-    if card["feature_importance"]:
+    if card.feature_importance:
         top = ", ".join(
-            f"{f['feature']} ({f['importance']:.3g})" for f in card["feature_importance"][:8]
+            f"{f['feature']} ({f['importance']:.3g})" for f in card.feature_importance[:8]
         )
         say(("Most important:", "bold"), f" {top}")
     say(("Files:", "bold"))
@@ -135,42 +137,38 @@ def print_summary(card: dict[str, Any], paths: dict[str, Path], elapsed: float) 
         say(f"  {name:<12} {path}")
 
 
-def _print_data_and_budget(card: dict[str, Any], elapsed: float) -> None:
+def _print_data_and_budget(card: ModelCard, elapsed: float) -> None:
     say(
         ("Problem:", "bold"),
-        f" {card['problem_type']} ({card['problem_reason']}); target ",
-        (str(card["target"]), "bold"),
+        f" {card.problem_type} ({card.problem_reason}); target ",
+        (card.target, "bold"),
     )
-    rows = card["rows"]
+    rows = card.rows
     say(
         ("Rows:", "bold"),
-        f" {rows['used']:,} used of {rows['total']:,} "
-        f"({rows['train']:,} train, {rows['test']:,} held out)",
+        f" {rows.used:,} used of {rows.total:,} ({rows.train:,} train, {rows.test:,} held out)",
     )
-    for removed in rows["removed"]:
+    for removed in rows.removed:
         say(f"  removed {removed['rows']:,} row(s): {removed['reason']}")
-    budget = card["budget"]
-    say(
-        ("Budget:", "bold"),
-        f" {budget['seconds']:.0f} s ({budget['reason']}); took {elapsed:.1f} s",
-    )
-    if card["dropped_columns"]:
+    budget = card.budget
+    say(("Budget:", "bold"), f" {budget.seconds:.0f} s ({budget.reason}); took {elapsed:.1f} s")
+    if card.dropped_columns:
         say(("Columns not used:", "bold"))
-        for dropped in card["dropped_columns"]:
+        for dropped in card.dropped_columns:
             say(f"  {dropped['name']}: {dropped['detail']}")
-    for warning in card["warnings"]:
+    for warning in card.warnings:
         say(("Warning", "yellow"), f" {warning['column']}: {warning['detail']}")
 
 
-def _leaderboards(card: dict[str, Any]) -> tuple[Table, Table]:
+def _leaderboards(card: ModelCard) -> tuple[Table, Table]:
     """The search's leaderboard (one row per kind) and the candidates compared held out."""
-    label = card["metric"]["label"]
-    with_cv = any(r.get("cv_score") is not None for r in card["leaderboard"])
+    label = card.metric.label
+    with_cv = any(r.get("cv_score") is not None for r in card.leaderboard)
     searched: list[list[str]] = []
     candidates: list[list[str]] = []
-    for row in card["leaderboard"]:
+    for row in card.leaderboard:
         if row.get("candidate"):
-            mark = " ✔" if row["estimator"] == card["chosen"]["name"] else ""
+            mark = " ✔" if row["estimator"] == card.chosen.name else ""
             cells = [row["label"] + mark]
             if with_cv:
                 cells.append(fmt(row.get("cv_score")))
@@ -196,8 +194,8 @@ def _leaderboards(card: dict[str, Any]) -> tuple[Table, Table]:
     return board, _table("Candidates", columns, candidates)
 
 
-def _metrics_table(card: dict[str, Any]) -> Table:
-    hold, base = card["metrics"]["holdout"], card["metrics"]["baseline"]
+def _metrics_table(card: ModelCard) -> Table:
+    hold, base = card.holdout, card.baseline
     rows = [
         (key, fmt(value), fmt(base.get(key)))
         for key, value in hold.items()
@@ -206,16 +204,16 @@ def _metrics_table(card: dict[str, Any]) -> Table:
     return _table("Held-out metrics", ("metric", "model", "baseline"), rows)
 
 
-def print_features(card: dict[str, Any]) -> None:
+def print_features(card: ModelCard) -> None:
     """The features table of `info`: kind, share missing, range or first values."""
     rows = []
-    for feature in card["features"]:
-        if "values" in feature:
-            values = feature["values"]
-            span = ", ".join(map(str, values[:6])) + (" …" if len(values) > 6 else "")
+    for feature in card.features:
+        values = feature.values
+        if values is not None:
+            span = ", ".join(values[:6]) + (" …" if len(values) > 6 else "")
         else:
-            span = f"{fmt(feature.get('min'))} .. {fmt(feature.get('max'))}"
-        rows.append((feature["name"], feature["kind"], f"{feature['missing_fraction']:.1%}", span))
+            span = f"{fmt(feature.details.get('min'))} .. {fmt(feature.details.get('max'))}"
+        rows.append((feature.name, feature.kind, f"{feature.missing_fraction:.1%}", span))
     console.print(_table("Features", ("name", "kind", "missing", "range / values"), rows))
 
 

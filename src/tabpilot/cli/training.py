@@ -12,6 +12,7 @@ import click
 
 from tabpilot.cli.common import friendly_errors
 from tabpilot.cli.display import ProgressView, print_features, print_summary, say
+from tabpilot.engine.card import ModelCard
 from tabpilot.errors import InvalidInput
 
 
@@ -87,13 +88,14 @@ def train(
     """Train a model on DATA (a .csv or .csv.gz file) to predict --target."""
     started = time.perf_counter()
     # Imported here: the training libraries are an optional extra, and slow to load.
+    from tabpilot.engine.spec import TrainRequest, TrainSpec
     from tabpilot.engine.training.run import run_training
-    from tabpilot.engine.training.train import TrainOptions
 
     out_dir = out or Path("tabpilot-models") / f"{_slug(data)}-{datetime.now():%Y%m%d-%H%M%S}"
-    options = TrainOptions(
+    # What needs no data is checked here; the engine decides the rest from the file.
+    request = TrainRequest(
         target=target,
-        problem_type=problem_type,
+        problem_type=problem_type,  # type: ignore[arg-type]  # click.Choice checked it
         metric=metric,
         time_budget=time_budget,
         include=_split_names(include),
@@ -101,10 +103,11 @@ def train(
         estimators=_split_names(estimators) or None,
         seed=seed,
     )
+    spec = TrainSpec.from_request(request)
     with ProgressView() as view:
         outcome = run_training(
             data,
-            options,
+            spec,
             out_dir=out_dir,
             progress=view.update,
             started=started,
@@ -161,13 +164,14 @@ def info(model_dir: Path, as_json: bool) -> None:
     card_path = model_dir / "model.json"
     if not card_path.is_file():
         raise InvalidInput(f"{model_dir} has no model.json; is it a folder made by tabpilot train?")
-    card = json.loads(card_path.read_text())
+    written = json.loads(card_path.read_text())
     if as_json:
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps(written, indent=2))
         return
-    paths = {name: model_dir / name for name in card.get("files", {})}
+    card = ModelCard.from_dict(written)
+    paths = {name: model_dir / name for name in card.files}
     paths["model.json"] = card_path
-    print_summary(card, paths, card["budget"].get("elapsed") or 0.0)
+    print_summary(card, paths, card.budget.elapsed or 0.0)
     print_features(card)
 
 

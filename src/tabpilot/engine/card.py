@@ -16,11 +16,6 @@ from typing import Any
 FORMAT_VERSION = 1
 
 
-def _clean(out: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
-    """`out` without the optional keys that are None (they are absent from the JSON)."""
-    return {k: v for k, v in out.items() if not (k in optional and v is None)}
-
-
 @dataclass(frozen=True)
 class CardMetric:
     """The metric the model was chosen by."""
@@ -38,15 +33,16 @@ class CardMetric:
         )
 
 
-_FEATURE_OPTIONAL = ("has_time", "inputs", "min", "max", "note", "values", "values_note")
+_FEATURE_CORE = ("name", "kind", "profile_kind", "dtype", "missing_fraction", "n_distinct")
 
 
 @dataclass(frozen=True)
 class CardFeature:
     """A feature column as seen in training: its kind, and its allowed values or range.
 
-    The optional parts exist for some kinds only (datetime: `has_time`, `inputs`; numeric
-    and datetime: `min`, `max`; text: `note`; categorical and boolean: `values`).
+    `details` holds the parts that exist for some kinds only, as written (datetime:
+    `has_time`, `inputs`; numeric and datetime: `min`, `max`; text: `note`; categorical and
+    boolean: `values`, `values_note`).
     """
 
     name: str
@@ -55,21 +51,25 @@ class CardFeature:
     dtype: str = ""
     missing_fraction: float = 0.0
     n_distinct: int = 0
-    has_time: bool | None = None
-    inputs: list[str] | None = None
-    min: Any = None
-    max: Any = None
-    note: str | None = None
-    values: list[str] | None = None
-    values_note: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_time(self) -> bool:
+        return bool(self.details.get("has_time", False))
+
+    @property
+    def values(self) -> list[str] | None:
+        """The allowed values of a categorical or boolean feature (the most frequent)."""
+        values = self.details.get("values")
+        return None if values is None else [str(v) for v in values]
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({f.name: getattr(self, f.name) for f in fields(self)}, _FEATURE_OPTIONAL)
+        return {k: getattr(self, k) for k in _FEATURE_CORE} | self.details
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CardFeature:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        core = {k: data[k] for k in _FEATURE_CORE if k in data}
+        return cls(**core, details={k: v for k, v in data.items() if k not in _FEATURE_CORE})
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,14 @@ class TrainSpec:
             out["estimators"] = list(self.estimators)
         return out
 
+    def options(self) -> dict[str, Any]:
+        """The training options alone (no reasons, no dataset name), in field order."""
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if not k.endswith("_reason") and k != "dataset_name"
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
         """The spec a job stored (by this version or an earlier one); unknown keys are ignored.

@@ -157,7 +157,7 @@ class _JobExecution:
                 id=self.model_id,
                 owner=job.owner,
                 job_id=job.id,
-                card=outcome.card,
+                card=outcome.card.to_dict(),
                 artifact_prefix=prefix,
             )
         )

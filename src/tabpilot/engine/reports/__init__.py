@@ -55,7 +55,7 @@ def write_reports(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = result.options.target
+    target = result.spec.target
     paths = {"eda": out_dir / "eda.html", "report": out_dir / "report.html"}
     try:
         eda = render_eda_report(data, title=f"Data for predicting {target}")

@@ -38,7 +38,7 @@ class HeldOutEvaluation:
 
     def __init__(self, result: TrainResult) -> None:
         self.r = result
-        self.target = result.options.target
+        self.target = result.spec.target
         self.holdout = result.holdout
         self.classes = result.classes
         self.is_classification = result.classes is not None
@@ -196,7 +196,7 @@ class HeldOutEvaluation:
         y, pred = self.regression_values()
         ok = np.isfinite(y) & np.isfinite(pred)
         y, pred = y[ok], pred[ok]
-        rng = np.random.default_rng(self.r.options.seed)
+        rng = np.random.default_rng(self.r.spec.seed)
         idx = np.arange(len(y))
         if len(idx) > MAX_SCATTER:
             idx = np.sort(rng.choice(idx, MAX_SCATTER, replace=False))

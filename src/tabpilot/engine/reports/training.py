@@ -9,7 +9,6 @@ draws its curves with it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -87,7 +86,7 @@ def render_training_report(
     ]
     problem = str(result.problem.problem_type)
     subtitle = (
-        f"Training report · {problem} · target: {result.options.target} · "
+        f"Training report · {problem} · target: {result.spec.target} · "
         f"{result.chosen_description}"
     )
     return render_page(
@@ -208,7 +207,7 @@ class _Report(HeldOutEvaluation):
         h = self.holdout
         features = self._shown_features()
         n = min(SAMPLE_PREDICTIONS, len(h))
-        sample = h.sample(n, random_state=self.r.options.seed) if n else h
+        sample = h.sample(n, random_state=self.r.spec.seed) if n else h
         if self.is_classification:
             y, pred, proba = self.encoded()
             pos = {ix: i for i, ix in enumerate(h.index)}
@@ -354,9 +353,9 @@ class _Report(HeldOutEvaluation):
             n_rows=r.n_rows,
             n_train=r.n_train,
             n_test=r.n_test,
-            test_size=r.options.test_size,
+            test_size=r.spec.test_size,
             stratified=stratified,
-            seed=r.options.seed,
+            seed=r.spec.seed,
             refit=r.refit_on_all_rows,
             decisions=r.decisions,
             kinds=self.explanation.kinds,
@@ -364,7 +363,7 @@ class _Report(HeldOutEvaluation):
 
     def section_reproducibility(self) -> Markup:
         r = self.r
-        options = dataclasses.asdict(r.options)
+        options = r.spec.options()
         timings = [(PHASES.get(k, k), float(v)) for k, v in r.timings.items()]
         chart = (
             render_bar_chart(
@@ -380,7 +379,7 @@ class _Report(HeldOutEvaluation):
         )
         return macro(TEMPLATE, "reproducibility")(
             options=[(k, v) for k, v in options.items()],
-            seed=r.options.seed,
+            seed=r.spec.seed,
             budget=r.budget,
             budget_reason=r.budget_reason,
             metric=r.metric,

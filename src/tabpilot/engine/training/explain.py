@@ -236,7 +236,7 @@ def compute_contributions(result: TrainResult, *, time_limit: float) -> Contribu
     started = time.perf_counter()
     raw = result.holdout
     if len(raw) > MAX_SHAP_ROWS:
-        raw = raw.sample(MAX_SHAP_ROWS, random_state=result.options.seed)
+        raw = raw.sample(MAX_SHAP_ROWS, random_state=result.spec.seed)
     features = result.model.features
     X = prepare_frame(raw, features)
     Xt = np.asarray(pre.transform(X), dtype="float64")
@@ -250,7 +250,7 @@ def compute_contributions(result: TrainResult, *, time_limit: float) -> Contribu
     n_rows = per_class.shape[1]
     class_names = [str(c) for c in result.classes] if result.classes is not None else []
     if result.classes is None:
-        class_names = [result.options.target]
+        class_names = [result.spec.target]
     elif per_class.shape[0] == 1:
         class_names = [str(result.classes[-1])]
     return Contributions(

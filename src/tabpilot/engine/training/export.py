@@ -19,12 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import tabpilot
+from tabpilot.engine.card import (
+    FORMAT_VERSION,
+    CardBudget,
+    CardChosen,
+    CardFeature,
+    CardInput,
+    CardMetric,
+    CardOptions,
+    CardRows,
+    CardSplit,
+    ModelCard,
+)
 from tabpilot.engine.data.inputs import input_columns
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.engine.training.model import TabpilotModel
 from tabpilot.engine.training.train import TrainResult
 
-FORMAT_VERSION = 1
 MAX_ALLOWED_VALUES = 100
 _REGISTERED = False
 
@@ -124,35 +135,38 @@ def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
     return onx.SerializeToString(), inputs
 
 
-def build_feature_card(result: TrainResult) -> list[dict[str, Any]]:
+def build_feature_card(result: TrainResult) -> list[CardFeature]:
     """Features with their types, allowed values and ranges, as seen in training."""
     out = []
     for spec in result.plan.features:
         col = result.profile.column(spec.name)
-        entry: dict[str, Any] = {
-            "name": spec.name,
-            "kind": spec.kind,
-            "profile_kind": str(col.kind),
-            "dtype": col.dtype,
-            "missing_fraction": round(col.missing_fraction, 6),
-            "n_distinct": col.n_distinct,
-        }
+        parts: dict[str, Any] = {}
         if spec.kind == "datetime":
-            entry["has_time"] = spec.has_time
-            entry["inputs"] = [c for c, _ in spec.input_columns()]
+            parts["has_time"] = spec.has_time
+            parts["inputs"] = [c for c, _ in spec.input_columns()]
         if spec.kind in ("numeric", "datetime") and col.stats:
-            entry["min"] = col.stats.get("min")
-            entry["max"] = col.stats.get("max")
+            parts["min"] = col.stats.get("min")
+            parts["max"] = col.stats.get("max")
         if spec.kind == "text":
-            entry["note"] = "free text: the presence of its most frequent words is used"
+            parts["note"] = "free text: the presence of its most frequent words is used"
         if spec.kind in ("categorical", "boolean"):
-            entry["values"] = [v for v, _ in col.top_values][:MAX_ALLOWED_VALUES]
+            parts["values"] = [v for v, _ in col.top_values][:MAX_ALLOWED_VALUES]
             if spec.kind == "categorical" and col.n_distinct > len(col.top_values):
-                entry["values_note"] = (
+                parts["values_note"] = (
                     f"the {len(col.top_values)} most frequent of {col.n_distinct} values; "
                     "any other value (or a rare one) is treated as 'other'"
                 )
-        out.append(entry)
+        out.append(
+            CardFeature(
+                name=spec.name,
+                kind=spec.kind,
+                profile_kind=str(col.kind),
+                dtype=col.dtype,
+                missing_fraction=round(col.missing_fraction, 6),
+                n_distinct=col.n_distinct,
+                details=parts,
+            )
+        )
     return out
 
 
@@ -163,68 +177,67 @@ def build_model_card(
     files: dict[str, dict[str, Any]],
     elapsed: float | None = None,
     source: str | None = None,
-) -> dict[str, Any]:
-    """Everything known about the model, as JSON-ready data."""
+) -> ModelCard:
+    """Everything known about the model (its JSON is `to_dict()`)."""
     est = result.model.pipeline.named_steps["model"]
-    return {
-        "format_version": FORMAT_VERSION,
-        "tabpilot_version": tabpilot.__version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": source,
-        "target": result.options.target,
-        "problem_type": str(result.problem.problem_type),
-        "problem_reason": result.problem.reason,
-        "classes": result.classes,
-        "metric": {
-            "name": result.metric.name,
-            "label": result.metric.label,
-            "greater_is_better": result.metric.greater_is_better,
-        },
-        "features": build_feature_card(result),
-        "inputs": inputs,
-        "dropped_columns": [d.to_dict() for d in result.plan.dropped],
-        "warnings": [w.to_dict() for w in result.plan.warnings],
-        "rows": {
-            "total": result.profile.n_rows,
-            "used": result.n_rows,
-            "train": result.n_train,
-            "test": result.n_test,
-            "removed": result.rows_removed,
-        },
-        "split": {
-            "test_size": result.options.test_size,
-            "stratified": result.classes is not None,
-            "seed": result.options.seed,
-        },
-        "metrics": {"holdout": result.holdout_metrics, "baseline": result.baseline_metrics},
-        "chosen": {"name": result.chosen, "description": result.chosen_description},
-        "estimator": {
+    spec = result.spec
+    return ModelCard(
+        format_version=FORMAT_VERSION,
+        tabpilot_version=tabpilot.__version__,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=source,
+        target=spec.target,
+        problem_type=str(result.problem.problem_type),
+        problem_reason=result.problem.reason,
+        classes=result.classes,
+        metric=CardMetric(
+            name=result.metric.name,
+            label=result.metric.label,
+            greater_is_better=result.metric.greater_is_better,
+        ),
+        features=build_feature_card(result),
+        inputs=[CardInput(**i) for i in inputs],
+        dropped_columns=[d.to_dict() for d in result.plan.dropped],
+        warnings=[w.to_dict() for w in result.plan.warnings],
+        rows=CardRows(
+            total=result.profile.n_rows,
+            used=result.n_rows,
+            train=result.n_train,
+            test=result.n_test,
+            removed=result.rows_removed,
+        ),
+        split=CardSplit(
+            test_size=spec.test_size, stratified=result.classes is not None, seed=spec.seed
+        ),
+        metrics={"holdout": result.holdout_metrics, "baseline": result.baseline_metrics},
+        chosen=CardChosen(name=result.chosen, description=result.chosen_description),
+        estimator={
             "class": f"{type(est).__module__}.{type(est).__name__}",
             "params": result.estimator_params,
         },
-        "decisions": result.decisions,
-        "leaderboard": result.leaderboard,
-        "feature_importance": [i.to_dict() for i in result.importance],
-        "importance_note": result.importance_note,
-        "budget": {
-            "seconds": result.budget,
-            "reason": result.budget_reason,
-            "elapsed": None if elapsed is None else round(elapsed, 2),
-        },
-        "timings": result.timings,
-        "refit_on_all_rows": result.refit_on_all_rows,
-        "options": {
-            "metric": result.options.metric,
-            "problem_type": result.options.problem_type,
-            "time_budget": result.options.time_budget,
-            "include": list(result.options.include),
-            "exclude": list(result.options.exclude),
-            "estimators": list(result.options.estimators or ()),
-            "seed": result.options.seed,
-        },
-        "versions": library_versions(),
-        "files": files,
-    }
+        decisions=result.decisions,
+        leaderboard=result.leaderboard,
+        feature_importance=[i.to_dict() for i in result.importance],
+        importance_note=result.importance_note,
+        budget=CardBudget(
+            seconds=result.budget,
+            reason=result.budget_reason,
+            elapsed=None if elapsed is None else round(elapsed, 2),
+        ),
+        timings=result.timings,
+        refit_on_all_rows=result.refit_on_all_rows,
+        options=CardOptions(
+            metric=spec.metric,
+            problem_type=spec.problem_type,
+            time_budget=spec.time_budget,
+            include=list(spec.include),
+            exclude=list(spec.exclude),
+            estimators=list(spec.estimators or ()),
+            seed=spec.seed,
+        ),
+        versions=library_versions(),
+        files=files,
+    )
 
 
 def library_versions() -> dict[str, str]:
@@ -295,6 +308,7 @@ def write_bundle(
     card = build_model_card(result, inputs=inputs, files=files, elapsed=elapsed, source=source)
     paths["model.json"] = out_dir / "model.json"
     write_atomic(
-        paths["model.json"], json.dumps(to_jsonable(card), indent=2, allow_nan=False).encode()
+        paths["model.json"],
+        json.dumps(to_jsonable(card.to_dict()), indent=2, allow_nan=False).encode(),
     )
     return paths

@@ -11,15 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tabpilot.engine.card import ModelCard
 from tabpilot.engine.data.io import read_csv
+from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.training.export import write_bundle
-from tabpilot.engine.training.train import (
-    ProgressEvent,
-    ProgressFn,
-    TrainOptions,
-    TrainResult,
-    train,
-)
+from tabpilot.engine.training.train import ProgressEvent, ProgressFn, TrainResult, train
 
 REPORT_FILES = ("eda.html", "report.html")
 
@@ -27,14 +23,14 @@ REPORT_FILES = ("eda.html", "report.html")
 @dataclass
 class RunOutcome:
     result: TrainResult
-    card: dict[str, Any]
+    card: ModelCard
     paths: dict[str, Path]
     elapsed: float
 
 
 def run_training(
     data: str | Path,
-    options: TrainOptions,
+    spec: TrainSpec,
     *,
     out_dir: Path,
     progress: ProgressFn | None = None,
@@ -48,12 +44,12 @@ def run_training(
 
     def emit(phase: str, message: str) -> None:
         if progress is not None:
-            budget = options.time_budget or 0.0
+            budget = spec.time_budget or 0.0
             progress(ProgressEvent(phase, time.perf_counter() - started, budget, message))
 
     emit("reading", f"reading {data}")
     table = read_csv(data)
-    result = train(table.frame, options, progress=progress, started=started)
+    result = train(table.frame, spec, progress=progress, started=started)
     if reports:
         _write_reports(result, table.frame, out_dir, started, emit)
     emit("exporting", "writing model.onnx, model.pkl and model.json")
@@ -64,7 +60,7 @@ def run_training(
         source=Path(data).name,
         extra_files=REPORT_FILES if reports else (),
     )
-    card = json.loads(paths["model.json"].read_text())
+    card = ModelCard.from_dict(json.loads(paths["model.json"].read_text()))
     return RunOutcome(result, card, paths, time.perf_counter() - started)
 
 
@@ -82,7 +78,7 @@ def _write_reports(
         data = summarize_data(
             frame,
             result.profile,
-            target=result.options.target,
+            target=result.spec.target,
             problem=result.problem,
             plan=result.plan,
         )

@@ -3,13 +3,14 @@ codes 0..K-1 (sorted labels), each removal recorded with its reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tabpilot.engine.data.problem import ProblemDecision, ProblemType, detect_problem_type
+from tabpilot.engine.data.problem import ProblemDecision, ProblemType, decide_problem
+from tabpilot.engine.data.profiling import ColumnProfile
 from tabpilot.errors import InvalidInput
 
 
@@ -24,9 +25,13 @@ class Target:
     rows_removed: list[dict[str, Any]]  # {"rows": n, "reason": ...} per removal
 
 
-def prepare_target(frame: pd.DataFrame, target: str, problem_type: str | None) -> Target:
-    """Remove rows without a target, decide the problem type (`problem_type` overrides the
-    detection) and encode the target."""
+def prepare_target(
+    frame: pd.DataFrame, column: ColumnProfile, problem_type: str | None, *, reason: str = ""
+) -> Target:
+    """Remove rows without a target, decide the problem type from the target's profile
+    `column` (`problem_type` overrides the detection, checked against it) and encode the
+    target. `reason`, when given, is the decision's reason (a choice made before the run)."""
+    target = column.name
     rows_removed: list[dict[str, Any]] = []
     data = frame
     missing_target = data[target].isna()
@@ -34,7 +39,9 @@ def prepare_target(frame: pd.DataFrame, target: str, problem_type: str | None) -
         n = int(missing_target.sum())
         rows_removed.append({"rows": n, "reason": f'the target "{target}" is missing'})
         data = data[~missing_target]
-    problem = detect_problem_type(data[target], override=problem_type)
+    problem = decide_problem(column, len(frame), override=problem_type)
+    if reason:
+        problem = replace(problem, reason=reason)
     if not problem.problem_type.is_classification:
         y = data[target].to_numpy(dtype="float64")
         return Target(data, problem, None, y, rows_removed)

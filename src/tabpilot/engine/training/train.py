@@ -1,4 +1,4 @@
-"""Training: from a DataFrame and options to a fitted, evaluated, explained model.
+"""Training: from a DataFrame and a `TrainSpec` to a fitted, evaluated, explained model.
 
 The orchestrator: each step is a module of its own, timed against one budget (`clock.py`):
 
@@ -36,13 +36,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
+from tabpilot.engine.budget import auto_budget
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.data.problem import ProblemDecision
 from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
 from tabpilot.engine.data.quality import MIN_TRAINING_ROWS
 from tabpilot.engine.serialize import to_jsonable
+from tabpilot.engine.spec import SET_BY_USER, TrainSpec
 from tabpilot.engine.training.blend_pool import blend_candidate, searched_members
 from tabpilot.engine.training.candidates import Candidate, candidate_output, plan_candidates
 from tabpilot.engine.training.clock import Clock, refit_cost
@@ -74,19 +75,6 @@ PARALLEL_ROWS = 50_000
 
 
 @dataclass
-class TrainOptions:
-    target: str
-    problem_type: str | None = None
-    metric: str | None = None
-    time_budget: float | None = None
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    estimators: tuple[str, ...] | None = None
-    seed: int = 0
-    test_size: float = 0.2
-
-
-@dataclass
 class ProgressEvent:
     """What a progress display needs; sent to the `progress` callback."""
 
@@ -105,7 +93,7 @@ class TrainResult:
     """Everything a model card, a report and a bundle need."""
 
     model: TabpilotModel
-    options: TrainOptions
+    spec: TrainSpec  # as given: its reasons are the ones the card repeats
     problem: ProblemDecision
     metric: MetricSpec
     profile: DatasetProfile
@@ -137,7 +125,7 @@ ProgressFn = Callable[[ProgressEvent], None]
 
 def train(
     frame: pd.DataFrame,
-    options: TrainOptions,
+    spec: TrainSpec,
     *,
     progress: ProgressFn | None = None,
     started: float | None = None,
@@ -147,7 +135,8 @@ def train(
 
     Args:
         frame: the data, as read by `engine.data.io.read_csv`.
-        options: what to learn and how.
+        spec: what to learn and how; its automatic choices left open (None) are made
+            here from the data, the others are kept with their reasons.
         progress: called with a `ProgressEvent` at each phase and search trial.
         started: `time.perf_counter()` when the run began (before reading the file), so the
             budget covers the whole run; defaults to now.
@@ -157,30 +146,18 @@ def train(
         # Convergence and dtype chatter from the libraries is not for the user's console;
         # what matters reaches them as decisions and metrics.
         warnings.simplefilter("ignore")
-        return _Trainer(frame, options, progress, started).run(profile)
+        return _Trainer(frame, spec, progress, started).run(profile)
 
 
-def check_options(options: TrainOptions, frame: pd.DataFrame) -> None:
-    """Raise `InvalidInput` for options that cannot work on `frame`."""
-    if options.target not in frame.columns:
+def check_target(spec: TrainSpec, frame: pd.DataFrame) -> None:
+    """Raise `InvalidInput` if `frame` has no column `spec.target` (a `TrainSpec` checked
+    everything that needs no data when it was made)."""
+    if spec.target not in frame.columns:
         raise InvalidInput(
-            f'Target column "{options.target}" not found; columns are: '
+            f'Target column "{spec.target}" not found; columns are: '
             + ", ".join(map(str, frame.columns)),
             details={"columns": [str(c) for c in frame.columns]},
         )
-    budget = options.time_budget
-    if budget is not None and not MIN_BUDGET <= budget <= MAX_BUDGET:
-        raise InvalidInput(
-            f"Time budget {budget:g} s is out of range: use {MIN_BUDGET:g} to "
-            f"{MAX_BUDGET:g} seconds."
-        )
-    unknown = [e for e in options.estimators or () if e not in ESTIMATORS]
-    if unknown:
-        raise InvalidInput(
-            f"Unknown estimator(s): {', '.join(unknown)}; use any of: " + ", ".join(ESTIMATORS)
-        )
-    if not 0.05 <= options.test_size <= 0.5:
-        raise InvalidInput("The held-out share must be between 0.05 and 0.5.")
 
 
 @dataclass
@@ -209,16 +186,16 @@ class _Trainer:
     def __init__(
         self,
         frame: pd.DataFrame,
-        options: TrainOptions,
+        spec: TrainSpec,
         progress: ProgressFn | None,
         started: float | None,
     ) -> None:
         self.frame = frame
-        self.options = options
+        self.spec = spec
         self.progress = progress
         self.clock = Clock(
             started=time.perf_counter() if started is None else started,
-            budget=options.time_budget or 0.0,
+            budget=spec.time_budget or 0.0,
         )
         self.timings: dict[str, float] = {}
         self.decisions: list[str] = []
@@ -245,7 +222,7 @@ class _Trainer:
     # -- the flow ------------------------------------------------------------------------------
 
     def run(self, profile: DatasetProfile | None) -> TrainResult:
-        check_options(self.options, self.frame)
+        check_target(self.spec, self.frame)
         with self._timed("profile"):
             self.emit("profiling", "profiling columns")
             profile = profile or profile_frame(self.frame)
@@ -255,8 +232,8 @@ class _Trainer:
             split = split_rows(
                 planned.target,
                 planned.plan,
-                test_size=self.options.test_size,
-                seed=self.options.seed,
+                test_size=self.spec.test_size,
+                seed=self.spec.seed,
             )
         with self._timed("search"):
             search = self._search(split, planned)
@@ -274,8 +251,14 @@ class _Trainer:
 
     def _plan(self, profile: DatasetProfile) -> _Plan:
         """The usable rows and target, the features, the metric and the budget."""
-        opts = self.options
-        target = prepare_target(self.frame, opts.target, opts.problem_type)
+        spec = self.spec
+        target = prepare_target(
+            self.frame,
+            profile.column(spec.target),
+            spec.problem_type,
+            # A choice made before the run (at job creation) keeps the reason given then.
+            reason=spec.problem_type_reason if spec.problem_type else "",
+        )
         data, problem_type = target.data, target.problem.problem_type
         if len(data) < MIN_ROWS:
             raise InvalidInput(
@@ -285,23 +268,24 @@ class _Trainer:
             # Threads cost more than they bring on small data, and a second busy pool
             # (another job, the user's browser) makes them much slower still.
             self.n_jobs = 1
-        metric = resolve_metric(opts.metric, problem_type)
+        metric = resolve_metric(spec.metric, problem_type)
         plan = build_feature_plan(
             data,
             profile,
-            target=opts.target,
+            target=spec.target,
             problem_type=problem_type,
-            include=opts.include,
-            exclude=opts.exclude,
+            include=spec.include,
+            exclude=spec.exclude,
         )
-        if opts.time_budget is None:
+        if spec.time_budget is None:
             self.clock.budget, budget_reason = auto_budget(len(data), len(plan.features))
         else:
-            self.clock.budget, budget_reason = float(opts.time_budget), "set by the user"
+            budget_reason = spec.time_budget_reason or SET_BY_USER
+            self.clock.budget = float(spec.time_budget)
         return _Plan(target, plan, metric, budget_reason)
 
     def _search(self, split: Split, planned: _Plan) -> SearchOutcome:
-        names = list(self.options.estimators or ESTIMATORS)
+        names = list(self.spec.estimators or ESTIMATORS)
         X = split.Xt_train
         search_budget = self.clock.search_seconds(len(X))
         self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
@@ -312,7 +296,7 @@ class _Trainer:
             metric=planned.metric,
             estimators=names,
             time_budget=search_budget,
-            seed=self.options.seed,
+            seed=self.spec.seed,
             n_jobs=self.n_jobs,
             on_trial=lambda **kw: self.emit("searching", **kw),
             # Candidates are chosen on the held-out rows above CV_SELECTION_ROWS: then the
@@ -323,18 +307,18 @@ class _Trainer:
     def _evaluate(self, split: Split, planned: _Plan, search: SearchOutcome) -> _Evaluation:
         """Compare the candidates and a blend of them; choose one."""
         self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
-        opts, metric = self.options, planned.metric
+        spec, metric = self.spec, planned.metric
         problem, classes = planned.target.problem.problem_type, planned.target.classes
         candidates = plan_candidates(
             search,
             problem,
             split.y_train,
             split.Xt_train.shape,
-            estimators=opts.estimators,
-            seed=opts.seed,
+            estimators=spec.estimators,
+            seed=spec.seed,
             n_jobs=self.n_jobs,
         )
-        folds = selection_folds(split.y_train, classes, seed=opts.seed)
+        folds = selection_folds(split.y_train, classes, seed=spec.seed)
         scored, members = compare_candidates(
             candidates,
             split,
@@ -357,7 +341,7 @@ class _Trainer:
                         search,
                         kind,
                         problem=problem,
-                        seed=opts.seed,
+                        seed=spec.seed,
                         n_jobs=self.n_jobs,
                         y_train=split.y_train,
                     ),
@@ -373,7 +357,7 @@ class _Trainer:
             classes=classes,
             by_cv=folds is not None,
             clock=self.clock,
-            test_size=opts.test_size,
+            test_size=spec.test_size,
             decisions=self.decisions,
         )
         if blend is not None:
@@ -401,9 +385,9 @@ class _Trainer:
             split.y_test,
             planned.plan.features,
             greater_is_better=metric.greater_is_better,
-            seed=self.options.seed,
+            seed=self.spec.seed,
             time_limit=self.clock.importance_limit(
-                refit_cost(chosen.fit_seconds, self.options.test_size) if chosen.blend else 0.0
+                refit_cost(chosen.fit_seconds, self.spec.test_size) if chosen.blend else 0.0
             ),
         )
 
@@ -411,7 +395,7 @@ class _Trainer:
         """The final pipeline (refitted on all rows if time allows) and whether it was."""
         final = chosen.pipeline
         # The refit costs about one fit on 25% more rows; the export and reports follow it.
-        cost = refit_cost(chosen.fit_seconds, self.options.test_size)
+        cost = refit_cost(chosen.fit_seconds, self.spec.test_size)
         # A blend exists only as its members until refitted (its choice checked it had time).
         refit = chosen.blend is not None or self.clock.refit_fits(cost)
         if refit:
@@ -445,11 +429,11 @@ class _Trainer:
             features=planned.plan.features,
             problem_type=target.problem.problem_type,
             classes=target.classes,
-            target=self.options.target,
+            target=self.spec.target,
         )
         return TrainResult(
             model=model,
-            options=self.options,
+            spec=self.spec,
             problem=target.problem,
             metric=planned.metric,
             profile=profile,
