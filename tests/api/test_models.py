@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from tabpilot.api.app import create_app
 from tabpilot.context import AppContext
+from tabpilot.engine.card import ModelCard
 from tabpilot.engine.data.io import read_csv
 from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.errors import InvalidInput
@@ -105,7 +106,8 @@ def json_rows(frame: pd.DataFrame) -> list[dict]:
 
 
 def engine_predictions(bundle: Bundle, frame: pd.DataFrame):
-    predictor = OnnxPredictor((bundle.path / "model.onnx").read_bytes(), bundle.card)
+    card = ModelCard.from_dict(bundle.card)
+    predictor = OnnxPredictor((bundle.path / "model.onnx").read_bytes(), card)
     return predictor.predict(frame)
 
 

@@ -12,6 +12,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from tabpilot.engine.card import ModelCard
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.columns import build_feature_plan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame, prepare_row
@@ -142,13 +143,14 @@ def _fit_model(task: str, estimator: str) -> tuple[TabpilotModel, pd.DataFrame]:
     return model, test
 
 
-def _card(model: TabpilotModel, inputs: list) -> dict:
-    return {
+def _card(model: TabpilotModel, inputs: list) -> ModelCard:
+    written = {
         "target": "label",
         "classes": model.classes,
         "features": [f.to_dict() for f in model.features],
         "inputs": inputs,
     }
+    return ModelCard.from_dict(written)
 
 
 @pytest.mark.parametrize("task", list(PROBLEMS))

@@ -194,8 +194,7 @@ class ModelCard:
 
     def file_sha256(self, name: str) -> str | None:
         """The sha256 recorded for bundle file `name`, or None."""
-        entry = self.files.get(name) or {}
-        return entry.get("sha256")
+        return stored_file_sha256({"files": self.files}, name)
 
     # -- JSON --------------------------------------------------------------------------------
 
@@ -251,3 +250,12 @@ class ModelCard:
         for key in ("target", "problem_type", "problem_reason"):
             plain[key] = str(plain.get(key) or "")
         return cls(**plain, **parts, extra={k: v for k, v in data.items() if k not in known})
+
+
+def stored_file_sha256(card: dict[str, Any], name: str) -> str | None:
+    """`ModelCard.from_dict(card).file_sha256(name)` without reading the rest of the card:
+    the prediction cache asks it on every request."""
+    files = card.get("files")
+    entry = files.get(name) if isinstance(files, dict) else None
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    return str(sha) if sha else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tabpilot.context import AppContext
+from tabpilot.engine.card import ModelCard
 from tabpilot.errors import Forbidden, NotFound, Unauthenticated
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit
 from tabpilot.records import ModelRecord
@@ -65,7 +66,7 @@ def get_model(ctx: AppContext, *, owner: str, model_id: str) -> ModelRecord:
 
 def list_model_files(model: ModelRecord) -> list[str]:
     """The downloadable files the model's card lists, plus the card itself, in a fixed order."""
-    present = set(model.card.get("files") or {}) | {"model.json"}
+    present = set(ModelCard.from_dict(model.card).files) | {"model.json"}
     return [name for name in MODEL_FILES if name in present]
 
 

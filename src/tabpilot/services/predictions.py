@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from tabpilot.context import AppContext
+from tabpilot.engine.card import ModelCard, stored_file_sha256
 from tabpilot.engine.data.csvbytes import decompressed, split_records
 from tabpilot.engine.data.io import read_csv_bytes
 from tabpilot.engine.serving.predict import OnnxPredictor, Predictions, PreparedInput
@@ -132,8 +133,7 @@ def predictor_cache() -> PredictorCache:
 
 
 def model_onnx_sha256(model: ModelRecord) -> str:
-    entry = (model.card.get("files") or {}).get("model.onnx") or {}
-    return str(entry.get("sha256") or "")
+    return stored_file_sha256(model.card, "model.onnx") or ""
 
 
 def _load(model: ModelRecord, artifacts: ArtifactStore, expected_sha: str) -> OnnxPredictor:
@@ -153,7 +153,7 @@ def _load(model: ModelRecord, artifacts: ArtifactStore, expected_sha: str) -> On
             "was changed or damaged after training; train the model again",
             details={"id": model.id},
         )
-    return OnnxPredictor(onnx_bytes, model.card)
+    return OnnxPredictor(onnx_bytes, ModelCard.from_dict(model.card))
 
 
 # -- use cases -------------------------------------------------------------------------------

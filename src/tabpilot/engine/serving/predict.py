@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabpilot.engine.card import ModelCard
 from tabpilot.engine.data.inputs import FeatureSpec, prepare_columns, prepare_row
 from tabpilot.errors import InvalidInput, NotFound
 
@@ -115,7 +116,7 @@ class PreparedInput:
 class OnnxPredictor:
     """Predicts from raw columns with a model bundle's ONNX graph and card."""
 
-    def __init__(self, onnx_bytes: bytes, card: dict[str, Any]) -> None:
+    def __init__(self, onnx_bytes: bytes, card: ModelCard) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -124,20 +125,15 @@ class OnnxPredictor:
             onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.card = card
-        self.features = [
-            FeatureSpec(f["name"], f["kind"], bool(f.get("has_time", False)))
-            for f in card["features"]
-        ]
-        self.inputs = card["inputs"]
-        self.classes: list[Any] | None = card.get("classes")
+        self.features = [FeatureSpec(f.name, f.kind, f.has_time) for f in card.features]
+        self.inputs = card.inputs
+        self.classes: list[Any] | None = card.classes
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._class_array = (
             np.asarray(self.classes, dtype=object) if self.classes is not None else None
         )
         # (graph input name, prepared column, is numeric) in graph order.
-        self._feed_plan = [
-            (spec["name"], spec["column"], spec["type"] == "float32") for spec in self.inputs
-        ]
+        self._feed_plan = [(spec.name, spec.column, spec.numeric) for spec in self.inputs]
 
     @classmethod
     def from_dir(cls, model_dir: str | Path) -> OnnxPredictor:
@@ -148,7 +144,7 @@ class OnnxPredictor:
                 f"{path} is not a Tabpilot model folder: it needs model.onnx and model.json "
                 "(written by `tabpilot train`)."
             )
-        card = json.loads(card_path.read_text())
+        card = ModelCard.from_dict(json.loads(card_path.read_text()))
         return cls(onnx_path.read_bytes(), card)
 
     @property
@@ -165,7 +161,7 @@ class OnnxPredictor:
                 f"The model uses: {', '.join(self.feature_names)}.",
                 details={"missing_columns": missing},
             )
-        target = self.card.get("target")
+        target = self.card.target
         needed = set(self.feature_names) | {target}
         return [str(c) for c in columns if str(c) not in needed]
 
