@@ -29,6 +29,7 @@ from tabpilot.api.schemas import (
     job_out,
 )
 from tabpilot.context import AppContext
+from tabpilot.engine.spec import TrainSpec
 from tabpilot.errors import NotFound
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
@@ -49,16 +50,14 @@ CONFLICT = {409: {"model": ErrorEnvelope, "description": "Not allowed in the job
 
 
 def _created_message(job: JobRecord) -> str:
-    spec = job.spec
-    parts = [f"Job {job.id} is queued: predict {spec.get('target')!r}"]
-    if spec.get("problem_type"):
-        parts.append(f"as a {spec['problem_type']} problem ({spec.get('problem_type_reason')})")
-    if spec.get("metric"):
-        parts.append(f"optimising {spec['metric']}")
+    spec = TrainSpec.from_dict(job.spec)  # the job was just created from one
+    parts = [f"Job {job.id} is queued: predict {spec.target!r}"]
+    if spec.problem_type:
+        parts.append(f"as a {spec.problem_type} problem ({spec.problem_type_reason})")
+    if spec.metric:
+        parts.append(f"optimising {spec.metric}")
     message = ", ".join(parts)
-    message += (
-        f"; time budget {spec.get('time_budget', 0):.0f} s ({spec.get('time_budget_reason')})."
-    )
+    message += f"; time budget {spec.time_budget or 0:.0f} s ({spec.time_budget_reason})."
     return message + f" Follow it at /api/jobs/{job.id} or /api/jobs/{job.id}/stream."
 
 
