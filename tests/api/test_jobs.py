@@ -447,3 +447,22 @@ def test_automatic_choices_reach_the_model_card_and_report_with_their_reasons(
         assert html.escape(reason, quote=False) in report, reason
     assert "set by the user" not in report and "chosen by the user" not in report
     ctx.metadata.close()
+
+
+def test_the_job_schemas_are_the_training_spec() -> None:
+    """JobCreate and JobSpec are generated from TrainRequest and TrainSpec: a training option
+    added there reaches the API without touching it."""
+    import dataclasses
+
+    from tabpilot.api.schemas import JobCreate, JobSpec
+    from tabpilot.engine.spec import TrainRequest, TrainSpec
+    from tabpilot.services.jobs import JobRequest
+
+    request_fields = [f.name for f in dataclasses.fields(TrainRequest)]
+    spec_fields = [f.name for f in dataclasses.fields(TrainSpec)]
+    assert set(request_fields) <= set(spec_fields)
+    assert list(JobCreate.model_fields) == ["dataset_id", *request_fields, "tags", "notes"]
+    assert set(JobCreate.model_fields) == {f.name for f in dataclasses.fields(JobRequest)}
+    assert list(JobSpec.model_fields) == spec_fields
+    for f in dataclasses.fields(TrainRequest):
+        assert JobCreate.model_fields[f.name].description == f.metadata["doc"]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from tabpilot.engine.budget import MAX_BUDGET, MIN_BUDGET, auto_budget
 from tabpilot.engine.choices import DEFAULT_METRIC, ESTIMATORS, METRICS
@@ -220,11 +221,13 @@ def _check_columns(spec: TrainSpec) -> None:
         raise InvalidInput(f"Column(s) both included and excluded: {', '.join(both)}")
 
 
-# Field -> its check (value, spec) -> the normalised value; run in this order.
-_FIELD_CHECKS: dict[str, Callable[[Any, TrainSpec], Any]] = {
+# Field -> its check (value, the spec being built or None) -> the normalised value, run in
+# this order. `TrainSpec()` runs them all; `TrainSpec.resolve` runs those not in _DATA_FIELDS
+# and checks those against the profile.
+_FIELD_CHECKS: dict[str, Callable[[Any, TrainSpec | None], Any]] = {
     "target": lambda v, s: _check_target(v),
     "problem_type": lambda v, s: _check_problem_type(v),
-    "metric": lambda v, s: _check_metric(v, s.problem_type),
+    "metric": lambda v, s: _check_metric(v, s.problem_type if s else None),
     "time_budget": lambda v, s: _check_budget(v),
     "include": lambda v, s: _names(v),
     "exclude": lambda v, s: _names(v),
@@ -232,6 +235,11 @@ _FIELD_CHECKS: dict[str, Callable[[Any, TrainSpec], Any]] = {
     "seed": lambda v, s: _check_seed(v),
     "test_size": lambda v, s: _check_test_size(v),
 }
+
+
+_DATA_FIELDS = frozenset({"target", "problem_type", "metric", "time_budget", "include", "exclude"})
+# The reason recorded when the user gave the value of an automatic choice.
+_USER_REASONS = {"problem_type": USER_CHOICE, "metric": SET_BY_USER, "time_budget": SET_BY_USER}
 
 
 def _problems_error(problems: dict[str, str]) -> InvalidInput:
@@ -288,21 +296,10 @@ class TrainSpec:
     def from_request(cls, request: TrainRequest, *, dataset_name: str | None = None) -> TrainSpec:
         """A spec from `request` without a profile: values the user gave are checked and
         recorded as theirs; the automatic choices are left to the engine."""
-        return cls(
-            target=request.target,
-            problem_type=request.problem_type,
-            problem_type_reason=USER_CHOICE if request.problem_type else "",
-            metric=request.metric,
-            metric_reason=SET_BY_USER if request.metric else "",
-            time_budget=request.time_budget,
-            time_budget_reason=SET_BY_USER if request.time_budget is not None else "",
-            include=_names(request.include),
-            exclude=_names(request.exclude),
-            estimators=None if request.estimators is None else tuple(request.estimators),
-            seed=0 if request.seed is None else request.seed,
-            test_size=DEFAULT_TEST_SIZE if request.test_size is None else request.test_size,
-            dataset_name=dataset_name,
-        )
+        asked = {f.name: getattr(request, f.name) for f in fields(TrainRequest)}
+        given = {k: v for k, v in asked.items() if v is not None and v != ""}
+        reasons = {f"{k}_reason": why for k, why in _USER_REASONS.items() if k in given}
+        return cls(**given, **reasons, dataset_name=dataset_name)
 
     @classmethod
     def resolve(
@@ -344,25 +341,27 @@ class TrainSpec:
         """
         if not data.get("target"):
             raise InvalidInput("The job names no target column; create it again with a target.")
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in names and v is not None}
         try:
-            values["target"] = str(values["target"])
-            for key in ("include", "exclude"):
-                if key in values:
-                    values[key] = _names(values[key])
-            if "estimators" in values:
-                values["estimators"] = _names(values["estimators"]) or None
-            for key, kind in (("time_budget", float), ("seed", int), ("test_size", float)):
-                if key in values:
-                    values[key] = kind(values[key])
-            for key in ("problem_type_reason", "metric_reason", "time_budget_reason"):
-                values[key] = str(values.get(key) or "")
+            # Stored values are JSON: coerced to each field's type, then checked as usual.
+            values = {k: _COERCE[k](v) for k, v in data.items() if k in _COERCE and v is not None}
         except (TypeError, ValueError) as exc:
             raise InvalidInput(
                 f"The job's training options are invalid ({exc}); create it again."
             ) from None
         return cls(**values)
+
+
+def _coercion(hint: Any) -> Callable[[Any], Any]:
+    """How a stored JSON value becomes a value of a field with type `hint`."""
+    if get_origin(hint) is tuple:
+        return _names
+    if get_origin(hint) in (Union, UnionType):
+        inner = _coercion(next(a for a in get_args(hint) if a is not type(None)))
+        return (lambda v: inner(v) or None) if inner is _names else inner
+    return hint if hint in (str, int, float) else (lambda v: v)
+
+
+_COERCE = {name: _coercion(hint) for name, hint in get_type_hints(TrainSpec).items()}
 
 
 # -- checking a request against a profile ---------------------------------------------------------
@@ -394,13 +393,12 @@ class _Resolution:
         req = self.request
         self.decide_problem()
         self.choose_metric()
-        self.values["estimators"] = self.check(
-            "estimators", lambda: _check_estimators(req.estimators)
-        )
         n_features = self.check_columns()
-        self.values["seed"] = self.check("seed", lambda: _check_seed(req.seed))
-        self.values["test_size"] = self.check("test_size", lambda: _check_test_size(req.test_size))
         self.choose_budget(n_features)
+        for name, check in _FIELD_CHECKS.items():  # the options that need no data
+            if name not in _DATA_FIELDS:
+                value = getattr(req, name)
+                self.values[name] = self.check(name, lambda c=check, v=value: c(v, None))
         if self.problems:
             raise _problems_error(self.problems)
         return TrainSpec(dataset_name=self.dataset_name, **self.values)
