@@ -167,3 +167,21 @@ def test_profile_round_trips_through_its_dict(profile: DatasetProfile) -> None:
     assert again.to_dict() == profile.to_dict()
     old = DatasetProfile.from_dict({"columns": [{"name": "y", "dtype": "float64"}]}, n_rows=9)
     assert old.n_rows == 9 and old.columns[0].integer_valued is None
+
+
+def test_the_engine_keeps_a_reason_given_before_the_run() -> None:
+    import pandas as pd
+
+    from tabpilot.engine.data.profiling import profile_column
+    from tabpilot.engine.training.targets import prepare_target
+
+    frame = pd.DataFrame({"y": [0, 1] * 10, "x": range(20)})
+    column = profile_column(frame["y"])
+    kept = prepare_target(frame, column, "binary", reason="detected: two codes")
+    assert kept.problem.reason == "detected: two codes"
+    changed = prepare_target(frame, column, "multiclass", reason="chosen by the user")
+    assert str(changed.problem.problem_type) == "binary"
+    assert changed.problem.reason == "chosen by the user (2 classes, so binary)"
+    assert prepare_target(frame, column, None).problem.reason == (
+        "the target holds two integer codes"
+    )

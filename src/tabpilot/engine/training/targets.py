@@ -30,7 +30,7 @@ def prepare_target(
 ) -> Target:
     """Remove rows without a target, decide the problem type from the target's profile
     `column` (`problem_type` overrides the detection, checked against it) and encode the
-    target. `reason`, when given, is the decision's reason (a choice made before the run)."""
+    target. `reason` is the reason of a `problem_type` chosen before the run."""
     target = column.name
     rows_removed: list[dict[str, Any]] = []
     data = frame
@@ -40,7 +40,9 @@ def prepare_target(
         rows_removed.append({"rows": n, "reason": f'the target "{target}" is missing'})
         data = data[~missing_target]
     problem = decide_problem(column, len(frame), override=problem_type)
-    if reason:
+    if reason and str(problem.problem_type) == problem_type:
+        # The choice stands as made before the run; keep the reason given then. (A choice the
+        # data changed, such as "multiclass" on two classes, keeps the decision's reason.)
         problem = replace(problem, reason=reason)
     if not problem.problem_type.is_classification:
         y = data[target].to_numpy(dtype="float64")
