@@ -756,6 +756,27 @@ def test_concurrent_opens_migrate_once(store_uri: str) -> None:
         assert list(pool.map(open_store, range(4))) == [SCHEMA_VERSION] * 4
 
 
+def test_sqlite_open_waits_while_another_process_writes_a_new_file(tmp_path: Path) -> None:
+    # Switching a file to WAL does not wait on the busy timeout by itself: a store opened while
+    # another connection writes (another process opening the same new database) must retry.
+    import sqlite3
+
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE placeholder (i INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO placeholder VALUES (1)")
+    release = threading.Timer(0.3, other.execute, args=("COMMIT",))
+    release.start()
+    try:
+        with build_metadata_store(f"sqlite:///{path}") as opened:
+            assert isinstance(opened, SqlMetadataStore)
+            assert opened.schema_version == SCHEMA_VERSION
+    finally:
+        release.join()
+        other.close()
+
+
 def test_sqlite_concurrent_writers_never_see_locked(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/busy.db"
     # Two store objects on one file stand in for the server and a worker process.
