@@ -72,6 +72,16 @@ def make_mixed_frame(n: int = 600, *, seed: int = 0, task: str = "binary") -> pd
     return frame
 
 
+@pytest.fixture(autouse=True)
+def answer_to_testserver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette's TestClient calls the app by the name "testserver"; the app answers only to
+    the names it is allowed (tabpilot.web.security), so tests add that one, as Django's test
+    runner adds it to ALLOWED_HOSTS."""
+    from tabpilot.web import security
+
+    monkeypatch.setattr(security, "LOOPBACK_HOSTS", (*security.LOOPBACK_HOSTS, "testserver"))
+
+
 @pytest.fixture
 def mixed_binary() -> pd.DataFrame:
     return make_mixed_frame(task="binary")

@@ -9,6 +9,7 @@ setting, instead of failing later inside a job. Every field is documented in doc
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ from tabpilot.metadata.registry import METADATA_STORES
 from tabpilot.storage.registry import ARTIFACT_STORES
 
 ENV_PREFIX = "TABPILOT_"
+# A DNS name or an IPv4/IPv6 address, without scheme or port.
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|[0-9a-f:.]*:[0-9a-f:.]*")
 
 # Each backend URI setting is checked by the registry of its kind, with the words it uses when
 # building, so a backend that registers a scheme is accepted here without any change.
@@ -75,6 +78,29 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(
         default=1024, gt=0, description="Largest dataset upload accepted, in MiB."
     )
+    allowed_hosts: str = Field(
+        default="",
+        description="Host names this server answers to besides the loopback names and the "
+        "address it listens on, comma-separated (a leading *. allows subdomains; * allows any).",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: str) -> str:
+        names = [name.strip().lower().rstrip(".") for name in value.split(",") if name.strip()]
+        for name in names:
+            bare = name.removeprefix("*.").strip("[]")
+            if name != "*" and not _HOST_NAME.fullmatch(bare):
+                raise ValueError(
+                    f'"{name}" is not a host name; give names such as tabpilot.example.com, '
+                    "192.168.1.5 or *.example.com, comma-separated, without scheme or port"
+                )
+        return ",".join(names)
+
+    @property
+    def allowed_host_names(self) -> tuple[str, ...]:
+        """`allowed_hosts` as a tuple of lower-case names (brackets of IPv6 addresses dropped)."""
+        return tuple(n.strip("[]") for n in self.allowed_hosts.split(",") if n)
 
     @field_validator("data_dir")
     @classmethod

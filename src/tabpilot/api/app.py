@@ -13,6 +13,7 @@ from tabpilot.api.errors import install_error_handlers
 from tabpilot.api.routes import compare, datasets, health, jobs, models
 from tabpilot.context import AppContext, build_context
 from tabpilot.settings import Settings, load_settings
+from tabpilot.web import install_web
 
 DESCRIPTION = """
 Tabpilot trains, explains and serves models for tabular data. Upload a CSV, queue a training
@@ -95,4 +96,5 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     app.include_router(jobs.router)
     app.include_router(compare.router)
     app.include_router(models.router)
+    install_web(app)  # the pages, and browser security for the API and pages alike
     return app

@@ -1,0 +1,9 @@
+"""One module per page (or small group of pages); each defines `router`, listed in `ROUTERS`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tabpilot.web.pages import datasets, home, login
+
+ROUTERS: list[APIRouter] = [home.router, login.router, datasets.router]
