@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint bench clean setup
+.PHONY: run test lint bench clean setup chromium
 
 setup: $(STAMP)
 
@@ -20,10 +20,23 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/tabpilot serve
 
-test: setup
+test: setup chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
+
+# The browser tests (tests/web) drive Debian's Chromium through Playwright. Install it when it
+# is missing and this user may (root with apt-get); otherwise those tests skip and say how.
+chromium:
+	@if [ -z "$$TABPILOT_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	      || echo "Could not install Chromium: the browser tests will skip"; \
+	  else \
+	    echo "No Chromium at /usr/bin/chromium: the browser tests will skip (as root: apt-get install chromium)"; \
+	  fi; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check --fix src tests bench

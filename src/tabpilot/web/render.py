@@ -32,15 +32,15 @@ STATIC_PREFIX = "/static"
 
 
 def format_bytes(value: float | int | None) -> str:
-    """1536 -> "1.5 KB"; 1000-based, as file managers show sizes."""
+    """1536 -> "1.5 KB"; 1024-based, like TABPILOT_MAX_UPLOAD_MB (js/upload.js agrees)."""
     if value is None:
         return ""
     size = float(value)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024:
             return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"  # pragma: no cover - unreachable
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def format_when(value: datetime | None) -> str:

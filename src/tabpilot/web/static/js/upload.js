@@ -6,7 +6,7 @@
   function formatBytes(n) {
     var units = ["bytes", "KB", "MB", "GB"];
     var i = 0;
-    while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }  // as the server shows
     return i === 0 ? n + " bytes" : n.toFixed(1) + " " + units[i];
   }
 
