@@ -51,11 +51,20 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
     try:
         app = create_app(ctx)
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        if settings.host in ("0.0.0.0", "::"):  # every interface: open it by a name it answers to
+            shown = "127.0.0.1"
         say(
-            f"Tabpilot {__version__}: http://{shown}:{settings.port} (API docs at /docs); "
+            f"Tabpilot {__version__}: http://{shown}:{settings.port} (web UI; API docs at /docs); "
             f"data in {settings.data_dir}; auth {settings.auth}; runner {settings.runner_uri}",
             err=True,
         )
+        if settings.host in ("0.0.0.0", "::"):
+            say(
+                "Listening on every interface: to open it from other machines, list the name "
+                "or address they use in TABPILOT_ALLOWED_HOSTS (requests naming another host "
+                "are refused).",
+                err=True,
+            )
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
     finally:
         ctx.metadata.close()
