@@ -13,10 +13,11 @@ One shape from the request to the model card:
   `from_dict`, which also reads specs stored by earlier versions.
 - The engine trains from a `TrainSpec` and keeps its reasons for the model card and report.
 
-Adding a training option: a field in `TrainRequest` (its `doc` is the API's description) and
-in `TrainSpec`, its check in `_FIELD_CHECKS` (and in `_Resolution` if it depends on the data),
-and where the engine uses it; the CLI gets a flag. `JobCreate` and `JobSpec` follow by
-themselves.
+Adding a training option touches: here, a field in `TrainRequest` (its `doc` metadata is the
+API's description) and in `TrainSpec`, and its check in `_FIELD_CHECKS` (an option checked
+against the dataset also goes in `_DATA_FIELDS` and a step of `_Resolution`); the engine code
+that uses it; a flag in `cli/training.py`. The API's `JobCreate` and `JobSpec`, the service,
+the stored job, the worker and `from_dict` follow without a change.
 
 Plain Python (pandas through the profile only): the API validates with it.
 """
