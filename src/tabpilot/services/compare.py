@@ -17,6 +17,7 @@ from tabpilot.records import JobRecord, JobStatus, ModelRecord
 from tabpilot.services import check_id
 
 MAX_COMPARED = 20
+MAX_SIDE_BY_SIDE = 6  # what fits side by side on a page
 
 # Spec keys that explain a value rather than configure the run.
 _EXPLANATORY_KEYS = frozenset({"time_budget_reason", "problem_type_reason", "metric_reason"})
@@ -35,8 +36,11 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def compare_jobs(ctx: AppContext, *, owner: str, job_ids: list[str]) -> dict[str, Any]:
-    """Compare succeeded jobs.
+def compare_jobs(
+    ctx: AppContext, *, owner: str, job_ids: list[str], max_jobs: int = MAX_COMPARED
+) -> dict[str, Any]:
+    """Compare succeeded jobs (2 to `max_jobs`; the web page shows at most
+    `MAX_SIDE_BY_SIDE` side by side).
 
     Returns a dict with:
         jobs: one summary per job (target, problem type, primary metric, chosen estimator).
@@ -50,14 +54,14 @@ def compare_jobs(ctx: AppContext, *, owner: str, job_ids: list[str]) -> dict[str
         notes: caveats, e.g. jobs on different datasets.
 
     Raises:
-        InvalidInput: fewer than two or more than `MAX_COMPARED` ids.
+        InvalidInput: fewer than two or more than `max_jobs` ids.
         NotFound: an id is unknown (for this owner).
         Conflict: a job has not succeeded (or has no model).
     """
     ids = [check_id("Job", i) for i in job_ids]
-    if not 2 <= len(ids) <= MAX_COMPARED:
+    if not 2 <= len(ids) <= max_jobs:
         raise InvalidInput(
-            f"Give between 2 and {MAX_COMPARED} different job ids to compare "
+            f"Give between 2 and {max_jobs} different job ids to compare "
             f"(as jobs=ID1,ID2), not {len(ids)}"
         )
     jobs = [ctx.metadata.get_job(i, owner=owner) for i in ids]
