@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tabpilot.web.pages import compare, datasets, history, home, login
+from tabpilot.web.pages import predict as predict_page
 
 ROUTERS: list[APIRouter] = [home.router, login.router, datasets.router]
 ROUTERS += [history.router, compare.router]
+ROUTERS += [predict_page.router]
