@@ -125,7 +125,7 @@ def build_feature_plan(
                 DroppedColumn(col.name, "duplicate", f'an exact copy of column "{twin}"')
             )
             continue
-        features.append(_feature_spec(col))
+        features.append(feature_spec(col))
         top_share = (col.top_values[0][1] / profile.n_rows) if col.top_values else 0
         if top_share >= QUASI_CONSTANT:
             warnings.append(
@@ -146,7 +146,8 @@ def build_feature_plan(
     return FeaturePlan(features=features, dropped=dropped, warnings=warnings)
 
 
-def _feature_spec(col: ColumnProfile) -> FeatureSpec:
+def feature_spec(col: ColumnProfile) -> FeatureSpec:
+    """The feature a kept column becomes (its kind decides the preprocessing)."""
     kind = col.kind
     if kind == ColumnKind.BOOLEAN:
         return FeatureSpec(col.name, "boolean")
