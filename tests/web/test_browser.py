@@ -107,6 +107,24 @@ def test_upload_shows_progress_and_opens_the_dataset(
     expect(page.locator("#recent-datasets").get_by_role("link", name="sales")).to_be_visible()
 
 
+def test_drag_and_drop_uploads_the_dropped_file(page: Any, server: str):
+    page.goto(server + "/")
+    page.evaluate(
+        """() => {
+          const file = new File(["when,amount\\n2024-01-01,3\\n2024-01-02,4\\n"], "dropped.csv",
+                                {type: "text/csv"});
+          const data = new DataTransfer();
+          data.items.add(file);
+          const zone = document.getElementById("upload-form");
+          zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true}));
+          zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+        }"""
+    )
+    page.wait_for_url(re.compile(r"/datasets/ds_[0-9a-f]+$"))
+    expect(page.get_by_role("heading", name="dropped")).to_be_visible()
+    expect(page.locator("#dataset-rows")).to_have_text("2")
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
