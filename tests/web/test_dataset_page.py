@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -241,3 +242,86 @@ def test_unknown_dataset_is_a_styled_404(client: TestClient) -> None:
 
 
 Shoot = Callable[[Any, str], None]
+
+
+# -- in Chromium, against `tabpilot serve` ------------------------------------------------------
+
+
+@pytest.fixture
+def expect_() -> Any:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    return sync_api.expect
+
+
+def upload_in_browser(page: Any, server: str, path: Path) -> str:
+    page.goto(server + "/")
+    page.locator("#upload-file").set_input_files(str(path))
+    page.wait_for_url(re.compile(r"/datasets/ds_[0-9a-f]+$"))
+    return str(page.url.rsplit("/", 1)[-1])
+
+
+def test_browser_choose_target_bad_option_then_start(
+    page: Any, server: str, tmp_path: Path, shoot: Shoot, expect_: Any
+) -> None:
+    path = tmp_path / "churn.csv"
+    path.write_text(churn_csv())
+    upload_in_browser(page, server, path)
+    names = page.locator("#dataset-column-table tbody th").all_inner_texts()
+    assert names == ["customer_id", "plan", "monthly", "flat", "churned", "spend"]
+    expect_(page.locator("#dataset-column-table tbody tr").first).to_contain_text("dropped")
+    expect_(page.locator("#eda-link")).to_have_attribute("target", "_blank")
+
+    page.get_by_label("Column to predict (target)").select_option("churned")
+    expect_(page.locator("#problem-type")).to_have_text("binary")
+    expect_(page.locator("#problem-reason")).to_contain_text("2 classes")
+    expect_(page.locator("#target-chart svg")).to_be_visible()
+    expect_(page.get_by_label("Metric to optimise")).to_contain_text("roc_auc (default)")
+    expect_(page.locator("#budget-hint")).to_contain_text("Leave empty for")
+    shoot(page, "dataset")
+
+    page.get_by_label("Time budget (seconds)").fill("1")
+    page.get_by_role("button", name="Start training").click()
+    message = page.locator("#problem-time_budget")
+    expect_(message).to_contain_text("out of range")
+    # Beside its field: in the same field group as the input, which points at it.
+    group = page.locator(".field", has=page.locator("#time_budget"))
+    expect_(group.locator("#problem-time_budget")).to_be_visible()
+    expect_(page.locator("#time_budget")).to_have_attribute(
+        "aria-describedby", "problem-time_budget"
+    )
+    expect_(page.locator("#target")).to_have_value("churned")
+    shoot(page, "dataset-bad-option")
+
+    page.get_by_label("Time budget (seconds)").fill("5")
+    for label in ("XGBoost", "random forest", "extra trees", "linear model"):
+        page.get_by_label(label).uncheck()
+    page.get_by_label("Tags (comma-separated)").fill("browser")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url(re.compile(r"/jobs/job_[0-9a-f]+$"))
+    job_id = page.url.rsplit("/", 1)[-1]
+    job = page.evaluate(f"fetch('/api/jobs/{job_id}').then(r => r.json())")
+    assert job["spec"]["target"] == "churned" and job["spec"]["estimators"] == ["lgbm"]
+    assert job["tags"] == ["browser"]
+    # Free the test server's one worker: nothing here needs the model.
+    httpx.post(f"{server}/api/jobs/{job_id}/cancel", timeout=10)
+
+
+def test_browser_hostile_column_names_are_text_in_table_and_selects(
+    page: Any, server: str, tmp_path: Path, shoot: Shoot, expect_: Any
+) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_text(hostile_csv())
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    upload_in_browser(page, server, path)
+    assert page.locator("#dataset-column-table tbody th").all_inner_texts() == HOSTILE_COLUMNS
+    options = page.locator("#target option").all_inner_texts()[1:]
+    assert options == HOSTILE_COLUMNS
+    assert page.locator("#target option").nth(1).get_attribute("value") == HOSTILE_COLUMNS[0]
+    page.locator("#target").select_option(HOSTILE_COLUMNS[0])
+    expect_(page.locator("#target-summary h3")).to_contain_text(HOSTILE_COLUMNS[0])
+    choice_names = page.locator("#column-choice-table tbody th").all_inner_texts()
+    assert choice_names == HOSTILE_COLUMNS
+    assert page.locator("main b, main img, script:not([src])").count() == 0
+    assert dialogs == []
+    shoot(page, "dataset-hostile-target")
