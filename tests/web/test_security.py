@@ -106,6 +106,12 @@ def test_foreign_hosts_and_cross_site_changes_are_refused(local_ctx: AppContext)
         )
         assert same.status_code == 201
         assert client.post("/api/datasets", files=upload).status_code == 201  # curl
+        default_port = client.post(
+            "/api/datasets",
+            files=upload,
+            headers={"Host": "localhost:80", "Origin": "http://localhost"},
+        )
+        assert default_port.status_code == 201
 
 
 def test_pages_send_security_headers_and_a_csrf_cookie(local_ctx: AppContext) -> None:
@@ -121,9 +127,11 @@ def test_pages_send_security_headers_and_a_csrf_cookie(local_ctx: AppContext) ->
         cookie = page.headers["set-cookie"]
         assert cookie.startswith("tabpilot_csrf=") and "HttpOnly" in cookie
         assert "SameSite=Strict" in cookie
+        client.cookies.clear()
         api = client.get("/api/datasets")
         assert api.headers["x-content-type-options"] == "nosniff"
         assert "content-security-policy" not in api.headers
+        assert "set-cookie" not in api.headers  # the CSRF cookie is for pages
         assert "<script>" not in page.text  # every script is a file under /static/
 
 

@@ -51,6 +51,7 @@ WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
 HOST_EXEMPT_PATHS = frozenset({"/health", "/ready"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ACCEPTED_FETCH_SITES = frozenset({"same-origin", "none"})
+DEFAULT_PORTS = {"http": "80", "https": "443"}
 # Swagger UI and ReDoc load their own scripts; the policy below is for our pages.
 NO_CSP_PREFIXES = ("/api/", "/docs", "/redoc")
 
@@ -134,10 +135,18 @@ def cross_site_problem(request: Request) -> str | None:
         return None
     if origin.strip().lower() == "null":
         return "it came from an opaque origin (null)"
-    netloc = urlsplit(origin.strip()).netloc.lower()
-    if netloc != (request.headers.get("host") or "").strip().lower():
+    parts = urlsplit(origin.strip().lower())
+    default = DEFAULT_PORTS.get(parts.scheme)
+    host = (request.headers.get("host") or "").strip().lower()
+    if _without_port(parts.netloc, default) != _without_port(host, default):
         return f"it came from {origin}"
     return None
+
+
+def _without_port(netloc: str, default: str | None) -> str:
+    """`netloc` without its port when that is the scheme's default (example.com:443 = example.com
+    for https)."""
+    return netloc.removesuffix(f":{default}") if default else netloc
 
 
 class BrowserSecurityMiddleware:
@@ -225,7 +234,7 @@ class BrowserSecurityMiddleware:
                 html = headers.get("content-type", "").startswith("text/html")
                 if html and not path.startswith(NO_CSP_PREFIXES):
                     headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
-                if fresh_cookie and not path.startswith("/static/"):
+                if fresh_cookie and html:  # pages only: API clients need no CSRF cookie
                     headers.append("set-cookie", cookie_header(CSRF_COOKIE, fresh_cookie, secure))
             await send(message)
 
