@@ -75,6 +75,7 @@ class FormField:
 
 def _plain_number(value: float) -> str:
     """A number as a number input takes it: no thousands separator, at most 6 digits."""
+    value = float(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"
@@ -111,7 +112,7 @@ def _default_value(feature: CardFeature, options: list[str]) -> str:
     high = _number_or_none(feature.details.get("max"))
     if feature.kind == "numeric" and low is not None and high is not None:
         middle = (low + high) / 2
-        return _plain_number(round(middle) if "int" in feature.dtype else middle)
+        return _plain_number(float(round(middle)) if "int" in feature.dtype else middle)
     if feature.kind == "datetime":
         return _date_text(feature.details.get("max"), has_time=feature.has_time)
     if feature.kind in ("categorical", "boolean") and options:
@@ -349,11 +350,12 @@ def _delta(now: float, before: Any) -> float | None:
 # -- routes ----------------------------------------------------------------------------------
 
 
-def _page_context(
-    request: Request, model: ModelRecord, card: ModelCard, fields: list[FormField], outcome: Outcome
-) -> dict[str, Any]:
+def _snippets(
+    request: Request, model: ModelRecord, card: ModelCard, fields: list[FormField]
+) -> list[Snippet]:
+    """The snippets for the form's row, against this server as the browser reached it."""
     ctx: AppContext = request.app.state.ctx
-    snippets: list[Snippet] = build_snippets(
+    return build_snippets(
         base_url=str(request.base_url).rstrip("/"),
         model_id=model.id,
         card=card,
@@ -361,12 +363,17 @@ def _page_context(
         token_mode=ctx.settings.auth == "token",
         deployed=model.deploy_key_hash is not None,
     )
+
+
+def _page_context(
+    request: Request, model: ModelRecord, card: ModelCard, fields: list[FormField], outcome: Outcome
+) -> dict[str, Any]:
     return {
         "model": model,
         "card": card,
         "fields": fields,
         "outcome": outcome,
-        "snippets": snippets,
+        "snippets": _snippets(request, model, card, fields),
         "previous_field": PREVIOUS_FIELD,
         "predict_csv_url": f"/api/models/{model.id}/predict.csv",
         "onnx_url": f"/api/models/{model.id}/files/model.onnx",
@@ -399,5 +406,8 @@ async def predict_post(
         predict_form, ctx, model, card, fields, posted.get(PREVIOUS_FIELD)
     )
     if request.headers.get("hx-request") == "true":
-        return render(request, "predict_result.html", outcome=outcome, card=card)
+        if outcome.error:  # the snippets keep the last row that could be predicted
+            return render(request, "predict_result.html", outcome=outcome)
+        snippets = _snippets(request, model, card, fields)
+        return render(request, "predict_update.html", outcome=outcome, snippets=snippets)
     return render(request, "predict.html", **_page_context(request, model, card, fields, outcome))

@@ -23,22 +23,23 @@
     });
   }
 
+  // One listener for every Copy button: htmx replaces the snippets after each change.
   function setupCopyButtons() {
-    document.querySelectorAll("button[data-copy]").forEach(function (button) {
-      button.addEventListener("click", function () {
-        var source = document.getElementById(button.getAttribute("data-copy"));
-        var status = button.parentNode.querySelector(".copy-status");
-        if (!source) return;
-        copyText(source.textContent).then(function () {
-          button.textContent = "Copied";
-          if (status) status.textContent = "Copied to the clipboard.";
-          window.setTimeout(function () {
-            button.textContent = "Copy";
-            if (status) status.textContent = "";
-          }, 2000);
-        }, function () {
-          if (status) status.textContent = "Copying was refused: select the text and copy it.";
-        });
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+      if (!button) return;
+      var source = document.getElementById(button.getAttribute("data-copy"));
+      var status = button.parentNode.querySelector(".copy-status");
+      if (!source) return;
+      copyText(source.textContent).then(function () {
+        button.textContent = "Copied";
+        if (status) status.textContent = "Copied to the clipboard.";
+        window.setTimeout(function () {
+          button.textContent = "Copy";
+          if (status) status.textContent = "";
+        }, 2000);
+      }, function () {
+        if (status) status.textContent = "Copying was refused: select the text and copy it.";
       });
     });
   }
