@@ -20,10 +20,15 @@ from markupsafe import Markup
 
 from tabpilot.engine.card import ModelCard
 from tabpilot.engine.choices import ALL_METRICS, MetricSpec, find_metric
-from tabpilot.engine.reports.charts import render_bar_chart, render_heatmap
+from tabpilot.engine.reports.charts import (
+    Series,
+    render_bar_chart,
+    render_heatmap,
+    render_line_chart,
+)
 from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.wording import format_number
-from tabpilot.records import JobRecord
+from tabpilot.records import JobEvent, JobRecord
 
 MAX_IMPORTANCE_BARS = 20
 
@@ -132,7 +137,30 @@ def confusion_chart(card: ModelCard) -> Markup | None:
         cell_text=[[format_number(v) for v in row] for row in matrix],
         x_label="predicted",
         y_label="actual",
-        width=min(720, 160 + 56 * len(labels)),
+        max_cell=64,
+        width=min(720, 160 + 64 * len(labels)),
+    )
+
+
+def best_score_chart(events: list[JobEvent], metric_label: str) -> Markup | None:
+    """The best score so far at each progress report of a finished job (the live page draws
+    the same line in static/js/training.js), or None before any trial finished."""
+    points = [
+        (float(e.data["elapsed"]), float(e.data["best_score"]))
+        for e in events
+        if e.kind == "progress"
+        and _number(e.data.get("elapsed")) is not None
+        and _number(e.data.get("best_score")) is not None
+    ]
+    if not points:
+        return None
+    return render_line_chart(
+        [Series("best so far", [p[0] for p in points], [p[1] for p in points], step=True)],
+        title=f"best validation {metric_label} over the run",
+        x_label="seconds since the start",
+        y_label=metric_label,
+        width=640,
+        height=240,
     )
 
 

@@ -51,14 +51,17 @@ def _model_of(ctx: AppContext, owner: str, job: JobRecord) -> ModelRecord | None
 
 def _training_page(request: Request, ctx: AppContext, owner: str, job: JobRecord) -> Response:
     events = jobs_service.list_job_events(ctx, owner=owner, job_id=job.id)
+    summary = job_view.JobSummary.of(job)
+    live = not job.status.is_final
     return render(
         request,
         "job_training.html",
         job=job,
-        summary=job_view.JobSummary.of(job),
+        summary=summary,
+        chart=None if live else job_view.best_score_chart(events, summary.metric_label),
         progress=job.progress or {},
         log=[e for e in events if e.kind in LOG_KINDS],
-        live=not job.status.is_final,
+        live=live,
         cancelable=job.status in jobs_service.CANCELABLE,
         retryable=job.status in jobs_service.RETRYABLE,
         model_missing=job.status is JobStatus.SUCCEEDED,

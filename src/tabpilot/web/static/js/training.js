@@ -175,6 +175,7 @@
     if (!svg || !this.points.length) return;
     var empty = byId("best-chart-empty");
     if (empty) empty.hidden = true;
+    svg.removeAttribute("hidden");
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     var W = 640, H = 220, left = 64, right = W - 16, top = 12, bottom = H - 34;
     var xs = this.points.map(function (p) { return p[0]; });
