@@ -64,7 +64,9 @@ def test_serve_runs_uvicorn_with_the_app_on_loopback(
     monkeypatch.setenv("TABPILOT_RUNNER_URI", "inline://")
     result = runner.invoke(main, ["serve", "--port", "8765", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert calls == [{"host": "127.0.0.1", "port": 8765, "log_level": "info"}]
+    assert calls == [
+        {"host": "127.0.0.1", "port": 8765, "log_level": "info", "proxy_headers": False}
+    ]
     assert "http://127.0.0.1:8765" in result.output
     assert (tmp_path / "data" / "tabpilot.db").is_file()
     # Token mode may listen anywhere.
@@ -72,6 +74,7 @@ def test_serve_runs_uvicorn_with_the_app_on_loopback(
     result = runner.invoke(main, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert calls[-1]["host"] == "0.0.0.0"
+    assert calls[-1]["proxy_headers"] is True  # behind a TLS proxy, X-Forwarded-* count
 
 
 def test_users_create_list_rotate(

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,10 +146,24 @@ def create_user(root: Path, env: dict[str, str], name: str) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def serve_command(port: int) -> list[str]:
+    """`tabpilot serve` on 127.0.0.1:`port`."""
+    return [*tabpilot_command(), "serve", "--port", str(port), "--log-level", "warning"]
+
+
 def start_server(
-    root: Path, *, auth: str = "local", users: Sequence[str] = (), **settings: str
+    root: Path,
+    *,
+    auth: str = "local",
+    users: Sequence[str] = (),
+    command: Callable[[int], list[str]] = serve_command,
+    **settings: str,
 ) -> SecServer:
-    """Start `tabpilot serve` with its data in `root/data` and wait until /health answers."""
+    """Start `tabpilot serve` with its data in `root/data` and wait until /health answers.
+
+    `command(port)` gives another command line serving the app on 127.0.0.1:port (another
+    ASGI server around `create_app()`, say); it gets the same environment.
+    """
     root.mkdir(parents=True, exist_ok=True)
     data_dir = root / "data"
     env = server_environment(data_dir, auth=auth, **settings)
@@ -158,7 +172,7 @@ def start_server(
     log_path = root / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*tabpilot_command(), "serve", "--port", str(port), "--log-level", "warning"],
+            command(port),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

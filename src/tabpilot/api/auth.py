@@ -3,7 +3,8 @@
 `TABPILOT_AUTH=local` (the default): one user, no login. Every request acts for the
 operating-system user running the server (`Principal.owner` is that user name), whatever
 token it carries, except that an Authorization header that is not a bearer token, or a deploy
-key, is refused (401); `tabpilot serve` refuses to listen beyond loopback in this mode.
+key, is refused (401); `tabpilot serve` refuses to listen beyond loopback in this mode, and
+the app refuses clients whose address is not loopback (`tabpilot.api.exposure`).
 
 `TABPILOT_AUTH=token`: every request except `GET /health` and `GET /ready` must carry
 `Authorization: Bearer <token>` with a user's API token (`tabpilot users create NAME` prints

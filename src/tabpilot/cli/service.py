@@ -65,7 +65,15 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
                 "are refused).",
                 err=True,
             )
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            # Local mode admits loopback clients only (api/exposure.py): the client is the
+            # socket's peer, so a proxy on this machine is local, whatever X-Forwarded-For says.
+            proxy_headers=settings.auth != "local",
+        )
     finally:
         ctx.metadata.close()
 
