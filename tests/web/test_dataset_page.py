@@ -111,6 +111,9 @@ def test_target_partial_shows_problem_reason_chart_and_valid_metrics(client: Tes
     assert "Leave empty for" in text  # the automatic budget with its reason
     # The target is no feature; the columns list keeps the detected drops with their reasons.
     assert 'name="col_4"' not in part.text and 'name="col_0"' in part.text
+    # The column table comes along, out of band, with the target marked.
+    table = part.text.split('id="column-table" hx-swap-oob="true"')[1]
+    assert "the target" in text_of(table.split("churned", 1)[1].split("</tr>")[0])
 
     numeric = client.get(f"/datasets/{dataset_id}/target", params={"target": "spend"})
     assert re.search(r'id="problem-type">regression<', numeric.text)
@@ -277,7 +280,14 @@ def test_browser_choose_target_bad_option_then_start(
     expect_(page.locator("#target-chart svg")).to_be_visible()
     expect_(page.get_by_label("Metric to optimise")).to_contain_text("roc_auc (default)")
     expect_(page.locator("#budget-hint")).to_contain_text("Leave empty for")
+    row = page.locator("#dataset-column-table tbody tr", has_text="churned")
+    expect_(row.locator("td").last).to_have_text("the target")
     shoot(page, "dataset")
+
+    # The EDA report, embedded in a sandboxed frame.
+    page.get_by_text("Show it here").click()
+    report = page.frame_locator(".eda-embed iframe")
+    expect_(report.locator("h1").first).to_be_visible(timeout=60_000)
 
     page.get_by_label("Time budget (seconds)").fill("1")
     page.get_by_role("button", name="Start training").click()

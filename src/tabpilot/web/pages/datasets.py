@@ -166,7 +166,8 @@ def target_chart(preview: training_plan.TargetPreview) -> Markup | None:
 
 def target_context(dataset: DatasetRecord, form: TrainForm) -> dict[str, Any]:
     """The context of the target panel (dataset_target.html)."""
-    names = [c.name for c in training_plan.stored_profile(dataset).columns]
+    profile = training_plan.stored_profile(dataset)
+    names = [c.name for c in profile.columns]
     preview = None
     if form.target in names:
         preview = training_plan.preview_target(dataset, form.target)
@@ -185,6 +186,9 @@ def target_context(dataset: DatasetRecord, form: TrainForm) -> dict[str, Any]:
         "chart": target_chart(preview) if preview else None,
         "metrics": metrics,
         "uses": list(zip(uses, detected, strict=True)),
+        "columns": list(zip(profile.columns, uses, strict=True)),
+        "column_stats": column_stats,
+        "oob": False,
         "column_choices": list(COLUMN_CHOICES.items()),
         "problems": {},
     }
@@ -194,12 +198,9 @@ def page_context(dataset: DatasetRecord, form: TrainForm) -> dict[str, Any]:
     profile = training_plan.stored_profile(dataset)
     stored = dataset.profile if isinstance(dataset.profile, dict) else {}
     preview = stored.get("preview") if isinstance(stored.get("preview"), dict) else None
-    uses = training_plan.column_uses(dataset)
     return {
         **target_context(dataset, form),
         "profile": profile,
-        "columns": list(zip(profile.columns, uses, strict=True)),
-        "column_stats": column_stats,
         "kinds": kinds_summary(profile.columns),
         "warnings": stored_warnings(dataset),
         "table_preview": preview or {"columns": [], "rows": []},
@@ -236,7 +237,10 @@ def target_panel(
     dataset = _dataset(ctx, principal.owner, dataset_id)
     query = request.query_params
     form = TrainForm.parse(query, query.getlist, submitted=False)
-    return render(request, "dataset_target.html", **target_context(dataset, form))
+    # The column table follows, swapped out of band, so "In training" matches the new target.
+    context = target_context(dataset, form)
+    context["oob"] = True
+    return render(request, "dataset_target.html", **context)
 
 
 @router.post("/datasets/{dataset_id}/jobs", dependencies=[CsrfChecked], response_model=None)
