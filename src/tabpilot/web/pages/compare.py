@@ -55,6 +55,11 @@ class MetricRow:
     chart: Markup
 
 
+def _metric_label(name: str | None) -> str:
+    spec = find_metric(name) if name else None
+    return spec.label if spec is not None else (name or "")
+
+
 def _status_of(error: TabpilotError) -> int:
     return next(status for kind, status in ERROR_STATUS if isinstance(error, kind))
 
@@ -182,7 +187,12 @@ def comparison_context(result: dict[str, Any]) -> dict[str, Any]:
     names = {i: f"{LETTERS[n]} · {i}" for n, i in enumerate(ids)}
     return {
         "jobs": [
-            {**j, "letter": LETTERS[n], "created": format_when(j["created_at"])}
+            {
+                **j,
+                "letter": LETTERS[n],
+                "created": format_when(j["created_at"]),
+                "metric_label": _metric_label(j["metric"]),
+            }
             for n, j in enumerate(result["jobs"])
         ],
         "metric_rows": _metric_rows(result, ids, names),
