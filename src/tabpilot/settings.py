@@ -78,10 +78,40 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(
         default=1024, gt=0, description="Largest dataset upload accepted, in MiB."
     )
+    max_inflated_mb: int = Field(
+        default=4096,
+        gt=0,
+        description="Largest size a gzip-compressed upload (.csv.gz) may have once "
+        "decompressed, in MiB.",
+    )
     allowed_hosts: str = Field(
         default="",
         description="Host names this server answers to besides the loopback names and the "
         "address it listens on, comma-separated (a leading *. allows subdomains; * allows any).",
+    )
+    max_columns: int = Field(
+        default=1000, gt=0, description="Most columns an uploaded dataset may have."
+    )
+    max_cell_chars: int = Field(
+        default=100_000, gt=0, description="Longest cell an uploaded dataset may have, in characters."
+    )
+    predict_max_extra_columns: int = Field(
+        default=1000,
+        ge=0,
+        description="Columns a prediction may send beyond the model's features (they are "
+        "ignored); wider requests are refused.",
+    )
+    stream_max_per_user: int = Field(
+        default=20, gt=0, description="Open job event streams (SSE) per user."
+    )
+    stream_max_total: int = Field(
+        default=500, gt=0, description="Open job event streams (SSE) on this server."
+    )
+    stream_max_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description="A job event stream is closed after this many seconds (clients reconnect "
+        "and resume with Last-Event-ID).",
     )
 
     @field_validator("allowed_hosts")
@@ -134,6 +164,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_inflated_bytes(self) -> int:
+        return self.max_inflated_mb * 1024 * 1024
 
     def store_environment(self, *, runner_uri: str) -> dict[str, str]:
         """This process's environment for a child that must use these settings' stores.

@@ -15,9 +15,10 @@ The stored profile (`DatasetRecord.profile`) is `profile_frame(...).to_dict()` p
 - `file`: the artifact key, encoding, delimiter and compression the reader detected.
 
 Everything here is pandas and numpy only: the API process can run it. Files bigger than
-`ISOLATE_ABOVE_BYTES` are read and profiled in a short-lived child process (`isolated.py`), so
-the memory a big file needs goes back to the system afterwards instead of staying with the
-server.
+`ISOLATE_ABOVE_BYTES` once decompressed are read and profiled in a short-lived child process
+(`isolated.py`), so the memory a big file needs goes back to the system afterwards instead of
+staying with the server; the decompressed size is counted first (stopping at
+`TABPILOT_MAX_INFLATED_MB`), since a small gzip file can hold gigabytes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, Self
 import pandas as pd
 
 from tabpilot.context import AppContext
+from tabpilot.engine.data.csvbytes import inflated_size
 from tabpilot.engine.data.io import CsvTable, read_csv
 from tabpilot.engine.data.problem import decide_problem
 from tabpilot.engine.data.profiling import ColumnProfile, DatasetProfile, profile_frame
@@ -69,6 +71,16 @@ def upload_too_large(limit_bytes: int) -> UploadTooLarge:
         f"The upload is larger than this server's limit of {mib:,.0f} MiB. Upload a smaller "
         "file (gzip-compressing it as .csv.gz often helps), or raise TABPILOT_MAX_UPLOAD_MB.",
         details={"max_upload_bytes": limit_bytes},
+    )
+
+
+def inflated_too_large(limit_bytes: int) -> UploadTooLarge:
+    """The error for a gzip upload that decompresses to more than `limit_bytes`."""
+    mib = limit_bytes / (1024 * 1024)
+    return UploadTooLarge(
+        f"The gzip-compressed upload is larger than this server's limit of {mib:,.0f} MiB once "
+        "decompressed. Upload a smaller file, or raise TABPILOT_MAX_INFLATED_MB.",
+        details={"max_inflated_bytes": limit_bytes},
     )
 
 
@@ -180,7 +192,7 @@ def create_dataset(
         raise DataFileError(
             "is empty; upload a CSV file with a header row and data rows", path=upload.filename
         )
-    profile = inspect_upload(upload)
+    profile = inspect_upload(upload, max_inflated_bytes=ctx.settings.max_inflated_bytes)
     record = DatasetRecord(
         owner=owner,
         name=shown_name,
@@ -201,15 +213,29 @@ def create_dataset(
         raise
 
 
-def inspect_upload(upload: StagedUpload) -> dict[str, Any]:
-    """`inspect_file` on the staged file (in a child process when it is big), with errors
-    naming the uploaded file, not the temporary path."""
+def inspect_upload(
+    upload: StagedUpload, *, max_inflated_bytes: int | None = None
+) -> dict[str, Any]:
+    """`inspect_file` on the staged file (in a child process when it is big once
+    decompressed), with errors naming the uploaded file, not the temporary path.
+
+    Raises:
+        UploadTooLarge: a gzip upload decompresses to more than `max_inflated_bytes` (None:
+            no limit).
+    """
     try:
-        if upload.n_bytes > ISOLATE_ABOVE_BYTES:
-            return call_in_child(inspect_file, str(upload.path), what="reading the file")
-        return inspect_file(str(upload.path))
+        stop = ISOLATE_ABOVE_BYTES if max_inflated_bytes is None else max_inflated_bytes
+        size = inflated_size(upload.path, stop_after=stop)
+        if max_inflated_bytes is not None and size > max_inflated_bytes:
+            raise inflated_too_large(max_inflated_bytes)
+        if size > ISOLATE_ABOVE_BYTES:
+            profile = call_in_child(inspect_file, str(upload.path), what="reading the file")
+        else:
+            profile = inspect_file(str(upload.path))
     except DataFileError as exc:
         raise renamed_data_error(exc, server_path=str(upload.path), shown=upload.filename) from None
+    profile["file"]["inflated_bytes"] = size
+    return profile
 
 
 def inspect_file(path: str) -> dict[str, Any]:
@@ -327,7 +353,7 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
     data = dataset_file_key(record)
     with local_copy(ctx.artifacts, data, directory=upload_directory(ctx)) as path:
         try:
-            if path.stat().st_size > ISOLATE_ABOVE_BYTES:
+            if _data_size(record, path) > ISOLATE_ABOVE_BYTES:
                 html = call_in_child(
                     eda_html, str(path), record.name, what="rendering the EDA report"
                 )
@@ -338,6 +364,16 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
     body = html.encode("utf-8")
     ctx.artifacts.put_bytes(key, body)
     return body
+
+
+def _data_size(record: DatasetRecord, path: Path) -> int:
+    """The dataset file's size once decompressed: recorded at upload (older records: counted,
+    stopping just past the point where the size decides anything)."""
+    facts = record.profile.get("file", {}) if isinstance(record.profile, dict) else {}
+    recorded = facts.get("inflated_bytes") if isinstance(facts, dict) else None
+    if isinstance(recorded, int):
+        return recorded
+    return inflated_size(path, stop_after=ISOLATE_ABOVE_BYTES)
 
 
 def eda_html(path: str, title: str) -> str:

@@ -16,13 +16,14 @@ chunk can only stop the stream (see `CsvPredictionStream`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -35,6 +36,7 @@ from tabpilot.engine.data.io import read_csv_bytes
 from tabpilot.engine.serving.predict import OnnxPredictor, Predictions, PreparedInput
 from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound
 from tabpilot.records import ModelRecord
+from tabpilot.services.datasets import inflated_too_large
 from tabpilot.storage import keys
 from tabpilot.storage.base import ArtifactStore
 
@@ -92,6 +94,15 @@ class PredictorCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def peek(self, model: ModelRecord) -> OnnxPredictor | None:
+        """The model's predictor if it is loaded already, else None (never loads)."""
+        key = (model.id, model_onnx_sha256(model))
+        with self._lock:
+            predictor = self._items.get(key)
+            if predictor is not None:
+                self._items.move_to_end(key)
+            return predictor
 
     def get(self, model: ModelRecord, artifacts: ArtifactStore) -> OnnxPredictor:
         """The model ready to predict, loading its model.onnx on first use."""
@@ -164,6 +175,30 @@ def get_predictor(ctx: AppContext, *, model: ModelRecord) -> OnnxPredictor:
     return predictor_cache().get(model, ctx.artifacts)
 
 
+def is_loaded(model: ModelRecord) -> bool:
+    """Whether `model`'s predictor is in the cache, so predicting needs no model load."""
+    return predictor_cache().peek(model) is not None
+
+
+def max_columns(ctx: AppContext, predictor: OnnxPredictor) -> int:
+    """The widest input a prediction may send: the model's features (and target) plus
+    `TABPILOT_PREDICT_MAX_EXTRA_COLUMNS`."""
+    return len(predictor.features) + 1 + ctx.settings.predict_max_extra_columns
+
+
+def check_width(ctx: AppContext, predictor: OnnxPredictor, n_columns: int, *, where: str) -> None:
+    """Refuse an input wider than `max_columns` before any work on its values."""
+    limit = max_columns(ctx, predictor)
+    if n_columns > limit:
+        raise InvalidInput(
+            f"{where} has {n_columns:,} columns; this model uses {len(predictor.features):,} "
+            f"and at most {ctx.settings.predict_max_extra_columns:,} more are accepted "
+            f"({limit:,} in all). Send only the model's columns (GET /api/models/{{id}} lists "
+            "them), or raise TABPILOT_PREDICT_MAX_EXTRA_COLUMNS.",
+            details={"columns": n_columns, "max_columns": limit},
+        )
+
+
 def predict_rows(
     ctx: AppContext, *, model: ModelRecord, rows: Sequence[dict[str, Any]]
 ) -> Predictions:
@@ -179,6 +214,7 @@ def predict_rows(
                 f'Row {number} is not an object; send each row as {{"column": value, ...}}.',
                 details={"row": number},
             )
+        check_width(ctx, predictor, len(row), where=f"Row {number}")
     if len(rows) == 1:
         return predictor.predict_row(rows[0], started=started)
     return predictor.predict(pd.DataFrame.from_records(rows), started=started)
@@ -197,6 +233,7 @@ def predict_table(
         raise InvalidInput('No rows to predict: "data" is empty.')
     predictor = get_predictor(ctx, model=model)
     started = time.perf_counter()
+    check_width(ctx, predictor, len(columns), where='"columns"')
     names = [str(c) for c in columns]
     _check_table(names, data)
     if len(data) == 1:
@@ -206,7 +243,8 @@ def predict_table(
 
 def _check_table(names: list[str], data: Sequence[Sequence[Any]]) -> None:
     """Unique column names, and one value per name in every row."""
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    # Counted in one pass: list.count per name would be quadratic in the width.
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)[:20]
     if duplicates:
         raise InvalidInput(
             f"Duplicate column name(s): {', '.join(map(repr, duplicates))}; "
@@ -248,8 +286,15 @@ class CsvPredictionStream:
     CSV.
     """
 
-    def __init__(self, predictor: OnnxPredictor, chunks: Iterator[bytes], header: bytes) -> None:
+    def __init__(
+        self,
+        predictor: OnnxPredictor,
+        chunks: Iterator[bytes],
+        header: bytes,
+        check_width: Callable[[int], None] | None = None,
+    ) -> None:
         self._predictor = predictor
+        self._check_width = check_width
         self._chunks = chunks
         self._header = header
         self.rows = 0  # rows read and validated so far
@@ -302,6 +347,8 @@ class CsvPredictionStream:
         started = time.perf_counter()
         try:
             table = read_csv_bytes(self._header + chunk, name="the uploaded CSV")
+            if self._check_width is not None:
+                self._check_width(table.frame.shape[1])
             prepared = self._predictor.prepare(table.frame, started=started)
         except InvalidInput as exc:
             if self.rows:
@@ -334,10 +381,16 @@ def start_csv_predictions(
     Raises:
         InvalidInput: the CSV is unreadable, misses columns, or a value in its first chunk is
             invalid (naming the row and column).
+        UploadTooLarge: a gzip stream decompresses past `TABPILOT_MAX_INFLATED_MB` (while
+            iterating, too).
     """
     predictor = get_predictor(ctx, model=model)
-    header, chunks = split_records(decompressed(stream), chunk_bytes or CSV_CHUNK_BYTES)
-    return CsvPredictionStream(predictor, chunks, header)
+    plain = decompressed(
+        stream, max_bytes=ctx.settings.max_inflated_bytes, too_large=inflated_too_large
+    )
+    header, chunks = split_records(plain, chunk_bytes or CSV_CHUNK_BYTES)
+    width = functools.partial(check_width, ctx, predictor, where="The CSV")
+    return CsvPredictionStream(predictor, chunks, header, check_width=width)
 
 
 _ROW_NUMBER = re.compile(r"\brow (\d+)(?= \()")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from tabpilot.errors import InvalidInput
@@ -68,13 +69,80 @@ def binary_signature(head: bytes) -> str | None:
     return None
 
 
-def decompressed(stream: BinaryIO) -> BinaryIO:
-    """`stream` (seekable, at its start) as plain bytes: gunzipped on the fly if gzip."""
+def decompressed(
+    stream: BinaryIO,
+    *,
+    max_bytes: int | None = None,
+    too_large: Callable[[int], Exception] | None = None,
+) -> BinaryIO:
+    """`stream` (seekable, at its start) as plain bytes: gunzipped on the fly if gzip.
+
+    With `max_bytes`, reading a gzip stream past that many decompressed bytes raises
+    `too_large(max_bytes)` (default: `InvalidInput`), so a gzip bomb stops there.
+    """
     head = stream.read(2)
     stream.seek(0)
-    if is_gzip(head):
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    return stream
+    if not is_gzip(head):
+        return stream
+    inflated = gzip.GzipFile(fileobj=stream, mode="rb")
+    if max_bytes is None:
+        return inflated  # type: ignore[return-value]
+    return _Budgeted(inflated, max_bytes, too_large or _default_too_large)  # type: ignore[return-value]
+
+
+def _default_too_large(limit: int) -> Exception:
+    return InvalidInput(f"The gzip-compressed CSV is larger than {limit:,} bytes decompressed")
+
+
+class _Budgeted:
+    """A reader that raises once more than `limit` bytes have been read from `inner`."""
+
+    def __init__(
+        self, inner: gzip.GzipFile, limit: int, too_large: Callable[[int], Exception]
+    ) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._too_large = too_large
+        self._total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        room = self._limit - self._total + 1  # one byte past the limit tells it was passed
+        block = self._inner.read(room if size < 0 or size > room else size)
+        self._total += len(block)
+        if self._total > self._limit:
+            raise self._too_large(self._limit)
+        return block
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def inflated_size(path: Path, *, stop_after: int) -> int:
+    """How many bytes the file at `path` holds once gunzipped (its own size if not gzip).
+
+    Counting stops as soon as more than `stop_after` bytes have come out, so a gzip bomb costs
+    at most that much decompression work, and one read buffer of memory. The gzip trailer's
+    size field is not used: it is modulo 4 GiB, covers one member only, and a crafted file can
+    put anything there.
+
+    A damaged or truncated gzip stream counts the bytes before the damage: the CSV reader
+    reports the damage itself, in its own words.
+    """
+    with open(path, "rb") as raw:
+        if not is_gzip(raw.read(2)):
+            return path.stat().st_size
+        raw.seek(0)
+        total = 0
+        with gzip.GzipFile(fileobj=raw, mode="rb") as inflated:
+            while total <= stop_after:
+                try:
+                    block = inflated.read(_READ_BYTES)
+                except (OSError, EOFError, zlib.error):
+                    break
+                if not block:
+                    break
+                total += len(block)
+        return total
 
 
 # -- where records end -----------------------------------------------------------------------
