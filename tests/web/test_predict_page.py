@@ -27,7 +27,9 @@ import numpy as np
 import pytest
 
 from tabpilot.engine.card import ModelCard
+from tabpilot.web.pages.predict import format_value
 from tabpilot.web.pages.predict_snippets import build_snippets
+from tabpilot.web.render import format_number
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect
@@ -106,16 +108,14 @@ class Trained:
         return answer.json()
 
 
-@pytest.fixture(scope="module")
-def trained(server: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """A binary model trained through the API with a 5 s budget."""
-    path = write_csv(tmp_path_factory.mktemp("predict-page") / "churn.csv", churn_rows(300, 1))
+def train(server: str, path: Path, target: str) -> Trained:
+    """Upload `path`, train a model of `target` with a 5 s budget through the API, wait."""
     with path.open("rb") as handle:
         uploaded = httpx.post(f"{server}/api/datasets", files={"file": handle}, timeout=120)
     assert uploaded.status_code == 201, uploaded.text
     job = httpx.post(
         f"{server}/api/jobs",
-        json={"dataset_id": uploaded.json()["id"], "target": "churn", "time_budget": 5},
+        json={"dataset_id": uploaded.json()["id"], "target": target, "time_budget": 5},
         timeout=30,
     )
     assert job.status_code == 202, job.text
@@ -131,6 +131,13 @@ def trained(server: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     model_id = state["model_id"]
     card = httpx.get(f"{server}/api/models/{model_id}", timeout=30).json()["card"]
     return Trained(server, model_id, ModelCard.from_dict(card))
+
+
+@pytest.fixture(scope="module")
+def trained(server: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A binary model of churn, whose plan categories include markup and quotes."""
+    path = write_csv(tmp_path_factory.mktemp("predict-page") / "churn.csv", churn_rows(300, 1))
+    return train(server, path, "churn")
 
 
 def form_row(page: Any, card: ModelCard) -> dict[str, Any]:
@@ -290,7 +297,7 @@ def test_a_batch_upload_gives_a_csv_download_with_one_row_per_input_row(
     page.get_by_role("button", name="Predict file").click()
     link = page.get_by_role("link", name="Download predictions")
     expect(link).to_be_visible(timeout=60_000)
-    expect(page.locator("#batch-summary")).to_contain_text("20000 rows predicted")
+    expect(page.locator("#batch-summary")).to_contain_text("20,000 rows predicted")
     with page.expect_download() as download_info:
         link.click()
     download = download_info.value
@@ -419,6 +426,51 @@ def test_a_deployed_model_has_a_deploy_key_snippet_that_works(page: Any, trained
         httpx.post(f"{api}/undeploy", timeout=30)
     page.reload()
     expect(page.locator("#snippet-curl-deploy")).to_have_count(0)
+
+
+@pytest.mark.slow
+def test_a_regression_model_shows_the_value_and_its_change(
+    page: Any, server: str, tmp_path: Path, shoot: Shoot
+):
+    rows = [
+        {
+            "age": r["age"],
+            "plan": r["plan"],
+            "spend": r["age"] * 10 + (50 if r["plan"] == "pro" else 0),
+        }
+        for r in churn_rows(200, 3)
+    ]
+    regression = train(server, write_csv(tmp_path / "spend.csv", rows), "spend")
+    assert regression.card.problem_type == "regression"
+    page.goto(regression.page_url)
+    expect(page.locator("#predict-probabilities")).to_have_count(0)
+
+    def value_matches() -> float:
+        expected = regression.api_predict(form_row(page, regression.card))["predictions"][0]
+        expect(page.locator("#predict-value")).to_have_text(format_value(expected))
+        return float(expected)
+
+    before = value_matches()
+    age = page.locator(f"#predict-f{field_index(regression.card, 'age')}")
+    age.fill("20")
+    age.press("Tab")
+    expect(page.locator("#predict-changes")).to_contain_text("age:")
+    after = value_matches()
+    expect(page.locator("#predict-delta")).to_have_text(
+        f"{after - before:+,.4g} from {format_number(before)}"
+    )
+    shoot(page, "predict-regression")
+
+    (tmp_path / "model.onnx").write_bytes(
+        httpx.get(f"{server}/api/models/{regression.model_id}/files/model.onnx").content
+    )
+    (tmp_path / "snippet.py").write_text(page.locator("#snippet-python").text_content())
+    ran = subprocess.run(
+        [sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    printed = re.search(r"^prediction: (.*)$", ran.stdout, re.M)
+    assert printed and float(printed.group(1)) == pytest.approx(after, rel=1e-5)
 
 
 def test_token_mode_snippets_say_where_the_token_goes():

@@ -164,12 +164,19 @@ def row_of(fields: list[FormField]) -> dict[str, Any]:
         if (f.value if exact else text) == "":
             value = None
         elif f.control == "number":
-            try:
-                value = float(text)
-            except ValueError:
-                value = text
+            value = _parsed_number(text)
         row[f.feature.name] = value
     return row
+
+
+def _parsed_number(text: str) -> int | float | str:
+    """A number input's text as a number (an integer stays one, as the user typed it)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 # -- the result ------------------------------------------------------------------------------

@@ -125,7 +125,7 @@
         button.disabled = false;
         blob.text().then(function (text) {
           var lines = text.split("\n").filter(function (line) { return line !== ""; }).length;
-          summary.textContent = Math.max(lines - 1, 0) + " rows predicted (" + formatBytes(blob.size) + ").";
+          summary.textContent = Math.max(lines - 1, 0).toLocaleString("en") + " rows predicted (" + formatBytes(blob.size) + ").";
           done.hidden = false;
           link.focus();
         });
