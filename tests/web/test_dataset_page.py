@@ -283,6 +283,10 @@ def test_browser_choose_target_bad_option_then_start(
     row = page.locator("#dataset-column-table tbody tr", has_text="churned")
     expect_(row.locator("td").last).to_have_text("the target")
     shoot(page, "dataset")
+    page.set_viewport_size({"width": 700, "height": 900})  # half a laptop screen
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shoot(page, "dataset-700px")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # The EDA report, embedded in a sandboxed frame.
     page.get_by_text("Show it here").click()
