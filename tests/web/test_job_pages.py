@@ -155,10 +155,14 @@ def test_training_is_followed_live_then_the_results_show(
 
 @pytest.mark.slow
 def test_tags_and_notes_are_edited_and_shown_as_text(
-    page: Any, server: str, succeeded_job: dict[str, Any]
+    page: Any, server: str, succeeded_job: dict[str, Any], shoot: Shoot
 ):
     job_id = succeeded_job["id"]
+    page.set_viewport_size({"width": 700, "height": 900})  # half a laptop screen
     page.goto(f"{server}/jobs/{job_id}")
+    widest = page.evaluate("document.documentElement.scrollWidth")
+    assert widest <= 700, f"the results page scrolls sideways at 700 px ({widest} px wide)"
+    shoot(page, "job-results-narrow")
     page.get_by_role("textbox", name=re.compile(r"^Tags")).fill("baseline run, <b>bold</b>")
     page.get_by_role("textbox", name="Notes", exact=True).fill(
         'First try "quoted" <script>alert(1)</script>'

@@ -103,6 +103,7 @@
     if (p.message) setText("progress-message", p.message);
     if (p.trials !== null && p.trials !== undefined) setText("progress-trials", formatNumber(p.trials));
     setText("progress-estimator", p.estimator || "–");
+    if (p.budget) this.budget = Number(p.budget);
     if (p.best_score !== null && p.best_score !== undefined) {
       setText("progress-best", formatNumber(p.best_score) + (p.best_estimator ? " (" + p.best_estimator + ")" : ""));
       if (chart && p.elapsed !== null && p.elapsed !== undefined) {
@@ -110,7 +111,6 @@
         this.draw();
       }
     }
-    if (p.budget) this.budget = Number(p.budget);
     if (p.elapsed !== null && p.elapsed !== undefined && Number(p.elapsed) >= this.currentElapsed()) {
       this.elapsed = Number(p.elapsed);
       this.elapsedAt = Date.now();
@@ -182,7 +182,7 @@
     var ys = this.points.map(function (p) { return p[1]; });
     var xMax = Math.max(this.budget || 0, Math.max.apply(null, xs), 1);
     var yLo = Math.min.apply(null, ys), yHi = Math.max.apply(null, ys);
-    if (yHi === yLo) { var pad = Math.abs(yLo) * 0.05 || 0.05; yLo -= pad; yHi += pad; }
+    if (yHi === yLo) { var pad = Math.abs(yLo) * 0.01 || 0.01; yLo -= pad; yHi += pad; }
     function X(v) { return left + (v / xMax) * (right - left); }
     function Y(v) { return bottom - ((v - yLo) / (yHi - yLo)) * (bottom - top); }
     svg.appendChild(el("line", { "class": "axis", x1: left, x2: right, y1: bottom, y2: bottom }));
