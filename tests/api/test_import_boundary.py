@@ -98,6 +98,7 @@ def test_api_never_imports_training_libraries(tmp_path: Path) -> None:
 
     code = f"HEAVY = {HEAVY!r}\n{CHILD}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABPILOT_")}
+    env["TABPILOT_ALLOWED_HOSTS"] = "testserver"  # the name TestClient calls the app by
     result = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "data"), str(bundle), str(csv_path)],
         capture_output=True,
