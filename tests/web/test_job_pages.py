@@ -20,6 +20,7 @@ import pytest
 
 from tabpilot.engine.card import ModelCard
 from tabpilot.web.pages import job_view
+from tests.web.conftest import TokenServer
 
 try:
     from playwright.sync_api import expect
@@ -243,6 +244,45 @@ def test_a_failing_job_shows_its_message_and_retry_queues_a_new_one(
     assert retry["spec"]["target"] == "y" and retry["dataset_id"]
     expect(page.locator("h1")).to_contain_text("predict y")
     wait_final(server, retry_id)  # leaves the worker free for the next test module
+
+
+FIRST_STREAM_EVENT = """
+(url) => new Promise((resolve, reject) => {
+  const source = new EventSource(url);
+  source.addEventListener("job", (event) => {
+    source.close();
+    resolve(JSON.parse(event.data).status);
+  });
+  source.onerror = () => { source.close(); reject(new Error("the stream was refused")); };
+})
+"""
+
+
+@pytest.mark.slow
+def test_token_mode_follows_the_job_with_the_session_cookie(
+    page: Any, token_server: TokenServer, tmp_path: Path
+):
+    url, auth = token_server.url, {"Authorization": f"Bearer {token_server.token}"}
+    path = tmp_path / "lonely.csv"
+    path.write_text("x,y\n" + "".join(f"{i % 5},{'b' if i == 0 else 'a'}\n" for i in range(20)))
+    with path.open("rb") as handle:
+        uploaded = httpx.post(
+            f"{url}/api/datasets", files={"file": (path.name, handle)}, headers=auth, timeout=60
+        )
+    body = {"dataset_id": uploaded.json()["id"], "target": "y", "time_budget": 5}
+    job_id = httpx.post(f"{url}/api/jobs", json=body, headers=auth, timeout=60).json()["id"]
+    page.goto(f"{url}/jobs/{job_id}")
+    page.wait_for_url(re.compile(r"/login\?next="))
+    page.get_by_label("API token").fill(token_server.token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/jobs/{job_id}")
+    # The page's stream is an API call that only the session cookie authenticates.
+    assert page.evaluate(FIRST_STREAM_EVENT, f"/api/jobs/{job_id}/stream") in (
+        "queued",
+        "running",
+        "failed",
+    )
+    expect(page.locator("#job-error")).to_contain_text("fewer than 2 classes", timeout=120_000)
 
 
 # -- the view, without a browser -----------------------------------------------------------------
