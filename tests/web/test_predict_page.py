@@ -30,6 +30,7 @@ from tabpilot.engine.card import ModelCard
 from tabpilot.web.pages.predict import format_value
 from tabpilot.web.pages.predict_snippets import build_snippets
 from tabpilot.web.render import format_number
+from tests.web.conftest import TokenServer
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect
@@ -108,29 +109,33 @@ class Trained:
         return answer.json()
 
 
-def train(server: str, path: Path, target: str) -> Trained:
+def train(server: str, path: Path, target: str, token: str | None = None) -> Trained:
     """Upload `path`, train a model of `target` with a 5 s budget through the API, wait."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     with path.open("rb") as handle:
-        uploaded = httpx.post(f"{server}/api/datasets", files={"file": handle}, timeout=120)
+        uploaded = httpx.post(
+            f"{server}/api/datasets", files={"file": handle}, headers=headers, timeout=120
+        )
     assert uploaded.status_code == 201, uploaded.text
     job = httpx.post(
         f"{server}/api/jobs",
         json={"dataset_id": uploaded.json()["id"], "target": target, "time_budget": 5},
+        headers=headers,
         timeout=30,
     )
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
     deadline = time.monotonic() + 240
     while True:
-        state = httpx.get(f"{server}/api/jobs/{job_id}", timeout=30).json()
+        state = httpx.get(f"{server}/api/jobs/{job_id}", headers=headers, timeout=30).json()
         if state["status"] == "succeeded":
             break
         assert state["status"] in ("queued", "running"), state
         assert time.monotonic() < deadline, f"training did not finish: {state}"
         time.sleep(0.5)
     model_id = state["model_id"]
-    card = httpx.get(f"{server}/api/models/{model_id}", timeout=30).json()["card"]
-    return Trained(server, model_id, ModelCard.from_dict(card))
+    card = httpx.get(f"{server}/api/models/{model_id}", headers=headers, timeout=30).json()
+    return Trained(server, model_id, ModelCard.from_dict(card["card"]))
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +217,9 @@ def test_the_playground_shows_inputs_from_the_card(page: Any, trained: Trained, 
     assert_matches_api(page, trained)
     assert page.locator("#predict-probabilities .proba-fill").count() == 2
     shoot(page, "predict")
+    # Half a laptop screen: one column, nothing wider than the window.
+    page.set_viewport_size({"width": 700, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 700
 
 
 @pytest.mark.slow
@@ -471,6 +479,42 @@ def test_a_regression_model_shows_the_value_and_its_change(
     assert ran.returncode == 0, ran.stderr
     printed = re.search(r"^prediction: (.*)$", ran.stdout, re.M)
     assert printed and float(printed.group(1)) == pytest.approx(after, rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_token_mode_page_snippet_and_batch(page: Any, token_server: TokenServer, tmp_path: Path):
+    rows = churn_rows(200, 4)
+    model = train(
+        token_server.url, write_csv(tmp_path / "t.csv", rows), "churn", token_server.token
+    )
+    page.goto(model.page_url)
+    page.wait_for_url(re.compile(r"/login\?next="))
+    page.get_by_label("API token").fill(token_server.token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(model.page_url)
+    expect(page.locator("#predict-label")).to_have_count(1)
+
+    # The snippet says where the token goes, and works with it there.
+    code = page.locator("#snippet-curl-json").text_content()
+    assert 'Authorization: Bearer $TABPILOT_TOKEN"' in code
+    expect(page.locator("#snippets")).to_contain_text("export TABPILOT_TOKEN=")
+    env = {**os.environ, "TABPILOT_TOKEN": token_server.token}
+    ran = subprocess.run(["bash", "-c", code], env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and '"predictions"' in ran.stdout, ran.stdout + ran.stderr
+    env["TABPILOT_TOKEN"] = "tpu_wrong"
+    ran = subprocess.run(["bash", "-c", code], env=env, capture_output=True, text=True)
+    assert '"predictions"' not in ran.stdout
+
+    # What-if and batch go through the login cookie (with the page's CSRF token).
+    age = page.locator(f"#predict-f{field_index(model.card, 'age')}")
+    age.fill("30")
+    age.press("Tab")
+    expect(page.locator("#predict-changes")).to_contain_text("age:")
+    path = write_csv(tmp_path / "batch.csv", rows[:25], drop=("churn",))
+    page.get_by_label("CSV file", exact=True).set_input_files(str(path))
+    page.get_by_role("button", name="Predict file").click()
+    expect(page.locator("#batch-summary")).to_contain_text("25 rows predicted")
 
 
 def test_token_mode_snippets_say_where_the_token_goes():
