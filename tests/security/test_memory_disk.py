@@ -3,13 +3,18 @@ items 5-10), against real `tabpilot serve` processes on loopback."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
+import pandas as pd
 import pytest
 
+from tabpilot.records import JobStatus, ModelRecord, new_id
 from tests.security.conftest import SecServer, start_server, stop_server
 
 MIB = 1024 * 1024
@@ -29,11 +34,25 @@ def gzip_csv(header: bytes, row: bytes, inflated_bytes: int) -> bytes:
     return b"".join(out)
 
 
+STALE = ("upload-stale.part", "copy-stale")
+FRESH = "upload-fresh.part"
+
+
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
     """A local-mode server of its own (memory figures untouched by other tests), with an
-    inflated-size budget of 64 MiB."""
-    server = start_server(tmp_path_factory.mktemp("sec-memory"), max_inflated_mb="64")
+    inflated-size budget of 64 MiB. Before it starts, its upload directory holds leftovers of
+    a crash two hours ago (`STALE`) and a file of a moment ago (`FRESH`)."""
+    root = tmp_path_factory.mktemp("sec-memory")
+    uploads = root / "data" / "uploads"
+    (uploads / STALE[1]).mkdir(parents=True)
+    (uploads / STALE[1] / "data.csv").write_bytes(b"a\n1\n")
+    for name in (STALE[0], FRESH):
+        (uploads / name).write_bytes(b"x" * 1000)
+    old = time.time() - 2 * 3600
+    for name in STALE:
+        os.utime(uploads / name, (old, old))
+    server = start_server(root, max_inflated_mb="64")
     try:
         yield server
     finally:
@@ -45,8 +64,18 @@ def upload(server: SecServer, data: bytes, name: str) -> httpx.Response:
         return client.post("/api/datasets", files={"file": (name, data, "application/gzip")})
 
 
-def staged_files(server: SecServer) -> list[Path]:
-    return sorted((server.data_dir / "uploads").glob("*"))
+def staged_files(server: SecServer) -> list[str]:
+    """What is staged in the server's upload directory (the test's own fresh file left out)."""
+    found = (server.data_dir / "uploads").glob("*")
+    return sorted(path.name for path in found if path.name != FRESH)
+
+
+def wait_until_unstaged(server: SecServer, timeout_s: float = 10) -> list[str]:
+    """The staged files once none is left, or whatever is left after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while staged_files(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return staged_files(server)
 
 
 # -- item 5: gzip bombs ----------------------------------------------------------------------
@@ -103,3 +132,100 @@ def test_predict_csv_reads_a_gzip_stream_no_further_than_the_budget() -> None:
         for _ in chunks:
             pass
     assert header == b"a,b\n"
+
+
+# -- item 8: predict.csv with any column name, and nothing left staged ------------------------
+
+
+@pytest.fixture(scope="module")
+def model(small_server: SecServer, tmp_path_factory: pytest.TempPathFactory) -> ModelRecord:
+    """A small trained model (5 s budget, no reports), put into the server's stores as a
+    finished job would (local owner)."""
+    from tabpilot.context import build_context
+    from tabpilot.engine.spec import TrainSpec
+    from tabpilot.engine.training.run import run_training
+    from tabpilot.services.auth import local_owner
+    from tabpilot.settings import load_settings
+    from tabpilot.storage import keys
+    from tests.conftest import make_mixed_frame
+    from tests.factories import add_dataset, add_job, add_model
+
+    root = tmp_path_factory.mktemp("sec-memory-model")
+    make_mixed_frame(300, seed=1).to_csv(root / "train.csv", index=False)
+    spec = TrainSpec(target="label", time_budget=5, seed=0)
+    run_training(root / "train.csv", spec, out_dir=root / "m", reports=False)
+    ctx = build_context(load_settings(data_dir=small_server.data_dir, runner_uri="inline://"))
+    try:
+        dataset = add_dataset(ctx.metadata, owner=local_owner(), filename="t.csv", n_rows=300)
+        job = add_job(ctx.metadata, dataset, status=JobStatus.SUCCEEDED)
+        model_id = new_id("mdl")
+        for name in ("model.onnx", "model.json"):
+            ctx.artifacts.put_file(keys.model_file(model_id, name), root / "m" / name)
+        card = json.loads((root / "m" / "model.json").read_text())
+        return add_model(ctx.metadata, job, id=model_id, card=card)
+    finally:
+        ctx.metadata.close()
+
+
+def predict_frame(model: ModelRecord, rows: int) -> pd.DataFrame:
+    from tests.conftest import make_mixed_frame
+
+    frame = make_mixed_frame(rows, seed=2)
+    return frame[[f["name"] for f in model.card["features"]]]
+
+
+def test_the_start_up_sweep_removed_stale_staged_files(small_server: SecServer) -> None:
+    left = sorted(p.name for p in (small_server.data_dir / "uploads").iterdir())
+    assert not set(STALE) & set(left), left
+    assert FRESH in left  # a file a request may still be writing stays
+
+
+@pytest.mark.parametrize("extra", ["日本", "line\nbreak", 'comma, "quote" and ünïcode'])
+def test_predict_csv_with_any_extra_column_name_answers_and_unstages(
+    small_server: SecServer, model: ModelRecord, extra: str
+) -> None:
+    frame = predict_frame(model, 20)
+    frame[extra] = 1
+    frame["plain"] = 2
+    with small_server.client() as client:
+        answer = client.post(
+            f"/api/models/{model.id}/predict.csv",
+            content=frame.to_csv(index=False).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+    assert answer.status_code == 200, answer.text
+    assert len(answer.text.strip().splitlines()) == 21
+    shown = answer.headers["x-tabpilot-ignored-columns"]
+    assert shown.isascii() and "\n" not in shown
+    assert [unquote(name) for name in shown.split(",")] == [extra, "plain"]
+    assert wait_until_unstaged(small_server) == []
+
+
+def test_predict_csv_refused_leaves_nothing_staged(
+    small_server: SecServer, model: ModelRecord
+) -> None:
+    frame = predict_frame(model, 5).drop(columns=["x1"])
+    with small_server.client() as client:
+        answer = client.post(
+            f"/api/models/{model.id}/predict.csv",
+            content=frame.to_csv(index=False).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+    assert answer.status_code == 422, answer.text
+    assert wait_until_unstaged(small_server) == []
+
+
+def test_predict_csv_abandoned_by_its_client_leaves_nothing_staged(
+    small_server: SecServer, model: ModelRecord
+) -> None:
+    body = predict_frame(model, 1000).to_csv(index=False).encode()
+    body = body + body.split(b"\n", 1)[1] * 150  # ~150,000 rows: many chunks to stream
+    with small_server.client() as client, client.stream(
+        "POST",
+        f"/api/models/{model.id}/predict.csv",
+        content=body,
+        headers={"Content-Type": "text/csv"},
+    ) as answer:
+        assert answer.status_code == 200
+        next(answer.iter_bytes())  # the first bytes, then hang up
+    assert wait_until_unstaged(small_server, timeout_s=30) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from tabpilot import __version__
 from tabpilot.api.errors import install_error_handlers
 from tabpilot.api.exposure import LoopbackOnlyMiddleware
+from tabpilot.api.limits import sweep_uploads_forever
 from tabpilot.api.routes import compare, datasets, health, jobs, models
 from tabpilot.context import AppContext, build_context
 from tabpilot.settings import Settings, load_settings
@@ -74,9 +76,11 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(context.runner.start, context)
+        sweeper = asyncio.create_task(sweep_uploads_forever(context))
         try:
             yield
         finally:
+            sweeper.cancel()
             try:
                 await run_in_threadpool(context.runner.stop)
             finally:

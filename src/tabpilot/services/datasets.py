@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -168,6 +169,39 @@ def stage_upload(ctx: AppContext, *, filename: str | None) -> StagedUpload:
         filename=filename,
         limit_bytes=ctx.settings.max_upload_bytes,
     )
+
+
+STALE_UPLOAD_S = 15 * 60
+"""A staged file untouched this long belongs to no request any more (a crash, a kill): swept."""
+
+
+def sweep_staged_uploads(ctx: AppContext, *, older_than_s: float = STALE_UPLOAD_S) -> int:
+    """Remove staged uploads and temporary copies not modified for `older_than_s` seconds;
+    return how many were removed. An upload still arriving is written to all the time, and on
+    POSIX a file being read stays readable after removal, so only leftovers go."""
+    directory = upload_directory(ctx)
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for entry in directory.iterdir():
+        if not entry.name.startswith(("upload-", "copy-")):
+            continue  # only what this module stages
+        try:
+            if entry.lstat().st_mtime > cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue  # its request removed it meanwhile
+        except OSError:
+            log.warning("could not remove the stale staged upload %s", entry, exc_info=True)
+    if removed:
+        log.info("removed %d stale staged upload(s) from %s", removed, directory)
+    return removed
 
 
 # -- creating ----------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.background import BackgroundTask
 
 from tabpilot.api.auth import bearer_scheme, bearer_token, current_owner
 from tabpilot.api.deps import Ctx
@@ -392,6 +394,9 @@ def _predict_body(
     "of thousands of rows) is checked before the answer starts, so a bad file is a 422 naming "
     "the row and column; a bad value further down stops the stream, and the response ends "
     "incomplete (clients report a broken transfer), never as a short CSV that looks whole. "
+    "Columns the model does not use are listed in the `X-Tabpilot-Ignored-Columns` header, "
+    "each name percent-encoded as UTF-8 (decode with urllib.parse.unquote or "
+    "decodeURIComponent), comma-separated. "
     "Accepts the owner's credentials or this model's deploy key.",
     responses={200: {"content": {"text/csv": {}}, "description": "The predictions."}},
     openapi_extra=PREDICT_CSV_OPENAPI,
@@ -401,22 +406,45 @@ async def predict_csv(model_id: str, request: Request, _credentials: Credentials
     model = await run_in_threadpool(_model_for_prediction, request, model_id)
     upload, _fields = await receive_upload(request, ctx, filename="predict.csv")
     source: BinaryIO | None = None
+    # The staged file goes on every path: an error before the answer starts (here), an error
+    # while streaming (the generator's finally), the end of the answer or a client that went
+    # away (the background task, which Starlette runs in both cases).
     try:
         source = open(upload.path, "rb")  # noqa: SIM115 - closed when the response ends
         stream = await run_in_threadpool(
             prediction_service.start_csv_predictions, ctx, model=model, stream=source
         )
+        headers = {"Content-Disposition": f'attachment; filename="{model.id}-predictions.csv"'}
+        if stream.ignored_columns:
+            headers[IGNORED_COLUMNS_HEADER] = ignored_columns_header(stream.ignored_columns)
+        return StreamingResponse(
+            _iter_and_close(stream, source, upload),
+            media_type=CSV_MEDIA_TYPE,
+            headers=headers,
+            background=BackgroundTask(_close_and_discard, source, upload),
+        )
     except BaseException:
-        if source is not None:
-            source.close()
-        upload.discard()
+        _close_and_discard(source, upload)
         raise
-    headers = {"Content-Disposition": f'attachment; filename="{model.id}-predictions.csv"'}
-    if stream.ignored_columns:
-        headers["X-Tabpilot-Ignored-Columns"] = ",".join(stream.ignored_columns)[:4000]
-    return StreamingResponse(
-        _iter_and_close(stream, source, upload), media_type=CSV_MEDIA_TYPE, headers=headers
-    )
+
+
+IGNORED_COLUMNS_HEADER = "X-Tabpilot-Ignored-Columns"
+IGNORED_COLUMNS_HEADER_CHARS = 4000
+
+
+def ignored_columns_header(names: list[str]) -> str:
+    """The ignored column names for a response header: each percent-encoded as UTF-8 (RFC 3986,
+    so any name, line breaks and non-Latin text included, is plain ASCII; commas in a name are
+    %2C), comma-separated, as many whole names as fit in `IGNORED_COLUMNS_HEADER_CHARS`."""
+    shown: list[str] = []
+    length = 0
+    for name in names:
+        encoded = quote(str(name), safe="")
+        length += len(encoded) + (1 if shown else 0)
+        if length > IGNORED_COLUMNS_HEADER_CHARS:
+            break
+        shown.append(encoded)
+    return ",".join(shown)
 
 
 def _iter_and_close(
@@ -425,5 +453,11 @@ def _iter_and_close(
     try:
         yield from stream
     finally:
+        _close_and_discard(source, upload)
+
+
+def _close_and_discard(source: BinaryIO | None, upload: StagedUpload) -> None:
+    """Close the staged file and remove it (safe to call more than once)."""
+    if source is not None:
         source.close()
-        upload.discard()
+    upload.discard()
