@@ -134,6 +134,26 @@ def test_target_partial_shows_problem_reason_chart_and_valid_metrics(client: Tes
     assert "kept because you included it" not in kept.text or "customer_id" in kept.text
 
 
+def test_a_chosen_problem_type_is_checked_and_narrows_the_metrics(client: TestClient) -> None:
+    dataset_id = upload(client, churn_csv())
+    url = f"/datasets/{dataset_id}/target"
+    chosen = client.get(url, params={"target": "churned", "problem_type": "classification"})
+    assert re.search(r'id="problem-type">binary<', chosen.text)
+    assert re.search(r'<option value="classification" selected', chosen.text)
+    impossible = client.get(url, params={"target": "plan", "problem_type": "regression"})
+    assert "target-problem" in impossible.text
+    page = client.get(f"/datasets/{dataset_id}", headers=HTML)
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "target": "plan",
+        "problem_type": "regression",
+        "estimators": "lgbm",
+    }
+    answer = client.post(f"/datasets/{dataset_id}/jobs", data=form, follow_redirects=False)
+    assert answer.status_code == 422
+    assert re.search(r'id="problem-problem_type">[^<]+<', answer.text)
+
+
 def test_bad_options_are_shown_beside_their_fields(client: TestClient) -> None:
     dataset_id = upload(client, churn_csv())
     page = client.get(f"/datasets/{dataset_id}", headers=HTML)
@@ -287,6 +307,16 @@ def test_browser_choose_target_bad_option_then_start(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shoot(page, "dataset-700px")
     page.set_viewport_size({"width": 1280, "height": 800})
+
+    # A column choice refreshes the panel and the table; focus stays on the select.
+    page.locator("#col_0").focus()
+    page.keyboard.press("ArrowDown")  # a keyboard user's change: automatic -> force in
+    first = page.locator("#dataset-column-table tbody tr").first
+    expect_(first.locator("td").last).to_contain_text("kept because you included it")
+    expect_(page.locator("#col_0")).to_be_focused()
+    expect_(page.locator("#col_0")).to_have_value("include")
+    page.get_by_label("Use of column customer_id").select_option("auto")
+    expect_(first.locator("td").last).to_contain_text("dropped")
 
     # The EDA report, embedded in a sandboxed frame.
     page.get_by_text("Show it here").click()

@@ -137,8 +137,11 @@ def valid_metrics(problem_type: str | None) -> list[MetricSpec]:
     return [m for m in METRICS.values() if problem in m.problems]
 
 
-def preview_target(dataset: DatasetRecord, target: str) -> TargetPreview:
-    """The problem type, automatic choices and class balance a job on `target` would get.
+def preview_target(
+    dataset: DatasetRecord, target: str, *, problem_type: str | None = None
+) -> TargetPreview:
+    """The problem type, automatic choices and class balance a job on `target` would get
+    (with `problem_type` as the user's choice when given).
 
     Raises:
         InvalidInput: `target` is not a column of the dataset.
@@ -155,7 +158,8 @@ def preview_target(dataset: DatasetRecord, target: str) -> TargetPreview:
     spec: TrainSpec | None = None
     problems: dict[str, str] = {}
     try:
-        spec = build_job_spec(dataset, JobRequest(dataset_id=dataset.id, target=target))
+        request = JobRequest(dataset_id=dataset.id, target=target, problem_type=problem_type)
+        spec = build_job_spec(dataset, request)
     except InvalidInput as exc:
         problems = dict(exc.details.get("problems") or {"target": exc.message})
     problem = spec.problem_type if spec is not None else None

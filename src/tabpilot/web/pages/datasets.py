@@ -26,6 +26,7 @@ from markupsafe import Markup
 from tabpilot.api.deps import Ctx
 from tabpilot.context import AppContext
 from tabpilot.engine.choices import ESTIMATORS
+from tabpilot.engine.data.problem import PROBLEM_CHOICES
 from tabpilot.engine.data.profiling import ColumnKind, ColumnProfile
 from tabpilot.engine.data.quality import DataWarning
 from tabpilot.engine.reports.charts import render_bar_chart, render_histogram
@@ -49,6 +50,7 @@ class TrainForm:
     """What the training form holds, as typed (kept when the page is shown again)."""
 
     target: str = ""
+    problem_type: str = ""
     metric: str = ""
     time_budget: str = ""
     overrides: dict[int, str] = field(default_factory=dict)  # column position -> choice
@@ -69,6 +71,7 @@ class TrainForm:
             estimators = list(ESTIMATORS)
         return cls(
             target=str(values.get("target") or ""),
+            problem_type=str(values.get("problem_type") or ""),
             metric=str(values.get("metric") or ""),
             time_budget=str(values.get("time_budget") or "").strip(),
             overrides=overrides,
@@ -89,6 +92,7 @@ class TrainForm:
         return jobs_service.JobRequest(
             dataset_id=dataset_id,
             target=self.target,
+            problem_type=self.problem_type or None,  # the spec checks it
             metric=self.metric or None,
             time_budget=_number(self.time_budget, float),
             include=self.chosen(names, "include"),
@@ -170,7 +174,9 @@ def target_context(dataset: DatasetRecord, form: TrainForm) -> dict[str, Any]:
     names = [c.name for c in profile.columns]
     preview = None
     if form.target in names:
-        preview = training_plan.preview_target(dataset, form.target)
+        preview = training_plan.preview_target(
+            dataset, form.target, problem_type=form.problem_type or None
+        )
     uses = training_plan.column_uses(
         dataset,
         target=form.target or None,
@@ -190,6 +196,7 @@ def target_context(dataset: DatasetRecord, form: TrainForm) -> dict[str, Any]:
         "column_stats": column_stats,
         "oob": False,
         "column_choices": list(COLUMN_CHOICES.items()),
+        "problem_choices": PROBLEM_CHOICES,
         "problems": {},
     }
 
