@@ -5,7 +5,9 @@ Routes:
 - `GET /datasets/{id}`: the page.
 - `GET /datasets/{id}/target?target=...`: the htmx partial under the target select: problem
   type with its reason, class balance or distribution, and the options that depend on the
-  target (metric, time budget, columns to force in or out), keeping what the form holds.
+  target (problem type, metric, time budget, columns to force in or out), keeping what the
+  form holds; the column table follows out of band. The problem type and column selects
+  ask for it too.
 - `POST /datasets/{id}/jobs`: `services.jobs.create_job`, as `POST /api/jobs`; then 303 to
   `/jobs/{job_id}`, or the page again (422) with every problem beside its field.
 - `POST /datasets/{id}/delete`: `services.datasets.delete_dataset`; then 303 to `/`.
