@@ -543,3 +543,42 @@ def test_token_mode_snippets_say_where_the_token_goes():
     )
     assert "export TABPILOT_TOKEN=" in by_id["snippet-curl-json"].note
     assert "Authorization: Bearer $TABPILOT_TOKEN" in by_id["snippet-python"].text
+
+
+def test_page_without_a_browser_escapes_names_and_says_a_missing_onnx_inline(tmp_path: Path):
+    """Fast (no training): a stored model whose model.onnx is missing, with hostile names."""
+    from fastapi.testclient import TestClient
+
+    from tabpilot.api.app import create_app
+    from tabpilot.services.auth import local_owner
+    from tabpilot.settings import load_settings
+    from tests.factories import add_dataset, add_job, add_model
+
+    column = '<script>alert("c")</script>'
+    card = {
+        "target": "<b>y</b>",
+        "problem_type": "binary",
+        "classes": ["no", "yes"],
+        "features": [
+            {"name": column, "kind": "categorical", "values": [HOSTILE, QUOTED]},
+            {"name": "n", "kind": "numeric", "dtype": "int64", "min": 1.0, "max": 10.0},
+            {"name": "when", "kind": "datetime", "has_time": True, "max": "2024-05-01 10:30:00"},
+            {"name": "ok", "kind": "boolean", "values": ["False", "True"]},
+            {"name": "note", "kind": "text"},
+        ],
+        "inputs": [{"name": column, "column": column, "type": "string"}],
+    }
+    settings = load_settings(data_dir=tmp_path / "data", runner_uri="inline://")
+    with TestClient(create_app(settings=settings)) as client:
+        store = client.app.state.ctx.metadata  # type: ignore[attr-defined]
+        dataset = add_dataset(store, owner=local_owner(), filename="t.csv")
+        model = add_model(store, add_job(store, dataset), card=card)
+        answer = client.get(f"/models/{model.id}/predict", headers={"Accept": "text/html"})
+    assert answer.status_code == 200
+    text = answer.text
+    assert "<script>alert" not in text and "<b>y</b>" not in text and "<img" not in text
+    assert "&lt;script&gt;alert(&#34;c&#34;)&lt;/script&gt;" in text
+    assert 'id="predict-f0"' in text and "&lt;img src=x" in text
+    assert 'type="number" step="any" value="6"' in text  # the middle of 1..10, an integer
+    assert 'type="datetime-local" value="2024-05-01T10:30"' in text
+    assert 'id="predict-error"' in text and "has no model.onnx" in text

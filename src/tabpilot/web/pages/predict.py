@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse
 from tabpilot.api.deps import Ctx
 from tabpilot.context import AppContext
 from tabpilot.engine.card import CardFeature, ModelCard
-from tabpilot.errors import InvalidInput
+from tabpilot.errors import Conflict, InvalidInput, NotFound
 from tabpilot.records import ModelRecord
 from tabpilot.services import models as model_service
 from tabpilot.services import predictions as prediction_service
@@ -311,8 +311,9 @@ def predict_form(
     notes = _range_notes(fields)
     try:
         result = prediction_service.predict_rows(ctx, model=model, rows=[row_of(fields)])
-    except InvalidInput as exc:
-        # The previous result stays the one to compare with once the value is fixed.
+    except (InvalidInput, NotFound, Conflict) as exc:
+        # A bad value, or a model whose model.onnx is gone or changed: said inline, so the
+        # form stays usable; the previous result stays the one to compare with.
         return Outcome(card.problem_type, changes=changes, error=exc.message, state=previous or "")
     inputs = [f.value for f in fields]
     ms = round(result.seconds * 1000, 2)
