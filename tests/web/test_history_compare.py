@@ -98,7 +98,7 @@ def test_history_lists_jobs_with_score_model_and_escaped_data(seeded: Seeded):
     assert "&lt;b&gt;loans&lt;/b&gt;.csv" in page.text and "<b>loans" not in page.text
     assert "&lt;i&gt;x&lt;/i&gt;" in page.text
     assert "The target &lt;b&gt;label&lt;/b&gt; has one class" in page.text
-    assert f'href="/jobs/{seeded.failed}#error"' in page.text
+    assert f'href="/jobs/{seeded.failed}#job-error"' in page.text
 
 
 def test_history_filters_as_the_api_does_and_htmx_gets_the_table_only(seeded: Seeded):
@@ -309,7 +309,7 @@ def test_filters_narrow_the_table_and_live_in_the_url(page: Any, history: Histor
     failed_row = page.locator(f'tr[data-job-id="{history.failed}"]')
     expect(failed_row.locator(".job-error")).to_contain_text("<script>alert(1)</script>")
     expect(failed_row.locator(".job-error")).to_have_attribute(
-        "href", f"/jobs/{history.failed}#error"
+        "href", f"/jobs/{history.failed}#job-error"
     )
 
     page.get_by_label("Tag").fill("hist")
@@ -412,3 +412,14 @@ def test_compare_explains_a_wrong_selection(page: Any, history: History, shoot: 
     shoot(page, "compare-error")
     page.goto(f"{history.url}/compare?jobs={history.good}")
     expect(page.get_by_role("alert")).to_contain_text("Give between 2 and 6")
+
+
+@pytest.mark.slow
+def test_history_and_compare_fit_half_a_laptop_screen(page: Any, history: History, shoot: Shoot):
+    page.set_viewport_size({"width": 700, "height": 800})
+    page.goto(history.url + "/jobs")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 700  # the table scrolls
+    shoot(page, "history-700px")
+    page.goto(f"{history.url}/compare?jobs={history.good},{history.better}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 700
+    shoot(page, "compare-700px")
