@@ -14,8 +14,9 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tabpilot.engine.spec import TrainRequest, TrainSpec
+from tabpilot.engine.spec import MAX_NAMES_SENT, TrainRequest, TrainSpec
 from tabpilot.records import DatasetRecord, JobEvent, JobRecord, JobStatus
+from tabpilot.services.jobs import MAX_TAGS_SENT
 
 # -- errors and health -------------------------------------------------------------------------
 
@@ -182,18 +183,28 @@ def _api_type(hint: Any) -> Any:
     return hint
 
 
+def _is_list(api_type: Any) -> bool:
+    if get_origin(api_type) is list:
+        return True
+    return get_origin(api_type) in (Union, UnionType) and any(
+        get_origin(a) is list for a in get_args(api_type)
+    )
+
+
 def _request_fields() -> dict[str, Any]:
     """The API fields of a `TrainRequest`: same names, types, defaults and descriptions."""
     hints = get_type_hints(TrainRequest)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(TrainRequest):
         info = Field(description=f.metadata.get("doc"))
+        # Name lists are bounded here, before any check runs on them.
+        bound = {"max_length": MAX_NAMES_SENT} if _is_list(_api_type(hints[f.name])) else {}
         if f.default is dataclasses.MISSING:
             pass
         elif isinstance(f.default, tuple):
-            info = Field(default_factory=list, description=f.metadata.get("doc"))
+            info = Field(default_factory=list, description=f.metadata.get("doc"), **bound)
         else:
-            info = Field(default=f.default, description=f.metadata.get("doc"))
+            info = Field(default=f.default, description=f.metadata.get("doc"), **bound)
         out[f.name] = (_api_type(hints[f.name]), info)
     return out
 
@@ -224,7 +235,11 @@ JobCreate = create_model(
     **_request_fields(),
     tags=(
         list[str],
-        Field(default_factory=list, description="At most 10 tags of at most 50 characters."),
+        Field(
+            default_factory=list,
+            max_length=MAX_TAGS_SENT,
+            description="At most 10 tags of at most 50 characters.",
+        ),
     ),
     notes=(str, Field(default="", description="Free text, at most 10,000 characters.")),
 )
@@ -236,7 +251,9 @@ class JobPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[str] | None = Field(
-        default=None, description="The new tags (replacing the old): at most 10 of 50 chars."
+        default=None,
+        max_length=MAX_TAGS_SENT,
+        description="The new tags (replacing the old): at most 10 of 50 chars.",
     )
     notes: str | None = Field(default=None, description="The new notes.")
 

@@ -127,13 +127,29 @@ def check_names(
     if values is None:
         return None
     names = tuple(dict.fromkeys(str(v) for v in values))
-    unknown = [n for n in names if n not in allowed]
+    known = set(allowed)  # a set: checking n names against m must not cost n x m
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidInput(
-            f"Unknown {what} {', '.join(map(repr, unknown))} in {option}; "
-            f"{what}s are: {', '.join(allowed)}"
+            f"Unknown {what} {shown_names(unknown, quote=True)} in {option}; "
+            f"{what}s are: {shown_names(allowed)}"
         )
     return names
+
+
+MAX_NAMES_SENT = 10_000
+"""Most names `include`, `exclude` or `estimators` may list (the API refuses longer lists
+before any check; the checks themselves are linear)."""
+
+SHOWN_NAMES = 20
+"""Messages list at most this many names (a request may carry thousands)."""
+
+
+def shown_names(names: Sequence[str], *, quote: bool = False) -> str:
+    """The first `SHOWN_NAMES` of `names`, comma-separated, with how many more there are."""
+    head = [repr(n) if quote else str(n) for n in names[:SHOWN_NAMES]]
+    more = len(names) - len(head)
+    return ", ".join(head) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _check_target(value: Any) -> str:
@@ -219,7 +235,7 @@ def _check_columns(spec: TrainSpec) -> None:
         )
     both = sorted(set(spec.include) & set(spec.exclude))
     if both:
-        raise InvalidInput(f"Column(s) both included and excluded: {', '.join(both)}")
+        raise InvalidInput(f"Column(s) both included and excluded: {shown_names(both)}")
 
 
 # Field -> its check (value, the spec being built or None) -> the normalised value, run in
@@ -410,7 +426,7 @@ class _Resolution:
         if target not in self.names:
             where = f'dataset "{self.dataset_name}"' if self.dataset_name else "the dataset"
             self.problems["target"] = (
-                f'Column "{target}" not found in {where}; columns are: {", ".join(self.names)}'
+                f'Column "{target}" not found in {where}; columns are: {shown_names(self.names)}'
             )
             return
         column = self.profile.column(target)
@@ -453,12 +469,12 @@ class _Resolution:
         self.values.update(chosen)
         both = sorted(set(chosen["include"]) & set(chosen["exclude"]))
         if both:
-            self.problems["exclude"] = f"Column(s) both included and excluded: {', '.join(both)}"
+            self.problems["exclude"] = f"Column(s) both included and excluded: {shown_names(both)}"
         if target not in self.names or {"include", "exclude"} & set(self.problems):
             return 0
-        return self.count_features(chosen["include"], chosen["exclude"])
+        return self.count_features(frozenset(chosen["include"]), frozenset(chosen["exclude"]))
 
-    def count_features(self, include: tuple[str, ...], exclude: tuple[str, ...]) -> int:
+    def count_features(self, include: frozenset[str], exclude: frozenset[str]) -> int:
         dropped: list[str] = []
         n_features = 0
         for col in self.profile.columns:

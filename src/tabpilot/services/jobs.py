@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 50
+MAX_TAGS_SENT = 100
+"""Most tags a request may list (repeats included) before any is looked at: repeats collapse,
+but a list of thousands is refused at once, whatever they are."""
 MAX_NOTES_LENGTH = 10_000
 
 PROBLEM_TYPES = PROBLEM_CHOICES
@@ -56,7 +59,10 @@ class JobRequest(TrainRequest):
 
 def normalize_tags(tags: Iterable[str]) -> list[str]:
     """Trimmed, de-duplicated tags, at most `MAX_TAGS` of at most `MAX_TAG_LENGTH` characters."""
-    out: list[str] = []
+    tags = list(tags)
+    if len(tags) > MAX_TAGS_SENT:  # counted first: nothing below runs on a huge list
+        raise InvalidInput(f"A job has at most {MAX_TAGS} tags, not {len(tags):,}; remove some")
+    out: dict[str, None] = {}  # ordered and de-duplicated in one pass
     for raw in tags:
         if not isinstance(raw, str):
             raise InvalidInput(f"Tags must be text, not {raw!r}")
@@ -70,11 +76,10 @@ def normalize_tags(tags: Iterable[str]) -> list[str]:
             )
         if not tag.isprintable():
             raise InvalidInput(f"Tag {tag!r} contains control characters")
-        if tag not in out:
-            out.append(tag)
+        out[tag] = None
     if len(out) > MAX_TAGS:
         raise InvalidInput(f"A job has at most {MAX_TAGS} tags, not {len(out)}; remove some")
-    return out
+    return list(out)
 
 
 def check_notes(notes: str | None) -> str:
@@ -218,12 +223,12 @@ def update_job(
     notes: str | None = None,
 ) -> JobRecord:
     """Replace the job's tags and/or notes (None leaves a field as it is)."""
+    job = get_job(ctx, owner=owner, job_id=job_id)  # first: a missing job is refused at once
     changes: dict[str, Any] = {}
     if tags is not None:
         changes["tags"] = normalize_tags(tags)
     if notes is not None:
         changes["notes"] = check_notes(notes)
-    job = get_job(ctx, owner=owner, job_id=job_id)
     if not changes:
         return job
     return ctx.metadata.update_job(job.id, owner=owner, **changes)

@@ -353,9 +353,10 @@ def _check_names(src: _Source, header: list[str], header_line: int) -> list[str]
         f'"{name}" (columns {_and(cols)})' for name, cols in positions.items() if len(cols) > 1
     ]
     if duplicates:
+        more = f"; and {len(duplicates) - 10:,} more" if len(duplicates) > 10 else ""
         raise DataFileError(
-            f"duplicate column names: {'; '.join(duplicates)}; rename the columns so that "
-            "every name is unique",
+            f"duplicate column names: {'; '.join(duplicates[:10])}{more}; rename the columns so "
+            "that every name is unique",
             path=src.name,
             line=header_line,
         )
