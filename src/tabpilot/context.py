@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from tabpilot.metadata import build_metadata_store
 from tabpilot.metadata.base import MetadataStore
+from tabpilot.scrub import add_server_paths
 from tabpilot.settings import Settings
 from tabpilot.storage import build_artifact_store
 from tabpilot.storage.base import ArtifactStore
@@ -31,4 +32,6 @@ def build_context(settings: Settings, *, runner: JobRunner | None = None) -> App
     runner = runner if runner is not None else build_runner(settings.runner_uri)
     # Last: it is the one backend that holds something open (connections) to close.
     metadata = build_metadata_store(settings.metadata_uri)
+    # Job messages must never show where this server keeps its files (tabpilot.scrub).
+    add_server_paths(settings.data_dir, getattr(artifacts, "root", None))
     return AppContext(settings=settings, metadata=metadata, artifacts=artifacts, runner=runner)

@@ -7,16 +7,29 @@ client on another machine looks to the app without leaving loopback.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tabpilot.api.app import create_app
 from tabpilot.api.exposure import is_local_client
+from tabpilot.context import build_context
+from tabpilot.engine.serving.predict import spreadsheet_safe
+from tabpilot.records import JobStatus
+from tabpilot.scrub import add_server_paths, scrub_paths
 from tabpilot.settings import Settings
+from tests.factories import add_dataset, add_job
 from tests.security.conftest import SecServer, start_server, stop_server
 
 REMOTE = "198.51.100.7"  # TEST-NET-2: a documentation address, never a real peer
@@ -182,3 +195,180 @@ def test_api_refuses_cross_site_changes_in_token_mode(sec_token_server: SecServe
             assert answer.json()["error"]["code"] == "cross_site"
         same_origin = {"Origin": sec_token_server.base_url, "Sec-Fetch-Site": "same-origin"}
         assert client.post("/api/jobs", headers=same_origin, json={}).status_code == 422
+
+
+# -- item 12: Authorization schemes, report headers, spreadsheet cells, paths, docs -------------
+
+
+def csv_upload(client: httpx.Client, name: str, text: str) -> dict[str, Any]:
+    answer = client.post("/api/datasets", files={"file": (name, text.encode(), "text/csv")})
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def test_local_mode_ignores_other_authorization_schemes(sec_server: SecServer) -> None:
+    """An authenticating proxy in front (basic auth) passes its header on: local mode ignores it."""
+    with sec_server.client() as client:
+        for header in ("Basic dXNlcjpwYXNz", "Digest username=x", "Negotiate YII=", "junk"):
+            answer = client.get("/api/datasets", headers={"Authorization": header})
+            assert answer.status_code == 200, (header, answer.text)
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        assert (
+            client.post(
+                "/api/datasets", headers=basic, files={"file": ("b.csv", b"a,b\n1,2\n3,4\n")}
+            ).status_code
+            == 201
+        )
+
+
+def test_token_mode_still_needs_a_bearer_token(sec_token_server: SecServer) -> None:
+    with sec_token_server.client() as client:
+        answer = client.get("/api/datasets", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_dataset_eda_report_is_sandboxed(sec_server: SecServer) -> None:
+    hostile = '<script>alert(1)</script>,"=HYPERLINK(""http://evil.example"")"\n1,x\n2,y\n3,z\n'
+    with sec_server.client(timeout=120) as client:
+        dataset = csv_upload(client, "hostile.csv", hostile)
+        answer = client.get(f"/api/datasets/{dataset['id']}/eda.html")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "<script>alert(1)</script>" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("-2", "-2"),  # a number written as text is no formula
+        ("+1.5e3", "+1.5e3"),
+        ("yes", "yes"),
+        ("a=b", "a=b"),
+        (7, 7),
+        (-1.5, -1.5),
+    ],
+)
+def test_spreadsheet_safe(value: Any, written: Any) -> None:
+    assert spreadsheet_safe(value) == written
+
+
+@pytest.mark.slow
+def test_predict_csv_neutralises_formula_labels(sec_server: SecServer) -> None:
+    """Class labels come from the training data; whoever opens predict.csv in a spreadsheet
+    must not run them as formulas. JSON answers keep the labels as they are."""
+    evil, other = '=HYPERLINK("http://evil.example","x")', "@SUM(1+1)"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["x", "y", "label"])
+    writer.writerows([i % 5, i % 3, evil if i % 5 < 2 else other] for i in range(60))
+    text = buffer.getvalue()
+    with sec_server.client(timeout=60) as client:
+        dataset = csv_upload(client, "formulas.csv", text)
+        job = client.post(
+            "/api/jobs",
+            json={
+                "dataset_id": dataset["id"],
+                "target": "label",
+                "time_budget": 5,
+                "estimators": ["rf"],
+            },
+        )
+        assert job.status_code == 202, job.text
+        finished = wait_for_job(client, job.json()["id"])
+        assert finished["status"] == "succeeded", finished
+        model = finished["model_id"]
+        answer = client.post(
+            f"/api/models/{model}/predict.csv",
+            files={"file": ("rows.csv", b"x,y\n1,0\n2,1\n3,2\n4,0\n", "text/csv")},
+        )
+        assert answer.status_code == 200, answer.text
+        rows = list(csv.reader(io.StringIO(answer.text)))
+        assert rows[0][0] == "prediction"
+        cells = {row[0] for row in rows[1:]}
+        assert cells and cells <= {"'" + evil, "'" + other}, cells
+        raw = client.post(
+            f"/api/models/{model}/predict", json={"rows": [{"x": 1, "y": 0}, {"x": 3, "y": 1}]}
+        )
+        assert raw.status_code == 200, raw.text
+        assert set(raw.json()["predictions"]) <= {evil, other}
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = dict(client.get(f"/api/jobs/{job_id}").json())
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout} s"
+        time.sleep(0.5)
+
+
+def test_stored_job_errors_carry_no_server_paths(tmp_path: Path) -> None:
+    """Every status change scrubs its message and error, whoever writes them."""
+    data_dir = tmp_path / "srv-data"
+    ctx = build_context(Settings(data_dir=data_dir, runner_uri="inline://"))
+    try:
+        job = add_job(ctx.metadata, add_dataset(ctx.metadata))
+        ctx.metadata.claim_job(job.id, worker_id="w1", lease_seconds=60)
+        places = [
+            str(data_dir / "artifacts" / "datasets" / "ds_1" / "data.csv"),
+            os.path.join(tempfile.gettempdir(), "tabpilot-xyz", "input.csv"),
+            os.path.join(os.path.expanduser("~"), ".cache", "thing"),
+            os.path.join(sys.prefix, "lib", "site.py"),
+        ]
+        error = "OSError: cannot read " + "; ".join(f"'{place}'" for place in places)
+        failed = ctx.metadata.transition_job(
+            job.id, owner=None, expect=JobStatus.RUNNING, to=JobStatus.FAILED, error=error
+        )
+        assert failed is not None
+        stored = ctx.metadata.get_job(job.id, owner=None)
+        events = ctx.metadata.list_job_events(job.id, owner=None)
+        texts = [stored.error or "", *(json.dumps(e.data) for e in events)]
+        for text in texts:
+            for root in (str(data_dir), tempfile.gettempdir(), os.path.expanduser("~")):
+                assert root not in text, text
+        # The artifact root is longer than the data dir that holds it: replaced whole.
+        assert "'<server path>/datasets/ds_1/data.csv'" in (stored.error or "")
+        assert "<server path>/tabpilot-xyz/input.csv" in (stored.error or "")
+    finally:
+        ctx.metadata.close()
+
+
+def test_scrub_paths_stops_at_path_boundaries() -> None:
+    root = "/srv/tabpilot-scrub-test/al"  # registered for this process only; need not exist
+    add_server_paths(root)
+    assert scrub_paths(f"{root}/x and {root}.") == "<server path>/x and <server path>."
+    assert scrub_paths(f"{root}ice/x {root}.bak") == f"{root}ice/x {root}.bak"  # other names
+    assert scrub_paths("no paths here") == "no paths here"
+
+
+def test_api_docs_are_public_in_token_mode_and_reveal_no_data(sec_token_server: SecServer) -> None:
+    """Decision (README, "Security and limits"): /docs and /openapi.json stay public. They
+    describe the API's shape, the same for every install, and hold no user or data."""
+    with sec_token_server.client("alice") as alice:
+        csv_upload(alice, "alice-secret.csv", "secret_column,b\n1,2\n3,4\n")
+    with sec_token_server.client() as anonymous:
+        docs = anonymous.get("/docs")
+        spec = anonymous.get("/openapi.json")
+        assert anonymous.get("/api/datasets").status_code == 401
+    assert docs.status_code == 200 and spec.status_code == 200
+    for text in (docs.text, spec.text):
+        for secret in (
+            "alice",
+            "bob",
+            "secret_column",
+            "alice-secret",
+            str(sec_token_server.data_dir),
+            *sec_token_server.tokens.values(),
+        ):
+            assert secret not in text
+    assert "APIToken" in spec.text  # the bearer scheme is documented for the Authorize button

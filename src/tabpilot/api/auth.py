@@ -2,9 +2,10 @@
 
 `TABPILOT_AUTH=local` (the default): one user, no login. Every request acts for the
 operating-system user running the server (`Principal.owner` is that user name), whatever
-token it carries, except that an Authorization header that is not a bearer token, or a deploy
-key, is refused (401); `tabpilot serve` refuses to listen beyond loopback in this mode, and
-the app refuses clients whose address is not loopback (`tabpilot.api.exposure`).
+token it carries, except that a deploy key is refused (401) beyond its model's predictions;
+Authorization headers of other schemes (Basic from a proxy in front) are ignored.
+`tabpilot serve` refuses to listen beyond loopback in this mode, and the app refuses clients
+whose address is not loopback (`tabpilot.api.exposure`).
 
 `TABPILOT_AUTH=token`: every request except `GET /health` and `GET /ready` must carry
 `Authorization: Bearer <token>` with a user's API token (`tabpilot users create NAME` prints
@@ -104,10 +105,11 @@ def _principal(request: Request) -> Principal:
         return cached
     ctx = request.app.state.ctx
     mode = ctx.settings.auth
+    # Local mode has no login, so other schemes (Basic from an authenticating proxy in front)
+    # are ignored there; a bearer token is still read, so that a deploy key is recognised (and
+    # refused beyond its model's predictions) rather than ignored.
     header = request.headers.get("authorization")
-    # Local mode needs no header, but one that is sent must be a well-formed bearer token, so
-    # that a deploy key sent there is recognised (and refused) rather than ignored.
-    token = parse_bearer(header) if header or mode != "local" else None
+    token = bearer_token(request) if mode == "local" else parse_bearer(header)
     principal = authenticate(ctx.metadata, mode=mode, token=token)
     request.state.principal = principal
     return principal

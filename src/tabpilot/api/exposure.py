@@ -81,3 +81,13 @@ class LoopbackOnlyMiddleware:
             {"client": address, "auth": "local"},
         )
         await answer(scope, receive, send)
+
+
+REPORT_CSP = "sandbox allow-scripts"
+"""The reports (EDA, model report) show data values, so they render in a sandbox: a unique
+opaque origin without this site's cookies, storage or API, whatever a cell contains."""
+
+
+def report_headers() -> dict[str, str]:
+    """Headers of every HTML report answer: the sandbox policy and no content-type sniffing."""
+    return {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff"}

@@ -143,7 +143,7 @@ def predict(model_dir: Path, input_path: Path, output_path: Path) -> None:
     predictor = OnnxPredictor.from_dir(model_dir)
     table = read_csv(input_path)
     result = predictor.predict(table.frame)
-    out = result.to_frame()
+    out = result.to_frame(spreadsheet_safe_labels=True)  # the CSV may open in a spreadsheet
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
     if result.ignored_columns:

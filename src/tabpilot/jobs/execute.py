@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tabpilot.engine.spec import TrainSpec
 from tabpilot.errors import Conflict, NotFound, TabpilotError
 from tabpilot.records import DatasetRecord, JobRecord, JobStatus, ModelRecord, new_id
+from tabpilot.scrub import scrub_paths
 from tabpilot.storage import keys
 
 if TYPE_CHECKING:
@@ -193,10 +194,11 @@ class _JobExecution:
     # -- the other endings ---------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
-        """Local paths of this worker -> what a user may see (the uploaded file's name)."""
+        """Local paths of this worker -> what a user may see (the uploaded file's name), then
+        any other server path -> `<server path>` (`tabpilot.scrub`)."""
         for path, shown in sorted(self.scrub, key=lambda item: -len(item[0])):
             text = text.replace(path, shown)
-        return text
+        return scrub_paths(text)
 
     def _fail(self, message: str) -> None:
         message = self.scrub_text(message).strip() or "internal error: the job failed silently"

@@ -16,6 +16,7 @@ from typing import Any
 
 from tabpilot.errors import InvalidInput
 from tabpilot.records import JOB_TRANSITIONS, JobRecord, JobStatus, can_transition
+from tabpilot.scrub import scrub_paths
 
 STATUS_EVENT = "status"
 """The `kind` of the event each status change appends."""
@@ -100,9 +101,12 @@ def plan_transition(
     RUNNING takes a lease for `worker_id` (`lease_seconds` from `now`), sets `started_at`
     and counts an attempt; QUEUED clears the lease, start, progress and error; a final status
     clears the lease and sets `finished_at`. FAILED records `error` (default: the message),
-    SUCCEEDED records `model_id` and clears the error.
+    SUCCEEDED records `model_id` and clears the error. Server paths are scrubbed from the
+    message and the error (`tabpilot.scrub`): users read both, whoever wrote them.
     """
     to = JobStatus(to)
+    message = scrub_paths(message) if message else message
+    error = scrub_paths(error) if error else error
     changes: dict[str, Any] = {
         "status": to,
         **_lease_fields(current, to, now, worker_id, lease_seconds),

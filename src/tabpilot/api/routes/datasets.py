@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from tabpilot.api.auth import Owner, router_security
 from tabpilot.api.deps import Ctx
+from tabpilot.api.exposure import report_headers
 from tabpilot.api.schemas import (
     ERROR_RESPONSES,
     DatasetDeleted,
@@ -103,7 +104,8 @@ def get_dataset_eda(dataset_id: str, ctx: Ctx, owner: Owner) -> Response:
     """An exploratory data analysis report: overview, warnings, every column with a chart,
     correlations. Rendered on the first request (seconds for big files), then cached."""
     body = service.render_dataset_eda(ctx, owner=owner, dataset_id=dataset_id)
-    return Response(body, media_type="text/html; charset=utf-8")
+    # Data values inside: sandboxed like the model reports, never rendered as this site.
+    return Response(body, media_type="text/html; charset=utf-8", headers=report_headers())
 
 
 @router.delete(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,25 @@ import pandas as pd
 from tabpilot.engine.card import ModelCard
 from tabpilot.engine.data.inputs import FeatureSpec, prepare_columns, prepare_row
 from tabpilot.errors import InvalidInput, NotFound
+
+# A text cell starting with one of these is run as a formula by spreadsheet programs
+# (=HYPERLINK(...), +cmd|..., @SUM(...)); tab and CR are stripped by some before that check.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """`value`, with a text that a spreadsheet would run as a formula prefixed by `'`.
+
+    Class labels come from whoever uploaded the training data, and predict.csv is opened by
+    someone else in a spreadsheet (formula injection). A leading `'` makes the cell plain text
+    there. Plain numbers written as text ("-1", "+2.5") are left alone: they are not formulas.
+    Other values are returned unchanged.
+    """
+    unsafe = isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
+    if unsafe and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 @dataclass
@@ -71,16 +91,23 @@ class Predictions:
         names = self.class_names
         return [dict(zip(names, row, strict=True)) for row in self.proba.tolist()]
 
-    def to_frame(self) -> pd.DataFrame:
-        """`prediction` plus `proba_<label>` columns, as `tabpilot predict` writes them."""
-        out = pd.DataFrame({"prediction": self.values if self.proba is None else self.labels})
+    def to_frame(self, *, spreadsheet_safe_labels: bool = False) -> pd.DataFrame:
+        """`prediction` plus `proba_<label>` columns, as `tabpilot predict` writes them.
+
+        With `spreadsheet_safe_labels`, text labels go through `spreadsheet_safe` (for a CSV).
+        """
+        labels = self.labels
+        if spreadsheet_safe_labels and self.proba is not None:
+            labels = [spreadsheet_safe(label) for label in labels]
+        out = pd.DataFrame({"prediction": self.values if self.proba is None else labels})
         if self.proba is not None:
             for i, name in enumerate(self.class_names):
                 out[f"proba_{name}"] = self.proba[:, i]
         return out
 
     def to_csv_bytes(self, *, header: bool) -> bytes:
-        """The `to_frame` columns as CSV, written by Arrow (fast enough to stream)."""
+        """The `to_frame` columns as CSV, written by Arrow (fast enough to stream); text labels
+        that a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -90,6 +117,7 @@ class Predictions:
             kinds = {type(c) for c in self.classes}
             plain = len(kinds) == 1 and kinds <= {str, int, float}
             classes = self.classes if plain else self.class_names
+            classes = [spreadsheet_safe(c) for c in classes]  # per class, not per row
             array = pa.array(classes).take(pa.array(self.class_index))
         else:
             array = pa.array(self.values)
