@@ -350,6 +350,7 @@ def test_list_datasets_pages_newest_first(store: MetadataStore) -> None:
     make_dataset(store, owner=BOB)
     listed = all_pages(store.list_datasets, 4, owner=ALICE)
     assert [d.id for d in listed] == _expected(made, "-created_at")
+    assert all(d.profile == {} for d in listed), "listings leave the profile out"
 
 
 # -- claims, leases, events --------------------------------------------------------------------

@@ -275,3 +275,63 @@ def test_long_include_and_exclude_lists_are_linear(sec_server: SecServer) -> Non
         )
         assert too_many.status_code == 422
         assert time.perf_counter() - started < 3
+
+
+# -- 3. wide files ----------------------------------------------------------------------------
+
+
+def wide_csv(n_columns: int, n_rows: int = 15) -> bytes:
+    header = ",".join(f"c{i}" for i in range(n_columns))
+    rows = [",".join(f"v{(r * 7 + i) % 13}" for i in range(n_columns)) for r in range(n_rows)]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def test_an_8000_column_csv_is_refused_before_profiling(sec_server: SecServer) -> None:
+    """8,000 columns x 15 rows cost 41.7 s of server CPU and a 7.75 MB answer; now a 422
+    naming the setting, quickly, while /health answers."""
+    body = wide_csv(8000)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        with sec_server.client() as client:
+            answers.append(client.post("/api/datasets", files={"file": ("wide.csv", body)}))
+
+    latencies, took = health_latencies(sec_server, send)
+    assert answers[0].status_code == 422, answers[0].text[:500]
+    message = answers[0].json()["error"]["message"]
+    assert message.startswith("wide.csv: has 8,000 columns") and "TABPILOT_MAX_COLUMNS" in message
+    assert took < 5, f"took {took:.1f} s"
+    assert_health_answered(latencies)
+
+
+def test_a_huge_cell_is_refused_and_long_values_are_cut(sec_server: SecServer) -> None:
+    with sec_server.client() as client:
+        huge = f"a,b\n1,{'x' * 200_000}\n2,y\n".encode()
+        refused = client.post("/api/datasets", files={"file": ("huge.csv", huge)})
+        assert refused.status_code == 422, refused.text[:500]
+        assert "TABPILOT_MAX_CELL_CHARS" in refused.json()["error"]["message"]
+        long_value = "L" * 5000
+        rows = "\n".join(f"{i},{long_value if i % 2 else 'short'}" for i in range(30))
+        accepted = client.post("/api/datasets", files={"file": ("long.csv", f"a,b\n{rows}\n")})
+        assert accepted.status_code == 201, accepted.text[:500]
+        assert len(accepted.content) < 20_000, "cells are cut in the stored profile"
+        profile = accepted.json()
+        column = next(c for c in profile["columns"] if c["name"] == "b")
+        shown = column["examples"] + [t["value"] for t in column["top_values"]]
+        shown += [str(row[1]) for row in profile["preview"]["rows"]]
+        assert max(len(v) for v in shown) <= 200
+        listing = client.get("/api/datasets", params={"limit": 100})
+        assert listing.status_code == 200 and len(listing.content) < 50_000
+
+
+def test_column_limit_is_a_setting(tmp_path: Path) -> None:
+    server = start_server(tmp_path, max_columns="5")
+    try:
+        with server.client() as client:
+            ok = client.post("/api/datasets", files={"file": ("five.csv", wide_csv(5, 20))})
+            assert ok.status_code == 201, ok.text[:300]
+            six = client.post("/api/datasets", files={"file": ("six.csv", wide_csv(6, 20))})
+            assert six.status_code == 422
+            assert "at most 5 (TABPILOT_MAX_COLUMNS)" in six.json()["error"]["message"]
+    finally:
+        stop_server(server)

@@ -115,7 +115,8 @@ class MetadataStore(ABC):
     def list_datasets(
         self, *, owner: str | None, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
     ) -> Page[DatasetRecord]:
-        """Newest first."""
+        """Newest first; the records' `profile` is left empty (listings stay light whatever
+        the files' width): `get_dataset` has it."""
 
     @abstractmethod
     def update_dataset(

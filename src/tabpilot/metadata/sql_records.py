@@ -51,7 +51,10 @@ class SqlDatasets(SqlStoreBase):
     def list_datasets(
         self, *, owner: str | None, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
     ) -> Page[DatasetRecord]:
-        query = select(datasets).where(scope(datasets, owner))
+        # Listings stay light: every column but the profile (megabytes for a wide file);
+        # get_dataset returns it.
+        light = [column for column in datasets.c if column.name != "profile"]
+        query = select(*light).where(scope(datasets, owner))
         with self._tx() as conn:
             return paginate(
                 conn,

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -64,6 +65,9 @@ UPLOAD_DIR = "uploads"
 # Reading a CSV into pandas takes a few times its size; above this the work moves to a child
 # process (about a second to start), below it the server does it in a thread.
 ISOLATE_ABOVE_BYTES = 16 * 1024 * 1024
+SHOWN_CHARS = 200
+"""Examples, frequent values and preview cells are cut to this many characters in the stored
+profile, so its size follows the number of columns, not the length of the cells."""
 
 
 def upload_too_large(limit_bytes: int) -> UploadTooLarge:
@@ -226,7 +230,9 @@ def create_dataset(
         raise DataFileError(
             "is empty; upload a CSV file with a header row and data rows", path=upload.filename
         )
-    profile = inspect_upload(upload, max_inflated_bytes=ctx.settings.max_inflated_bytes)
+    profile = inspect_upload(
+        upload, max_inflated_bytes=ctx.settings.max_inflated_bytes, limits=shape_limits(ctx)
+    )
     record = DatasetRecord(
         owner=owner,
         name=shown_name,
@@ -248,7 +254,10 @@ def create_dataset(
 
 
 def inspect_upload(
-    upload: StagedUpload, *, max_inflated_bytes: int | None = None
+    upload: StagedUpload,
+    *,
+    max_inflated_bytes: int | None = None,
+    limits: ShapeLimits | None = None,
 ) -> dict[str, Any]:
     """`inspect_file` on the staged file (in a child process when it is big once
     decompressed), with errors naming the uploaded file, not the temporary path.
@@ -263,20 +272,67 @@ def inspect_upload(
         if max_inflated_bytes is not None and size > max_inflated_bytes:
             raise inflated_too_large(max_inflated_bytes)
         if size > ISOLATE_ABOVE_BYTES:
-            profile = call_in_child(inspect_file, str(upload.path), what="reading the file")
+            profile = call_in_child(inspect_file, str(upload.path), limits, what="reading the file")
         else:
-            profile = inspect_file(str(upload.path))
+            profile = inspect_file(str(upload.path), limits)
     except DataFileError as exc:
         raise renamed_data_error(exc, server_path=str(upload.path), shown=upload.filename) from None
     profile["file"]["inflated_bytes"] = size
     return profile
 
 
-def inspect_file(path: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ShapeLimits:
+    """The widest file and the longest cell a dataset may have (`TABPILOT_MAX_COLUMNS`,
+    `TABPILOT_MAX_CELL_CHARS`): profiling costs milliseconds of CPU per column, and every
+    cell may end up in the stored profile."""
+
+    max_columns: int
+    max_cell_chars: int
+
+
+def shape_limits(ctx: AppContext) -> ShapeLimits:
+    return ShapeLimits(ctx.settings.max_columns, ctx.settings.max_cell_chars)
+
+
+def check_shape(frame: pd.DataFrame, limits: ShapeLimits, *, path: str) -> None:
+    """Raise `DataFileError` for a file wider or with longer cells than `limits` allow.
+
+    Raises:
+        DataFileError: naming the limit and the setting that raises it.
+    """
+    n_columns = frame.shape[1]
+    if n_columns > limits.max_columns:
+        raise DataFileError(
+            f"has {n_columns:,} columns; this server takes at most {limits.max_columns:,} "
+            "(TABPILOT_MAX_COLUMNS). Keep the columns you need, or raise the setting.",
+            path=path,
+            details={"columns": n_columns, "max_columns": limits.max_columns},
+        )
+    longest, where = max(((len(str(c)), str(c)) for c in frame.columns), default=(0, ""))
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+            length = column.astype("string").str.len().max()
+            if pd.notna(length) and int(length) > longest:
+                longest, where = int(length), str(name)
+    if longest > limits.max_cell_chars:
+        raise DataFileError(
+            f'has a cell of {longest:,} characters (column "{where[:100]}"); this server takes '
+            f"at most {limits.max_cell_chars:,} (TABPILOT_MAX_CELL_CHARS). Shorten the long "
+            "values, or raise the setting.",
+            path=path,
+            details={"max_cell_chars": limits.max_cell_chars},
+        )
+
+
+def inspect_file(path: str, limits: ShapeLimits | None = None) -> dict[str, Any]:
     """Read a CSV and describe it: the stored profile, with `file` holding what the reader
     detected (encoding, delimiter, compression). A module-level function so that a child
-    process can run it."""
+    process can run it. With `limits`, a file beyond them is refused before it is profiled."""
     table = read_csv(Path(path))
+    if limits is not None:
+        check_shape(table.frame, limits, path=path)
     profile = describe_dataset(table.frame)
     profile["file"] = file_facts(table)
     return profile
@@ -307,12 +363,25 @@ def describe_dataset(frame: pd.DataFrame) -> dict[str, Any]:
     """The stored profile: columns with kinds, statistics and target suitability, warnings and a
     preview (see the module docstring)."""
     profile = profile_frame(frame)
+    for described in profile.columns:
+        shorten_values(described)
     out = profile.to_dict()
     for column, described in zip(out["columns"], profile.columns, strict=True):
         column["as_target"] = describe_as_target(described, profile.n_rows)
     out["warnings"] = build_warnings(profile)
     out["preview"] = build_preview(frame)
     return to_jsonable(out)
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def shorten_values(column: ColumnProfile) -> None:
+    """Cut the column's examples and frequent values to `SHOWN_CHARS` for the stored profile
+    (display only: training profiles its own copy of the data)."""
+    column.examples = [shorten(v) for v in column.examples]
+    column.top_values = [(shorten(v), c) for v, c in column.top_values]
 
 
 def describe_as_target(column: ColumnProfile, n_rows: int) -> dict[str, Any]:
@@ -334,6 +403,7 @@ def build_warnings(profile: DatasetProfile) -> list[dict[str, Any]]:
 def build_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dict[str, Any]:
     head = frame.head(rows)
     values = [[_cell(v) for v in row] for row in head.itertuples(index=False, name=None)]
+    values = [[shorten(v) if isinstance(v, str) else v for v in row] for row in values]
     return {"columns": [str(c) for c in frame.columns], "rows": values}
 
 
