@@ -84,6 +84,30 @@ class Settings(BaseSettings):
         description="Largest size a gzip-compressed upload (.csv.gz) may have once "
         "decompressed, in MiB.",
     )
+    max_json_mb: int = Field(
+        default=16, gt=0, description="Largest body of a JSON predict request, in MiB."
+    )
+    max_body_kb: int = Field(
+        default=1024,
+        gt=0,
+        description="Largest body of any other request (uploads excepted), in KiB.",
+    )
+    body_timeout_s: float = Field(
+        default=60, gt=0, description="Seconds a request body may stop arriving before 408."
+    )
+    max_header_kb: int = Field(
+        default=64, gt=0, description="Largest request line and headers together, in KiB."
+    )
+    header_timeout_s: float = Field(
+        default=30,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers.",
+    )
+    max_connections: int = Field(
+        default=500,
+        gt=0,
+        description="Connections and requests served at once; beyond it 503.",
+    )
     allowed_hosts: str = Field(
         default="",
         description="Host names this server answers to besides the loopback names and the "
@@ -93,7 +117,9 @@ class Settings(BaseSettings):
         default=1000, gt=0, description="Most columns an uploaded dataset may have."
     )
     max_cell_chars: int = Field(
-        default=100_000, gt=0, description="Longest cell an uploaded dataset may have, in characters."
+        default=100_000,
+        gt=0,
+        description="Longest cell an uploaded dataset may have, in characters.",
     )
     predict_max_extra_columns: int = Field(
         default=1000,

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from tabpilot import __version__
 from tabpilot.api.errors import install_error_handlers
 from tabpilot.api.exposure import LoopbackOnlyMiddleware
-from tabpilot.api.limits import sweep_uploads_forever
+from tabpilot.api.limits import BodyLimitMiddleware, sweep_uploads_forever
 from tabpilot.api.routes import compare, datasets, health, jobs, models
 from tabpilot.context import AppContext, build_context
 from tabpilot.settings import Settings, load_settings
@@ -102,6 +102,8 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     app.include_router(compare.router)
     app.include_router(models.router)
     install_web(app)  # the pages, and browser security for the API and pages alike
+    # Body caps and body timeouts, before anything reads a body (see api/limits.py).
+    app.add_middleware(BodyLimitMiddleware, settings=context.settings)
     if context.settings.auth == "local":
         # Outermost: no login in local mode, so other machines are refused whatever server
         # runs this app and whatever address it listens on (see api/exposure.py).

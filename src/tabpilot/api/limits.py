@@ -1,18 +1,30 @@
 """Housekeeping and limits of the running server that no single request owns.
 
-`sweep_uploads_forever`: staged uploads left behind by a crash or a kill are removed when the
-server starts and then every `SWEEP_EVERY_S`, so leftovers cannot pile up on the disk.
+- `BodyLimitMiddleware`: every request body has a size cap, enforced while it is read (a
+  declared Content-Length past the cap is refused before anything is read, and chunked bodies
+  are counted as they arrive), and a body that stops arriving for `body_timeout_s` is refused
+  with 408. Uploads (which stream to disk under their own limit) are exempt from the size cap.
+- `sweep_uploads_forever`: staged uploads left behind by a crash or a kill are removed when the
+  server starts and then every `SWEEP_EVERY_S`, so leftovers cannot pile up on the disk.
+
+Header size and header timeouts are the HTTP protocol's business: `api/protocol.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tabpilot.api.errors import error_response
 from tabpilot.context import AppContext
 from tabpilot.services.datasets import STALE_UPLOAD_S, sweep_staged_uploads
+from tabpilot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +39,99 @@ async def sweep_uploads_forever(ctx: AppContext, every_s: float = SWEEP_EVERY_S)
         except Exception:  # housekeeping must never take the server down
             log.exception("sweeping stale staged uploads failed")
         await asyncio.sleep(every_s)
+
+
+# -- request bodies ----------------------------------------------------------------------------
+
+# Routes that stream their body to disk under TABPILOT_MAX_UPLOAD_MB (api/uploads.py).
+_UPLOAD_ROUTES = re.compile(r"/api/datasets/?|/api/models/[^/]+/predict\.csv")
+# Predictions sent as JSON rows may be larger than any other request.
+_PREDICT_ROUTE = re.compile(r"/api/models/[^/]+/predict")
+
+
+def body_limit(settings: Settings, method: str, path: str) -> tuple[int | None, str]:
+    """The largest body (bytes; None: uploads, limited where they are received) a request may
+    send, and the setting that raises it."""
+    if method == "POST" and _UPLOAD_ROUTES.fullmatch(path):
+        return None, "TABPILOT_MAX_UPLOAD_MB"
+    if method == "POST" and _PREDICT_ROUTE.fullmatch(path):
+        return settings.max_json_mb * 1024 * 1024, "TABPILOT_MAX_JSON_MB"
+    return settings.max_body_kb * 1024, "TABPILOT_MAX_BODY_KB"
+
+
+def body_too_large_message(limit: int, setting: str) -> str:
+    shown = f"{limit / (1024 * 1024):,.0f} MiB" if limit >= 1024 * 1024 else f"{limit:,} bytes"
+    return (
+        f"The request body is larger than this server's limit of {shown} for this endpoint. "
+        f"Send less (for many rows use predict.csv, which streams), or raise {setting}."
+    )
+
+
+class BodyLimitMiddleware:
+    """Caps request bodies while they are read, and times out bodies that stop arriving."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, setting = body_limit(self.settings, scope["method"], scope["path"])
+        if limit is not None:
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                response = error_response(
+                    413,
+                    "too_large",
+                    body_too_large_message(limit, setting),
+                    {"max_body_bytes": limit},
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _Counted(receive, limit, setting, self.settings.body_timeout_s), send)
+
+
+class _Counted:
+    """A `receive` that counts body bytes against `limit` and times out idle reads."""
+
+    def __init__(self, receive: Receive, limit: int | None, setting: str, timeout_s: float):
+        self.receive = receive
+        self.limit = limit
+        self.setting = setting
+        self.timeout_s = timeout_s
+        self.seen = 0
+        self.done = False
+
+    async def __call__(self) -> Message:
+        if self.done:  # the body is complete: what is left to wait for is a disconnect
+            return await self.receive()
+        try:
+            message = await asyncio.wait_for(self.receive(), self.timeout_s)
+        except TimeoutError:
+            raise HTTPException(
+                408,
+                f"The request body stopped arriving: nothing came for {self.timeout_s:g} s. "
+                "Send it again (TABPILOT_BODY_TIMEOUT_S sets this limit).",
+                headers={"Connection": "close"},
+            ) from None
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.limit is not None and self.seen > self.limit:
+                raise HTTPException(
+                    413,
+                    body_too_large_message(self.limit, self.setting),
+                    headers={"Connection": "close"},
+                )
+            self.done = not message.get("more_body", False)
+        return message
+
+
+def _content_length(scope: Scope) -> int | None:
+    headers: Any = scope.get("headers") or ()
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

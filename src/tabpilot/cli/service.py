@@ -37,6 +37,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
     import uvicorn
 
     from tabpilot.api.app import create_app
+    from tabpilot.api.protocol import guarded_protocol
     from tabpilot.context import build_context
     from tabpilot.services.auth import check_bind_host
 
@@ -73,6 +74,13 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
             # Local mode admits loopback clients only (api/exposure.py): the client is the
             # socket's peer, so a proxy on this machine is local, whatever X-Forwarded-For says.
             proxy_headers=settings.auth != "local",
+            # Header size and header time limits (api/protocol.py), and the most connections
+            # and requests at once (503 beyond); body limits are the app's (api/limits.py).
+            http=guarded_protocol(
+                max_header_bytes=settings.max_header_kb * 1024,
+                header_timeout_s=settings.header_timeout_s,
+            ),
+            limit_concurrency=settings.max_connections,
         )
     finally:
         ctx.metadata.close()
