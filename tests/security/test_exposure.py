@@ -11,11 +11,15 @@ import csv
 import io
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,10 +30,13 @@ from tabpilot.api.app import create_app
 from tabpilot.api.exposure import is_local_client
 from tabpilot.context import build_context
 from tabpilot.engine.serving.predict import spreadsheet_safe
-from tabpilot.records import JobStatus
+from tabpilot.jobs.execute import execute_job, remove_temp_dirs
+from tabpilot.jobs.lease import reap_expired_leases
+from tabpilot.records import JobStatus, utc_now
 from tabpilot.scrub import add_server_paths, scrub_paths
 from tabpilot.settings import Settings
-from tests.factories import add_dataset, add_job
+from tabpilot.storage import keys
+from tests.factories import add_dataset, add_job, dataset_record, job_record, model_record
 from tests.security.conftest import SecServer, start_server, stop_server
 
 REMOTE = "198.51.100.7"  # TEST-NET-2: a documentation address, never a real peer
@@ -372,3 +379,150 @@ def test_api_docs_are_public_in_token_mode_and_reveal_no_data(sec_token_server: 
         ):
             assert secret not in text
     assert "APIToken" in spec.text  # the bearer scheme is documented for the Authorize button
+
+
+# -- item 13: a model exists exactly when its job succeeded -------------------------------------
+
+# A child process that runs one claimed job with a stand-in for training (one small file and a
+# card), and SIGKILLs itself at the given point of the ending.
+KILLED_WORKER = """
+import os, signal, sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import tabpilot.engine.training.run as run_module
+import tabpilot.metadata.sql_jobs as sql_jobs
+from tabpilot.context import build_context
+from tabpilot.jobs.execute import execute_job, remove_temp_dirs
+from tabpilot.settings import Settings
+
+data_dir, job_id, worker, point = sys.argv[1:5]
+
+def fake_training(data_path, spec, *, out_dir, progress, started):
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "model.json").write_text("{}")
+    card = SimpleNamespace(to_dict=lambda: {})
+    return SimpleNamespace(result=SimpleNamespace(budget=5.0), card=card, elapsed=0.1)
+
+run_module.run_training = fake_training
+ctx = build_context(Settings(data_dir=data_dir, runner_uri="inline://"))
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "before_success":  # the model files are stored; the ending has not begun
+    real = ctx.metadata.transition_job
+    def transition(job_id, **kwargs):
+        if str(kwargs.get("to")) in ("succeeded", "JobStatus.SUCCEEDED"):
+            die()
+        return real(job_id, **kwargs)
+    ctx.metadata.transition_job = transition
+else:  # "inside_commit": the job row says succeeded and the model row is written, uncommitted
+    real_insert = sql_jobs.insert_model
+    def insert_then_die(conn, model):
+        real_insert(conn, model)
+        die()
+    sql_jobs.insert_model = insert_then_die
+execute_job(ctx, job_id, worker_id=worker)
+print("finished without being killed")
+"""
+
+
+def fake_training(
+    data_path: Any, spec: Any, *, out_dir: Path, progress: Any, started: float
+) -> Any:
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "model.json").write_text("{}")
+    card = SimpleNamespace(to_dict=lambda: {})
+    return SimpleNamespace(result=SimpleNamespace(budget=5.0), card=card, elapsed=0.1)
+
+
+@pytest.fixture
+def job_ctx(tmp_path: Path) -> Iterator[Any]:
+    ctx = build_context(Settings(data_dir=tmp_path / "data", runner_uri="inline://"))
+    try:
+        yield ctx
+    finally:
+        ctx.metadata.close()
+
+
+def claimed_job(ctx: Any, worker: str = "w-test") -> Any:
+    dataset = ctx.metadata.create_dataset(dataset_record())
+    ctx.artifacts.put_bytes(keys.dataset_data(dataset.id), b"a,label\n1,x\n2,y\n")
+    job = ctx.metadata.create_job(job_record(dataset, spec={"target": "label", "time_budget": 5.0}))
+    return ctx.metadata.claim_job(job.id, worker_id=worker, lease_seconds=60)
+
+
+def test_store_writes_the_model_only_with_a_winning_success(job_ctx: Any) -> None:
+    store = job_ctx.metadata
+    job = claimed_job(job_ctx)
+    store.transition_job(job.id, owner=None, expect=JobStatus.RUNNING, to=JobStatus.CANCELED)
+    lost = store.transition_job(
+        job.id,
+        owner=None,
+        expect=JobStatus.RUNNING,
+        to=JobStatus.SUCCEEDED,
+        held_by="w-test",
+        model=model_record(job),
+    )
+    assert lost is None
+    assert store.list_models(owner=None, job_id=job.id).items == []
+
+    job = claimed_job(job_ctx)
+    model = model_record(job)
+    won = store.transition_job(
+        job.id,
+        owner=None,
+        expect=JobStatus.RUNNING,
+        to=JobStatus.SUCCEEDED,
+        held_by="w-test",
+        model=model,
+    )
+    assert won is not None and won.status == JobStatus.SUCCEEDED and won.model_id == model.id
+    assert [m.id for m in store.list_models(owner=None, job_id=job.id).items] == [model.id]
+
+
+def test_cancel_during_upload_leaves_no_model_and_no_files(
+    job_ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel lands while the model files are being stored, just before the ending."""
+    import tabpilot.engine.training.run as run_module
+
+    monkeypatch.setattr(run_module, "run_training", fake_training)
+    job = claimed_job(job_ctx)
+    real_put = job_ctx.artifacts.put_file
+
+    def put_then_cancel(key: str, path: Path) -> None:
+        real_put(key, path)
+        job_ctx.metadata.transition_job(
+            job.id, owner=None, expect=JobStatus.RUNNING, to=JobStatus.CANCELED
+        )
+
+    monkeypatch.setattr(job_ctx.artifacts, "put_file", put_then_cancel)
+    execute_job(job_ctx, job.id, worker_id="w-test")
+    after = job_ctx.metadata.get_job(job.id, owner=None)
+    assert after.status == JobStatus.CANCELED and after.model_id is None
+    assert job_ctx.metadata.list_models(owner=None, job_id=job.id).items == []
+    assert job_ctx.artifacts.list_keys("models/") == []
+
+
+@pytest.mark.parametrize("point", ["before_success", "inside_commit"])
+def test_worker_killed_at_the_ending_leaves_no_model(job_ctx: Any, point: str) -> None:
+    job = claimed_job(job_ctx)
+    data_dir = str(job_ctx.settings.data_dir)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKER, data_dir, job.id, "w-test", point],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    after = job_ctx.metadata.get_job(job.id, owner=None)
+    assert after.status == JobStatus.RUNNING and after.model_id is None  # nothing committed
+    assert job_ctx.metadata.list_models(owner=None, job_id=job.id).items == []
+    # The reaper finds the lease expired and queues the job again: still no model on it.
+    reaped = reap_expired_leases(job_ctx.metadata, now=utc_now() + timedelta(hours=1))
+    assert [j.id for j in reaped] == [job.id]
+    assert job_ctx.metadata.get_job(job.id, owner=None).status == JobStatus.QUEUED
+    assert job_ctx.metadata.list_models(owner=None, job_id=job.id).items == []
+    remove_temp_dirs(job.id)  # what the runner does after a kill

@@ -78,7 +78,6 @@ class _JobExecution:
         self.worker_id = worker_id
         self.model_id = new_id("mdl")
         self.uploaded = False
-        self.model_created = False
         self.scrub: list[tuple[str, str]] = []  # local paths -> what a user may see instead
         self.progress = _ProgressWriter(self)
 
@@ -153,25 +152,24 @@ class _JobExecution:
         for path in files:
             name = path.relative_to(out_dir).as_posix()
             self.ctx.artifacts.put_file(keys.model_file(self.model_id, name), path)
-        self.meta.create_model(
-            ModelRecord(
-                id=self.model_id,
-                owner=job.owner,
-                job_id=job.id,
-                card=outcome.card.to_dict(),
-                artifact_prefix=prefix,
-            )
+        model = ModelRecord(
+            id=self.model_id,
+            owner=job.owner,
+            job_id=job.id,
+            card=outcome.card.to_dict(),
+            artifact_prefix=prefix,
         )
-        self.model_created = True
         final = self.progress.final(outcome.elapsed)
+        # The model record and SUCCEEDED are one transaction: a cancel that wins the race, or
+        # a kill before the commit, leaves no model on a job that did not succeed.
         done = self.finish(
             JobStatus.SUCCEEDED,
             f"trained model {self.model_id} in {final['elapsed']:.1f} s",
-            model_id=self.model_id,
+            model=model,
             progress=final,
         )
         if done is None:
-            raise JobStopped
+            raise JobStopped  # not ours any more: _discard removes the uploaded files
         log.info("job %s: succeeded in %.1f s: model %s", job.id, outcome.elapsed, self.model_id)
 
     def _fetch_dataset(self, dataset: DatasetRecord, folder: Path) -> Path:
@@ -211,14 +209,20 @@ class _JobExecution:
         log.info("job %s: failed: %s", self.job.id, message)
 
     def _discard(self) -> None:
-        """Remove what this attempt stored, so a failed or canceled job orphans nothing."""
+        """Remove the files this attempt stored, so a failed or canceled job orphans nothing.
+
+        The model record needs no removal: it is written only with SUCCEEDED, in one
+        transaction. The files stay when that transaction did commit after all (an error
+        raised after the commit), since the succeeded job's model needs them.
+        """
         try:
-            if self.model_created:
-                self.meta.delete_model(self.model_id, owner=None)
-            if self.uploaded:
+            if self.uploaded and not self._model_recorded():
                 self.ctx.artifacts.delete_prefix(keys.model_prefix(self.model_id))
         except Exception:
             log.exception("job %s: could not remove model %s", self.job.id, self.model_id)
+
+    def _model_recorded(self) -> bool:
+        return self.meta.find_model(self.model_id, owner=None) is not None
 
 
 def _dataset_key(ctx: AppContext, dataset: DatasetRecord) -> str:

@@ -218,6 +218,7 @@ class MetadataStore(ABC):
         error: str | None = None,
         model_id: str | None = None,
         progress: dict[str, Any] | None = None,
+        model: ModelRecord | None = None,
     ) -> JobRecord | None:
         """Move a job from one of the `expect`ed statuses to `to`, in one transaction.
 
@@ -235,6 +236,10 @@ class MetadataStore(ABC):
             error: the error of a job moving to FAILED (default: the message).
             model_id: the model of a job moving to SUCCEEDED.
             progress: replaces `job.progress`.
+            model: the model record a job moving to SUCCEEDED produced (`model_id` defaults
+                to its id). It is stored in the same transaction, so it exists exactly when the
+                job succeeded: a worker that loses the race (a cancel) or dies before the
+                commit leaves no model on a job that did not succeed.
 
         Returns:
             The updated job, or None, changing nothing, when the job is not in an expected

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from tabpilot.errors import Conflict
+from tabpilot.errors import Conflict, InvalidInput
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
     DEFAULT_PAGE_LIMIT,
@@ -32,9 +32,22 @@ from tabpilot.metadata.transitions import (
     plan_transition,
     status_event_data,
 )
-from tabpilot.records import JobEvent, JobRecord, JobStatus, utc_now
+from tabpilot.records import JobEvent, JobRecord, JobStatus, ModelRecord, utc_now
 
 _QUEUED = frozenset({JobStatus.QUEUED})
+
+
+def _check_model_for(job_id: str, to: JobStatus, model: ModelRecord) -> None:
+    if to is not JobStatus.SUCCEEDED or model.job_id != job_id:
+        raise InvalidInput(
+            f"A model record goes only with its own job ({model.job_id}) moving to succeeded, "
+            f"not with job {job_id} moving to {to.value}"
+        )
+
+
+def insert_model(conn: Connection, model: ModelRecord) -> None:
+    """Insert a new model row in the caller's transaction."""
+    insert_new(conn, models, dataclasses.asdict(model), "Model")
 
 
 class SqlJobs(SqlStoreBase):
@@ -166,18 +179,26 @@ class SqlJobs(SqlStoreBase):
         error: str | None = None,
         model_id: str | None = None,
         progress: dict[str, Any] | None = None,
+        model: ModelRecord | None = None,
     ) -> JobRecord | None:
         sources = expected_statuses(expect, to)
+        if model is not None:
+            _check_model_for(job_id, JobStatus(to), model)
         fields = {
             "message": message,
             "worker_id": worker_id,
             "lease_seconds": lease_seconds,
             "error": error,
-            "model_id": model_id,
+            "model_id": model.id if model is not None and model_id is None else model_id,
             "progress": progress,
         }
         with self._tx(write=True) as conn:
-            return self._transition(conn, job_id, owner, sources, held_by, JobStatus(to), fields)
+            moved = self._transition(conn, job_id, owner, sources, held_by, JobStatus(to), fields)
+            if moved is not None and model is not None:
+                if model.owner != moved.owner:
+                    raise not_found("Job", job_id)  # as create_model: another owner's job
+                insert_model(conn, model)  # only when the transition won; same commit
+            return moved
 
     def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> JobRecord | None:
         query = (
