@@ -408,3 +408,59 @@ def test_connections_beyond_the_limit_get_503(limits_server: SecServer) -> None:
     time.sleep(0.5)
     with httpx.Client(base_url=limits_server.base_url, timeout=10) as client:
         assert client.get("/health").status_code == 200
+
+
+# -- item 7: multipart uploads take only their known parts ----------------------------------
+
+
+def multipart_fields(boundary: str, count: int, size: int) -> Iterator[bytes]:
+    """A chunked multipart body of `count` text fields of `size` bytes, then a file."""
+    value = b"v" * size
+    for i in range(count):
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n'.encode()
+            + value
+            + b"\r\n"
+        )
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\na,b\r\n1,2\r\n\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+def test_multipart_unknown_fields_are_refused_at_the_first(small_server: SecServer) -> None:
+    # The issue: 2,000 fields of 60 KB were accepted and held in memory.
+    before = small_server.peak_rss_kib()
+    boundary = "sec-memory-boundary"
+    with small_server.client(timeout=60) as client:
+        try:
+            answer = client.post(
+                "/api/datasets",
+                content=multipart_fields(boundary, 2000, 60_000),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+        except httpx.TransportError:  # refused and closed while still sending: also fine
+            answer = None
+    if answer is not None:
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["error"]["message"]
+        assert '"f0"' in message and '"file", "name"' in message
+    assert (small_server.peak_rss_kib() - before) / 1024 < 30
+    assert wait_until_unstaged(small_server) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "expected"),
+    [
+        ({"file": ("a.csv", b"a,b\n1,2\n")}, {"name": "ok"}, 201),
+        ({"upload": ("a.csv", b"a,b\n1,2\n")}, {}, 422),  # the file in another field
+        ({"file": ("a.csv", b"a,b\n1,2\n")}, {"name": "x", "extra": "y"}, 422),
+    ],
+)
+def test_multipart_accepts_only_file_and_name(
+    small_server: SecServer, files: dict, data: dict, expected: int
+) -> None:
+    with small_server.client() as client:
+        answer = client.post("/api/datasets", files=files, data=data)
+    assert answer.status_code == expected, answer.text
+    assert wait_until_unstaged(small_server) == []

@@ -109,7 +109,8 @@ class _Counted:
         if self.done:  # the body is complete: what is left to wait for is a disconnect
             return await self.receive()
         try:
-            message = await asyncio.wait_for(self.receive(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # a timer, not a task: cheap per call
+                message = await self.receive()
         except TimeoutError:
             raise HTTPException(
                 408,

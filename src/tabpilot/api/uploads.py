@@ -27,6 +27,7 @@ from tabpilot.errors import InvalidInput
 from tabpilot.services.datasets import StagedUpload, stage_upload, upload_too_large
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_PART_HEADER_BYTES = 16 * 1024  # the headers of one part (Content-Disposition, ...)
 MULTIPART_OVERHEAD = 1024 * 1024  # headers and boundaries on top of the file itself
 RAW_TYPES = frozenset(
     {
@@ -75,10 +76,17 @@ UPLOAD_OPENAPI: dict[str, Any] = {
 
 
 class _MultipartReceiver:
-    """python-multipart callbacks writing the file part to a staged upload."""
+    """python-multipart callbacks writing the file part to a staged upload.
 
-    def __init__(self, ctx: AppContext) -> None:
+    Only the known parts are accepted: one file in the field `file`, and each of
+    `text_fields` at most once; anything else is refused at its headers, so a form cannot
+    make the server hold any number of fields.
+    """
+
+    def __init__(self, ctx: AppContext, text_fields: tuple[str, ...]) -> None:
         self.ctx = ctx
+        self.text_fields = text_fields
+        self._header_bytes = 0
         self.upload: StagedUpload | None = None
         self.fields: dict[str, str] = {}
         self._header_name = b""
@@ -100,16 +108,27 @@ class _MultipartReceiver:
         }
 
     def on_part_begin(self) -> None:
+        self._header_bytes = 0
         self._disposition = b""
         self._field = None
         self._in_file = False
         self._buffer = bytearray()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_name += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_value += data[start:end]
+
+    def _count_header(self, n_bytes: int) -> None:
+        self._header_bytes += n_bytes
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise InvalidInput(
+                f"A part of the multipart body has headers longer than {MAX_PART_HEADER_BYTES:,} "
+                "bytes; " + UPLOAD_HINT
+            )
 
     def on_header_end(self) -> None:
         if self._header_name.strip().lower() == b"content-disposition":
@@ -123,9 +142,20 @@ class _MultipartReceiver:
         if b"filename" in options:
             if self.upload is not None:
                 raise InvalidInput("Upload one file per request; " + UPLOAD_HINT)
+            if name != FILE_FIELD:
+                raise InvalidInput(
+                    f'The file is in the form field "{name[:100]}"; send it as the field '
+                    f'"{FILE_FIELD}": ' + UPLOAD_HINT
+                )
             filename = options[b"filename"].decode("utf-8", "replace")
             self.upload = stage_upload(self.ctx, filename=filename)
             self._in_file = True
+        elif name not in self.text_fields or name in self.fields:
+            accepted = ", ".join(f'"{f}"' for f in (FILE_FIELD, *self.text_fields))
+            what = "more than once" if name in self.fields else "which this endpoint does not take"
+            raise InvalidInput(
+                f'The form has the field "{name[:100]}" {what}; send only {accepted} (each once).'
+            )
         else:
             self._field = name
 
@@ -153,15 +183,21 @@ def _content_length(request: Request) -> int | None:
 
 
 async def receive_upload(
-    request: Request, ctx: AppContext, *, filename: str | None = None
+    request: Request,
+    ctx: AppContext,
+    *,
+    filename: str | None = None,
+    text_fields: tuple[str, ...] = (),
 ) -> tuple[StagedUpload, dict[str, str]]:
-    """Stream the request body into a `StagedUpload`; return it with any other form fields.
+    """Stream the request body into a `StagedUpload`; return it with the form's text fields
+    (only those named in `text_fields` are accepted, each once).
 
     The caller owns the returned upload and must `discard()` it.
 
     Raises:
         UploadTooLarge: the declared or received size passes `TABPILOT_MAX_UPLOAD_MB`.
-        InvalidInput: no file, two files, a malformed body or an unsupported content type.
+        InvalidInput: no file, two files, a form field other than `file` and `text_fields` (or
+            one of those twice), a malformed body or an unsupported content type.
     """
     limit = ctx.settings.max_upload_bytes
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
@@ -170,7 +206,7 @@ async def receive_upload(
     if media == "multipart/form-data":
         if declared is not None and declared > limit + MULTIPART_OVERHEAD:
             raise upload_too_large(limit)
-        return await _receive_multipart(request, ctx, params)
+        return await _receive_multipart(request, ctx, params, text_fields)
     if media in RAW_TYPES:
         if declared is not None and declared > limit:
             raise upload_too_large(limit)
@@ -180,12 +216,12 @@ async def receive_upload(
 
 
 async def _receive_multipart(
-    request: Request, ctx: AppContext, params: dict[bytes, bytes]
+    request: Request, ctx: AppContext, params: dict[bytes, bytes], text_fields: tuple[str, ...]
 ) -> tuple[StagedUpload, dict[str, str]]:
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInput("The multipart body has no boundary in its Content-Type; " + UPLOAD_HINT)
-    receiver = _MultipartReceiver(ctx)
+    receiver = _MultipartReceiver(ctx, text_fields)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():

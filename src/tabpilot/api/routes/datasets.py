@@ -68,7 +68,7 @@ async def upload_dataset(
     missing values...) and the first rows. Use the returned `id` as `dataset_id` in
     `POST /api/jobs`.
     """
-    upload, fields = await receive_upload(request, ctx, filename=filename)
+    upload, fields = await receive_upload(request, ctx, filename=filename, text_fields=("name",))
     try:
         record = await run_in_threadpool(
             service.create_dataset, ctx, owner=owner, upload=upload, name=name or fields.get("name")
