@@ -10,6 +10,9 @@ Both yield a `SecServer`: `base_url`, `tokens` (user name -> token; empty in loc
 `data_dir`, `pid`, `log_path`, `client(user=None)` (an httpx client, with the user's Bearer
 token when a user is named) and `rss_kib()` / `peak_rss_kib()` (memory of the server process).
 
+`sec_model` (session, slow): a model trained on `sec_server` whose class labels are spreadsheet
+formulas (`TrainedModel`: dataset_id, job_id, model_id, features, labels); `wait_for_job`.
+
 A test that needs other settings (a small limit, say) starts its own with
 `start_server(tmp_path, auth=..., users=(...), max_upload_mb="1")` and stops it with
 `stop_server(server)`, in a try/finally; keep those few, since each costs a second or two.
@@ -30,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -226,3 +230,60 @@ def sec_token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecSe
         yield server
     finally:
         stop_server(server)
+
+
+# -- a trained model on the local server ----------------------------------------------------------
+
+FORMULA_LABELS = ('=HYPERLINK("http://evil.example","x")', "@SUM(1+1)")
+"""The two class labels of `sec_model`: text a spreadsheet would run as formulas."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    dataset_id: str
+    job_id: str
+    model_id: str
+    features: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict[str, Any]:
+    """Poll a job until it is succeeded, failed or canceled; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = dict(client.get(f"/api/jobs/{job_id}").json())
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return job
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} still {job['status']} after {timeout} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def sec_model(sec_server: SecServer) -> TrainedModel:
+    """A random forest trained on `sec_server` (5 s budget) with features x and y and the class
+    labels `FORMULA_LABELS`; tests using it are slow (they wait for a training job)."""
+    rows = ["x,y,label"]
+    for i in range(60):
+        label = FORMULA_LABELS[0] if i % 5 < 2 else FORMULA_LABELS[1]
+        rows.append(f'{i % 5},{i % 3},"{label.replace(chr(34), chr(34) * 2)}"')
+    text = "\n".join(rows) + "\n"
+    with sec_server.client(timeout=60) as client:
+        upload = client.post(
+            "/api/datasets", files={"file": ("formulas.csv", text.encode(), "text/csv")}
+        )
+        assert upload.status_code == 201, upload.text
+        dataset_id = upload.json()["id"]
+        created = client.post(
+            "/api/jobs",
+            json={
+                "dataset_id": dataset_id,
+                "target": "label",
+                "time_budget": 5,
+                "estimators": ["rf"],
+            },
+        )
+        assert created.status_code == 202, created.text
+        job = wait_for_job(client, created.json()["id"])
+    assert job["status"] == "succeeded", job
+    return TrainedModel(dataset_id, job["id"], job["model_id"], ("x", "y"), FORMULA_LABELS)

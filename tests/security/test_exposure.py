@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from tabpilot.scrub import add_server_paths, scrub_paths
 from tabpilot.settings import Settings
 from tabpilot.storage import keys
 from tests.factories import add_dataset, add_job, dataset_record, job_record, model_record
-from tests.security.conftest import SecServer, start_server, stop_server
+from tests.security.conftest import SecServer, TrainedModel, start_server, stop_server
 
 REMOTE = "198.51.100.7"  # TEST-NET-2: a documentation address, never a real peer
 
@@ -269,54 +268,27 @@ def test_spreadsheet_safe(value: Any, written: Any) -> None:
 
 
 @pytest.mark.slow
-def test_predict_csv_neutralises_formula_labels(sec_server: SecServer) -> None:
+def test_predict_csv_neutralises_formula_labels(
+    sec_server: SecServer, sec_model: TrainedModel
+) -> None:
     """Class labels come from the training data; whoever opens predict.csv in a spreadsheet
     must not run them as formulas. JSON answers keep the labels as they are."""
-    evil, other = '=HYPERLINK("http://evil.example","x")', "@SUM(1+1)"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["x", "y", "label"])
-    writer.writerows([i % 5, i % 3, evil if i % 5 < 2 else other] for i in range(60))
-    text = buffer.getvalue()
     with sec_server.client(timeout=60) as client:
-        dataset = csv_upload(client, "formulas.csv", text)
-        job = client.post(
-            "/api/jobs",
-            json={
-                "dataset_id": dataset["id"],
-                "target": "label",
-                "time_budget": 5,
-                "estimators": ["rf"],
-            },
-        )
-        assert job.status_code == 202, job.text
-        finished = wait_for_job(client, job.json()["id"])
-        assert finished["status"] == "succeeded", finished
-        model = finished["model_id"]
         answer = client.post(
-            f"/api/models/{model}/predict.csv",
+            f"/api/models/{sec_model.model_id}/predict.csv",
             files={"file": ("rows.csv", b"x,y\n1,0\n2,1\n3,2\n4,0\n", "text/csv")},
         )
         assert answer.status_code == 200, answer.text
         rows = list(csv.reader(io.StringIO(answer.text)))
         assert rows[0][0] == "prediction"
         cells = {row[0] for row in rows[1:]}
-        assert cells and cells <= {"'" + evil, "'" + other}, cells
+        assert cells and cells <= {"'" + label for label in sec_model.labels}, cells
         raw = client.post(
-            f"/api/models/{model}/predict", json={"rows": [{"x": 1, "y": 0}, {"x": 3, "y": 1}]}
+            f"/api/models/{sec_model.model_id}/predict",
+            json={"rows": [{"x": 1, "y": 0}, {"x": 3, "y": 1}]},
         )
         assert raw.status_code == 200, raw.text
-        assert set(raw.json()["predictions"]) <= {evil, other}
-
-
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = dict(client.get(f"/api/jobs/{job_id}").json())
-        if job["status"] in ("succeeded", "failed", "canceled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout} s"
-        time.sleep(0.5)
+        assert set(raw.json()["predictions"]) <= set(sec_model.labels)
 
 
 def test_stored_job_errors_carry_no_server_paths(tmp_path: Path) -> None:
