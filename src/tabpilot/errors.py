@@ -13,6 +13,7 @@ status (`tabpilot.api.errors.ERROR_STATUS`) and the CLI prints them without a tr
     ├── Unauthenticated
     ├── Forbidden
     ├── MissingDependency
+    ├── StorageFull
     └── ChildFailed
 """
 
@@ -93,6 +94,36 @@ class MissingDependency(TabpilotError):
     """An optional extra is needed for this feature; says which `pip install` fixes it."""
 
     code = "missing_dependency"
+
+
+class StorageFull(TabpilotError):
+    """The server's disk (or the store's) has no room left for what a request would write;
+    nothing was half-written."""
+
+    code = "storage_full"
+
+
+STORAGE_FULL_MESSAGE = (
+    "The server's storage is full, so nothing was saved. Ask its operator to free space (or "
+    "delete datasets and jobs you no longer need), then try again."
+)
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, means the disk is full: ENOSPC or EDQUOT
+    from the operating system, or SQLite's "database or disk is full"."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class ChildFailed(TabpilotError):

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         description="Largest size a gzip-compressed upload (.csv.gz) may have once "
         "decompressed, in MiB.",
     )
+    min_free_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Free disk space (MiB) below which uploads are refused and /ready fails.",
+    )
     max_json_mb: int = Field(
         default=16, gt=0, description="Largest body of a JSON predict request, in MiB."
     )

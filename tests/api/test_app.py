@@ -31,7 +31,7 @@ def test_app_builds_its_context_from_settings(tmp_path: Path) -> None:
     with TestClient(create_app(settings=settings)) as client:
         assert client.get("/ready").json() == {
             "status": "ready",
-            "checks": {"metadata": "ok", "artifacts": "ok"},
+            "checks": {"metadata": "ok", "artifacts": "ok", "disk": "ok"},
         }
         assert client.app.state.ctx.settings is settings  # type: ignore[attr-defined]
     assert (tmp_path / "data" / "tabpilot.db").is_file()
@@ -165,6 +165,7 @@ def test_every_domain_error_has_its_status() -> None:
         errors.DataFileError: 422,
         errors.InvalidInput: 422,
         errors.MissingDependency: 501,
+        errors.StorageFull: 507,
         errors.ChildFailed: 500,
         errors.TabpilotError: 400,
     }

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
@@ -464,3 +467,97 @@ def test_multipart_accepts_only_file_and_name(
         answer = client.post("/api/datasets", files=files, data=data)
     assert answer.status_code == expected, answer.text
     assert wait_until_unstaged(small_server) == []
+
+
+# -- item 9: a full disk ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_disk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+    """A server whose data directory is a 16 MiB tmpfs (needs root: skipped otherwise), with
+    TABPILOT_MIN_FREE_MB=4."""
+    root = tmp_path_factory.mktemp("sec-disk")
+    disk = root / "data"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        server = start_server(root, min_free_mb="4")
+        try:
+            yield server
+        finally:
+            stop_server(server)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def fill(server: SecServer, leave_mib: float) -> Path:
+    """Write a filler file so that about `leave_mib` MiB stay free on the server's disk."""
+    filler = server.data_dir / "filler.bin"
+    filler.unlink(missing_ok=True)
+    free = shutil.disk_usage(server.data_dir).free
+    size = max(0, free - int(leave_mib * MIB))
+    with filler.open("wb") as out:
+        out.truncate(0)
+        block = b"\0" * MIB
+        while size > 0:
+            out.write(block[: min(size, MIB)])
+            size -= MIB
+    return filler
+
+
+def csv_of(n_bytes: int) -> bytes:
+    row = b"1,2.5,abc\n"
+    return b"a,b,c\n" + row * (n_bytes // len(row))
+
+
+def dataset_count(client: httpx.Client) -> int:
+    return len(client.get("/api/datasets", params={"limit": 100}).json()["items"])
+
+
+def test_low_disk_makes_ready_fail_and_uploads_507(tiny_disk_server: SecServer) -> None:
+    server = tiny_disk_server
+    with server.client() as client:
+        assert client.get("/ready").status_code == 200
+        filler = fill(server, leave_mib=2)
+        try:
+            ready = client.get("/ready")
+            assert ready.status_code == 503
+            assert "storage is full" in ready.json()["error"]["message"]
+            assert "TABPILOT_MIN_FREE_MB" in ready.json()["error"]["details"]["checks"]["disk"]
+            answer = client.post("/api/datasets", files={"file": ("a.csv", csv_of(1000))})
+            assert answer.status_code == 507, answer.text
+            assert answer.json()["error"]["code"] == "storage_full"
+            assert "storage is full" in answer.json()["error"]["message"]
+        finally:
+            filler.unlink()
+        assert client.get("/ready").status_code == 200
+
+
+def test_a_disk_that_fills_during_an_upload_is_507_with_nothing_left(
+    tiny_disk_server: SecServer,
+) -> None:
+    server = tiny_disk_server
+    with server.client() as client:
+        before = dataset_count(client)
+        filler = fill(server, leave_mib=6)  # above the 4 MiB floor, below the 10 MiB file
+        try:
+            answer = client.post(
+                "/api/datasets?filename=big.csv",
+                content=csv_of(10 * MIB),
+                headers={"Content-Type": "text/csv"},
+            )
+            assert answer.status_code == 507, answer.text
+            assert answer.json()["error"]["code"] == "storage_full"
+            assert "storage is full" in answer.json()["error"]["message"]
+            assert wait_until_unstaged(server) == []
+            assert dataset_count(client) == before
+        finally:
+            filler.unlink()
+        ok = client.post("/api/datasets", files={"file": ("small.csv", csv_of(100_000))})
+        assert ok.status_code == 201, ok.text

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import tempfile
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tabpilot.errors import (
+    STORAGE_FULL_MESSAGE,
     ChildFailed,
     Conflict,
     DataFileError,
@@ -33,9 +35,11 @@ from tabpilot.errors import (
     InvalidInput,
     MissingDependency,
     NotFound,
+    StorageFull,
     TabpilotError,
     Unauthenticated,
     UploadTooLarge,
+    is_storage_full,
 )
 
 log = logging.getLogger("tabpilot.api")
@@ -50,6 +54,7 @@ ERROR_STATUS: tuple[tuple[type[TabpilotError], int], ...] = (
     (Conflict, 409),
     (InvalidInput, 422),
     (MissingDependency, 501),
+    (StorageFull, 507),
     (ChildFailed, 500),
     (TabpilotError, 400),
 )
@@ -71,6 +76,7 @@ HTTP_CODES = {
     500: "internal_error",
     501: "not_implemented",
     503: "unavailable",
+    507: "storage_full",
 }
 
 
@@ -228,7 +234,11 @@ class CatchAllMiddleware:
             )
             if started:  # too late for an error reply; end the connection
                 raise
-            response = internal_error_response(error_id)
+            if is_storage_full(sys.exc_info()[1] or Exception()):
+                # A full disk is the operator's to fix, not a bug: say so, not "unexpected".
+                response = error_response(507, "storage_full", STORAGE_FULL_MESSAGE)
+            else:
+                response = internal_error_response(error_id)
             await response(scope, receive, send)
 
 

@@ -48,7 +48,16 @@ from tabpilot.engine.data.quality import dataset_warnings
 from tabpilot.engine.data.summary import summarize_data
 from tabpilot.engine.reports import render_eda_report
 from tabpilot.engine.serialize import to_jsonable
-from tabpilot.errors import Conflict, DataFileError, InvalidInput, NotFound, UploadTooLarge
+from tabpilot.errors import (
+    STORAGE_FULL_MESSAGE,
+    Conflict,
+    DataFileError,
+    InvalidInput,
+    NotFound,
+    StorageFull,
+    UploadTooLarge,
+    is_storage_full,
+)
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
@@ -132,14 +141,24 @@ class StagedUpload:
     def write(self, chunk: bytes) -> None:
         if self.n_bytes + len(chunk) > self.limit_bytes:
             raise upload_too_large(self.limit_bytes)
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            if is_storage_full(exc):
+                raise StorageFull(STORAGE_FULL_MESSAGE) from exc
+            raise
         self._hash.update(chunk)
         self.n_bytes += len(chunk)
 
     def finish(self) -> None:
         """Flush and close the file; call once every chunk is written."""
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:  # the last buffered bytes did not fit
+                if is_storage_full(exc):
+                    raise StorageFull(STORAGE_FULL_MESSAGE) from exc
+                raise
 
     @property
     def sha256(self) -> str:
@@ -166,8 +185,31 @@ def upload_directory(ctx: AppContext) -> Path:
     return ctx.settings.data_dir / UPLOAD_DIR
 
 
+def free_space_problem(ctx: AppContext) -> str | None:
+    """Why the data directory's disk is too full to take more (free space below
+    `TABPILOT_MIN_FREE_MB`), or None."""
+    try:
+        free = shutil.disk_usage(ctx.settings.data_dir).free
+    except OSError:
+        return None  # not knowable here; writes will tell
+    minimum = ctx.settings.min_free_mb * 1024 * 1024
+    if free >= minimum:
+        return None
+    return (
+        f"only {free / (1024 * 1024):,.1f} MiB free on the data directory's disk, below "
+        f"TABPILOT_MIN_FREE_MB ({ctx.settings.min_free_mb:,} MiB)"
+    )
+
+
 def stage_upload(ctx: AppContext, *, filename: str | None) -> StagedUpload:
-    """A `StagedUpload` with this server's directory and size limit."""
+    """A `StagedUpload` with this server's directory and size limit.
+
+    Raises:
+        StorageFull: the disk has less free space than `TABPILOT_MIN_FREE_MB`.
+    """
+    problem = free_space_problem(ctx)
+    if problem is not None:
+        raise StorageFull(f"{STORAGE_FULL_MESSAGE} ({problem})")
     return StagedUpload(
         directory=upload_directory(ctx),
         filename=filename,

@@ -1,4 +1,4 @@
-"""Readiness: whether the metadata and artifact stores answer."""
+"""Readiness: whether the metadata and artifact stores answer, and the disk has room."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def check_stores(ctx: AppContext) -> dict[str, str | None]:
         else:
             problems[name] = None
     return problems
+
+
+def check_disk(ctx: AppContext) -> str | None:
+    """None when the data directory's disk has at least `TABPILOT_MIN_FREE_MB` free, else
+    how much is left."""
+    from tabpilot.services.datasets import free_space_problem
+
+    return free_space_problem(ctx)

@@ -10,7 +10,7 @@ from tabpilot import __version__
 from tabpilot.api.deps import Ctx
 from tabpilot.api.errors import error_response
 from tabpilot.api.schemas import ErrorEnvelope, HealthOut, ReadyOut
-from tabpilot.services.health import check_stores
+from tabpilot.services.health import check_disk, check_stores
 
 router = APIRouter(tags=["health"])
 
@@ -28,13 +28,16 @@ async def health() -> HealthOut:
     responses={503: {"model": ErrorEnvelope, "description": "A store does not answer."}},
 )
 async def ready(ctx: Ctx) -> ReadyOut | JSONResponse:
-    """Pings the metadata store and the artifact store; 503 names the one that failed.
-    Needs no token."""
+    """Pings the metadata store and the artifact store and checks the free disk space
+    (`TABPILOT_MIN_FREE_MB`); 503 names what failed. Needs no token."""
     checks = await run_in_threadpool(check_stores, ctx)
     failed = {name: reason for name, reason in checks.items() if reason is not None}
-    if failed:
+    disk = await run_in_threadpool(check_disk, ctx)
+    checks["disk"] = disk
+    if failed or disk is not None:
         what = ", ".join(
-            f"the {name} store does not answer ({reason})" for name, reason in failed.items()
+            [f"the {name} store does not answer ({reason})" for name, reason in failed.items()]
+            + ([f"the server's storage is full: {disk}"] if disk is not None else [])
         )
         return error_response(
             503,
