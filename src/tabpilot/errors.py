@@ -12,6 +12,7 @@ status (`tabpilot.api.errors.ERROR_STATUS`) and the CLI prints them without a tr
     ├── Conflict
     ├── Unauthenticated
     ├── Forbidden
+    ├── QuotaExceeded
     ├── MissingDependency
     ├── StorageFull
     └── ChildFailed
@@ -94,6 +95,13 @@ class MissingDependency(TabpilotError):
     """An optional extra is needed for this feature; says which `pip install` fixes it."""
 
     code = "missing_dependency"
+
+
+class QuotaExceeded(TabpilotError):
+    """A per-user or per-server limit on what may exist at once (jobs waiting or running,
+    bytes stored, files being read) is reached; the message names the setting."""
+
+    code = "quota_exceeded"
 
 
 class StorageFull(TabpilotError):

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
         description="Largest size a gzip-compressed upload (.csv.gz) may have once "
         "decompressed, in MiB.",
     )
+    max_active_jobs: int = Field(
+        default=10, gt=0, description="Jobs one user may have queued or running at once."
+    )
+    max_user_storage_mb: int = Field(
+        default=20480, gt=0, description="Bytes of datasets one user may store, in MiB."
+    )
+    max_isolated_children: int = Field(
+        default=2,
+        gt=0,
+        description="Big files read or rendered at once, each in its own child process.",
+    )
     min_free_mb: int = Field(
         default=256,
         ge=0,

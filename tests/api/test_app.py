@@ -166,6 +166,7 @@ def test_every_domain_error_has_its_status() -> None:
         errors.InvalidInput: 422,
         errors.MissingDependency: 501,
         errors.StorageFull: 507,
+        errors.QuotaExceeded: 429,
         errors.ChildFailed: 500,
         errors.TabpilotError: 400,
     }

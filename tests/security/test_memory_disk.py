@@ -561,3 +561,80 @@ def test_a_disk_that_fills_during_an_upload_is_507_with_nothing_left(
             filler.unlink()
         ok = client.post("/api/datasets", files={"file": ("small.csv", csv_of(100_000))})
         assert ok.status_code == 201, ok.text
+
+
+# -- item 10: quotas -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+    """A token-mode server (alice, bob) with 2 active jobs and 1 MiB of datasets per user."""
+    server = start_server(
+        tmp_path_factory.mktemp("sec-quota"),
+        auth="token",
+        users=("alice", "bob"),
+        max_active_jobs="2",
+        max_user_storage_mb="1",
+    )
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def test_stored_bytes_per_user_are_capped(quota_server: SecServer) -> None:
+    data = csv_of(600_000)
+    with quota_server.client("alice") as alice, quota_server.client("bob") as bob:
+        assert alice.post("/api/datasets", files={"file": ("a.csv", data)}).status_code == 201
+        refused = alice.post("/api/datasets", files={"file": ("b.csv", data)})
+        assert refused.status_code == 429, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "quota_exceeded"
+        assert "TABPILOT_MAX_USER_STORAGE_MB" in error["message"]
+        assert len(alice.get("/api/datasets").json()["items"]) == 1
+        assert bob.post("/api/datasets", files={"file": ("a.csv", data)}).status_code == 201
+    assert wait_until_unstaged(quota_server) == []
+
+
+def test_active_jobs_per_user_are_capped(quota_server: SecServer) -> None:
+    from tests.conftest import make_mixed_frame
+
+    body = make_mixed_frame(60, seed=3).to_csv(index=False).encode()
+    with quota_server.client("bob") as bob:
+        dataset = bob.post("/api/datasets", files={"file": ("small.csv", body)}).json()["id"]
+        spec = {"dataset_id": dataset, "target": "label", "time_budget": 600}
+        jobs = [bob.post("/api/jobs", json=spec) for _ in range(2)]
+        assert [j.status_code for j in jobs] == [202, 202], jobs[0].text
+        try:
+            refused = bob.post("/api/jobs", json=spec)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "quota_exceeded"
+            assert "TABPILOT_MAX_ACTIVE_JOBS" in refused.json()["error"]["message"]
+        finally:
+            for job in jobs:
+                bob.post(f"/api/jobs/{job.json()['id']}/cancel")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            active = bob.get("/api/jobs", params={"status": ["queued", "running"]}).json()
+            if not active["items"]:
+                break
+            time.sleep(0.5)
+        again = bob.post("/api/jobs", json=spec)
+        assert again.status_code == 202, again.text
+        bob.post(f"/api/jobs/{again.json()['id']}/cancel")
+
+
+def test_isolated_children_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabpilot.errors import QuotaExceeded
+    from tabpilot.services import isolated
+
+    monkeypatch.setattr(isolated, "CHILD_WAIT_S", 0.2)
+    slots = isolated._child_slots(1)
+    assert slots.acquire(timeout=1)  # one child running
+    try:
+        started = time.monotonic()
+        with pytest.raises(QuotaExceeded, match="TABPILOT_MAX_ISOLATED_CHILDREN"):
+            isolated.call_in_child(time.sleep, 5, what="reading the file", max_children=1)
+        assert time.monotonic() - started < 2  # refused after the wait, no child started
+    finally:
+        slots.release()

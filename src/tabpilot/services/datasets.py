@@ -62,6 +62,7 @@ from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
 from tabpilot.services.isolated import call_in_child
+from tabpilot.services.quotas import check_storage_quota
 from tabpilot.storage import keys
 from tabpilot.storage.base import ArtifactStore
 
@@ -272,8 +273,12 @@ def create_dataset(
         raise DataFileError(
             "is empty; upload a CSV file with a header row and data rows", path=upload.filename
         )
+    check_storage_quota(ctx, owner=owner, adding=upload.n_bytes)
     profile = inspect_upload(
-        upload, max_inflated_bytes=ctx.settings.max_inflated_bytes, limits=shape_limits(ctx)
+        upload,
+        max_inflated_bytes=ctx.settings.max_inflated_bytes,
+        limits=shape_limits(ctx),
+        max_children=ctx.settings.max_isolated_children,
     )
     record = DatasetRecord(
         owner=owner,
@@ -300,6 +305,7 @@ def inspect_upload(
     *,
     max_inflated_bytes: int | None = None,
     limits: ShapeLimits | None = None,
+    max_children: int | None = None,
 ) -> dict[str, Any]:
     """`inspect_file` on the staged file (in a child process when it is big once
     decompressed), with errors naming the uploaded file, not the temporary path.
@@ -314,7 +320,13 @@ def inspect_upload(
         if max_inflated_bytes is not None and size > max_inflated_bytes:
             raise inflated_too_large(max_inflated_bytes)
         if size > ISOLATE_ABOVE_BYTES:
-            profile = call_in_child(inspect_file, str(upload.path), limits, what="reading the file")
+            profile = call_in_child(
+                inspect_file,
+                str(upload.path),
+                limits,
+                what="reading the file",
+                max_children=max_children,
+            )
         else:
             profile = inspect_file(str(upload.path), limits)
     except DataFileError as exc:
@@ -501,7 +513,11 @@ def render_dataset_eda(ctx: AppContext, *, owner: str, dataset_id: str) -> bytes
         try:
             if _data_size(record, path) > ISOLATE_ABOVE_BYTES:
                 html = call_in_child(
-                    eda_html, str(path), record.name, what="rendering the EDA report"
+                    eda_html,
+                    str(path),
+                    record.name,
+                    what="rendering the EDA report",
+                    max_children=ctx.settings.max_isolated_children,
                 )
             else:
                 html = eda_html(str(path), record.name)

@@ -14,25 +14,61 @@ with the same message and details; anything else becomes a clear `ChildFailed`.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from tabpilot import errors
-from tabpilot.errors import ChildFailed, TabpilotError
+from tabpilot.errors import ChildFailed, QuotaExceeded, TabpilotError
 
 T = TypeVar("T")
 
-def call_in_child(fn: Callable[..., T], *args: Any, what: str) -> T:
+CHILD_WAIT_S = 60.0
+"""How long a request waits for a free child slot before it is refused."""
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _child_slots(limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore bounding concurrent children to `limit`."""
+    with _slots_lock:
+        if limit not in _slots:
+            _slots[limit] = threading.BoundedSemaphore(limit)
+        return _slots[limit]
+
+
+def call_in_child(
+    fn: Callable[..., T], *args: Any, what: str, max_children: int | None = None
+) -> T:
     """`fn(*args)` run in a fresh process; `fn` must be importable (a module-level function).
 
-    `what` names the work in error messages, e.g. "reading the file".
+    `what` names the work in error messages, e.g. "reading the file". With `max_children`,
+    at most that many children (of calls giving the same number) run at once in this process:
+    each big file needs several times its size in memory, so they must not all run together.
 
     Raises:
         TabpilotError: the error `fn` raised, rebuilt with its class, message and details.
         ChildFailed: the child died or raised something else.
+        QuotaExceeded: every child slot stayed busy for `CHILD_WAIT_S` seconds.
     """
+    if max_children is None:
+        return _run_in_child(fn, *args, what=what)
+    slots = _child_slots(max_children)
+    if not slots.acquire(timeout=CHILD_WAIT_S):
+        raise QuotaExceeded(
+            f"The server is already {what} for {max_children} other big file(s), its limit "
+            "at once (TABPILOT_MAX_ISOLATED_CHILDREN); try again in a minute."
+        )
+    try:
+        return _run_in_child(fn, *args, what=what)
+    finally:
+        slots.release()
+
+
+def _run_in_child(fn: Callable[..., T], *args: Any, what: str) -> T:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         try:

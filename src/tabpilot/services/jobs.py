@@ -26,6 +26,7 @@ from tabpilot.errors import Conflict, InvalidInput, NotFound
 from tabpilot.metadata.base import DEFAULT_JOB_SORT, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page
 from tabpilot.records import JOB_TRANSITIONS, DatasetRecord, JobEvent, JobRecord, JobStatus
 from tabpilot.services import check_id
+from tabpilot.services.quotas import check_job_quota
 from tabpilot.storage import keys
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,12 @@ def create_job(ctx: AppContext, *, owner: str, request: JobRequest) -> JobRecord
 
 
 def _queue(ctx: AppContext, job: JobRecord, *, message: str) -> JobRecord:
+    """Record `job` as queued and hand it to the runner.
+
+    Raises:
+        QuotaExceeded: the owner already has `TABPILOT_MAX_ACTIVE_JOBS` queued or running.
+    """
+    check_job_quota(ctx, owner=job.owner)
     job = ctx.metadata.create_job(job, message=message)
     try:
         ctx.runner.submit(job.id)

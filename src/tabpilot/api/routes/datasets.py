@@ -23,6 +23,7 @@ from tabpilot.api.schemas import (
 from tabpilot.api.uploads import UPLOAD_OPENAPI, receive_upload
 from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from tabpilot.services import datasets as service
+from tabpilot.services.quotas import check_storage_quota
 
 router = APIRouter(
     prefix="/api/datasets",
@@ -68,6 +69,8 @@ async def upload_dataset(
     missing values...) and the first rows. Use the returned `id` as `dataset_id` in
     `POST /api/jobs`.
     """
+    # A user already at the storage quota is refused before the body is received.
+    await run_in_threadpool(check_storage_quota, ctx, owner=owner)
     upload, fields = await receive_upload(request, ctx, filename=filename, text_fields=("name",))
     try:
         record = await run_in_threadpool(
