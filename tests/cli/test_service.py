@@ -64,9 +64,10 @@ def test_serve_runs_uvicorn_with_the_app_on_loopback(
     monkeypatch.setenv("TABPILOT_RUNNER_URI", "inline://")
     result = runner.invoke(main, ["serve", "--port", "8765", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert calls == [
-        {"host": "127.0.0.1", "port": 8765, "log_level": "info", "proxy_headers": False}
-    ]
+    assert len(calls) == 1
+    expected = {"host": "127.0.0.1", "port": 8765, "log_level": "info", "proxy_headers": False}
+    assert {key: calls[0].get(key) for key in expected} == expected
+    assert calls[0]["limit_concurrency"] == 500  # TABPILOT_MAX_CONNECTIONS
     assert "http://127.0.0.1:8765" in result.output
     assert (tmp_path / "data" / "tabpilot.db").is_file()
     # Token mode may listen anywhere.

@@ -29,6 +29,7 @@ from tabpilot.api.app import create_app
 from tabpilot.api.exposure import is_local_client
 from tabpilot.context import build_context
 from tabpilot.engine.serving.predict import spreadsheet_safe
+from tabpilot.errors import InvalidInput
 from tabpilot.jobs.execute import execute_job, remove_temp_dirs
 from tabpilot.jobs.lease import reap_expired_leases
 from tabpilot.records import JobStatus, utc_now
@@ -498,3 +499,19 @@ def test_worker_killed_at_the_ending_leaves_no_model(job_ctx: Any, point: str) -
     assert job_ctx.metadata.get_job(job.id, owner=None).status == JobStatus.QUEUED
     assert job_ctx.metadata.list_models(owner=None, job_id=job.id).items == []
     remove_temp_dirs(job.id)  # what the runner does after a kill
+
+
+def test_error_answers_carry_no_home_or_install_paths(tmp_path: Path) -> None:
+    app = create_app(settings=Settings(data_dir=tmp_path, runner_uri="inline://"))
+    home_file = os.path.join(os.path.expanduser("~"), "secret", "file.csv")
+    install_file = os.path.join(sys.prefix, "lib", "thing.py")
+
+    def boom() -> None:
+        raise InvalidInput(f"cannot read {home_file} or {install_file}", details={"p": home_file})
+
+    app.add_api_route("/api/boom", boom)
+    with TestClient(app) as client:
+        answer = client.get("/api/boom")
+    assert answer.status_code == 422
+    assert os.path.expanduser("~") not in answer.text and sys.prefix not in answer.text
+    assert "<server path>/secret/file.csv" in answer.json()["error"]["message"]

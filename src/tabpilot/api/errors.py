@@ -38,10 +38,12 @@ from tabpilot.errors import (
     QuotaExceeded,
     StorageFull,
     TabpilotError,
+    TooManyRequests,
     Unauthenticated,
     UploadTooLarge,
     is_storage_full,
 )
+from tabpilot.scrub import scrub_paths
 
 log = logging.getLogger("tabpilot.api")
 
@@ -54,6 +56,7 @@ ERROR_STATUS: tuple[tuple[type[TabpilotError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (InvalidInput, 422),
+    (TooManyRequests, 429),
     (QuotaExceeded, 429),
     (MissingDependency, 501),
     (StorageFull, 507),
@@ -114,7 +117,7 @@ class _Scrubber:
         if isinstance(value, str):
             for root in self.roots:
                 value = value.replace(root, "<server path>")
-            return value
+            return scrub_paths(value)  # also home, the Python installation, other temp dirs
         if isinstance(value, dict):
             return {k: self(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
