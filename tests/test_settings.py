@@ -117,7 +117,6 @@ def test_each_invalid_value_says_what_is_wrong(setting: str, value: object, expe
     ("setting", "value", "backend"),
     [
         ("metadata_uri", "dynamodb://table?region=eu-west-1", "the DynamoDB metadata store"),
-        ("artifact_uri", "s3://bucket/prefix", "the S3 artifact store"),
         ("runner_uri", "batch://queue?job_definition=train", "the AWS Batch runner"),
         ("runner_uri", "ray://head:10001", "the Ray runner"),
     ],
@@ -146,21 +145,29 @@ def test_backends_of_later_versions_are_refused_with_the_words_of_the_registry(
 def test_a_backend_that_registers_its_scheme_is_accepted_without_touching_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """How the S3 store of a later issue joins: one register call, nothing in settings."""
+    """How a backend joins (as the S3 store did): one register call, nothing in settings."""
     from tabpilot.storage import build_artifact_store
     from tabpilot.storage.registry import ARTIFACT_STORES
 
     monkeypatch.setattr(ARTIFACT_STORES, "_by_scheme", dict(ARTIFACT_STORES._by_scheme))
     ARTIFACT_STORES.register(
-        "s3",
-        name="the S3 artifact store",
-        example="s3://BUCKET/PREFIX",
-        build=lambda uri: f"an S3 store on {uri.netloc}",  # type: ignore[arg-type,return-value]
+        "gs",
+        name="the Cloud Storage artifact store",
+        example="gs://BUCKET/PREFIX",
+        build=lambda uri: f"a GCS store on {uri.netloc}",  # type: ignore[arg-type,return-value]
         check=lambda uri: None if uri.netloc else f'"{uri.text}" names no bucket',
     )
+    assert load_settings(artifact_uri="gs://bucket/prefix").artifact_uri == "gs://bucket/prefix"
+    assert build_artifact_store("gs://bucket/prefix") == "a GCS store on bucket"
+    with pytest.raises(InvalidInput, match='TABPILOT_ARTIFACT_URI: "gs://" names no bucket'):
+        load_settings(artifact_uri="gs://")
+    with pytest.raises(InvalidInput, match=r"file:///PATH, s3://BUCKET/PREFIX or gs://BUCKET"):
+        load_settings(artifact_uri="az://container")
+
+
+def test_s3_artifact_uris_are_checked_at_start_up_without_any_request() -> None:
     assert load_settings(artifact_uri="s3://bucket/prefix").artifact_uri == "s3://bucket/prefix"
-    assert build_artifact_store("s3://bucket/prefix") == "an S3 store on bucket"
-    with pytest.raises(InvalidInput, match='TABPILOT_ARTIFACT_URI: "s3://" names no bucket'):
+    with pytest.raises(InvalidInput, match='TABPILOT_ARTIFACT_URI: "s3://" names no valid bucket'):
         load_settings(artifact_uri="s3://")
     with pytest.raises(InvalidInput, match=r"use a directory path, file:///PATH or s3://BUCKET"):
         load_settings(artifact_uri="gs://bucket")

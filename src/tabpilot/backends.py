@@ -5,7 +5,10 @@ in its package's `registry.py`. A backend registers the URI schemes it serves wi
 
 - a *builder*, which imports the backend's module only when called, so an optional dependency
   (psycopg, later boto3 or ray) is needed only by the processes that use it; and
-- a *check*, which says what is wrong with a URI (or None) without touching anything.
+- a *check*, which says what is wrong with a URI (or None) without touching anything; and
+- optionally an *init*, which creates what the URI names when it is missing (an S3 bucket,
+  later DynamoDB tables), idempotently: `Registry.initialize`, run by `tabpilot init-stores`.
+  Backends that create what they need when first opened (SQLite, local folders) have none.
 
 `Settings` runs the same check at start-up that `Registry.build` runs before building, so a bad
 URI is refused with the same words in both places. A scheme that is known but whose backend is
@@ -83,6 +86,8 @@ def parse_uri(uri: str | Path) -> BackendURI:
 
 Check = Callable[[BackendURI], str | None]
 Build = Callable[[BackendURI], T]
+Init = Callable[[BackendURI], str]
+"""Creates what a URI names when missing (idempotent); returns what it did, in words."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class Backend(Generic[T]):
     build: Build[T] | None
     """None for a planned backend: its scheme is known, the backend is not in this version."""
     check: Check | None = None
+    init: Init | None = None
+    """None when the backend creates what it needs itself, or needs nothing created."""
 
 
 class Registry(Generic[T]):
@@ -116,12 +123,14 @@ class Registry(Generic[T]):
         example: str | Sequence[str],
         build: Build[T],
         check: Check | None = None,
+        init: Init | None = None,
     ) -> None:
-        """Serve `schemes` ("" is a plain path) with `build`, after `check` finds no problem.
+        """Serve `schemes` ("" is a plain path) with `build`, after `check` finds no problem;
+        `init` creates what a URI names (see the module docstring).
 
         A planned scheme may be taken over; a scheme another backend serves may not.
         """
-        self._add(Backend(name, _lower(schemes), _tuple(example), build, check))
+        self._add(Backend(name, _lower(schemes), _tuple(example), build, check, init))
 
     def plan(self, *schemes: str, name: str, example: str | Sequence[str]) -> None:
         """Know `schemes` as a backend that is not available in this version."""
@@ -191,6 +200,25 @@ class Registry(Generic[T]):
         builder = self._by_scheme[parsed.scheme].build
         assert builder is not None  # a planned backend always has a problem
         return builder(parsed)
+
+    def initialize(self, uri: str | Path) -> tuple[Backend[T], str | None]:
+        """Create what `uri` names when it is missing; safe to repeat.
+
+        Returns the backend and what its init did, in words, or None when it has no init
+        (it creates what it needs when first opened).
+
+        Raises:
+            InvalidInput: naming the setting, when `uri` is not usable (as `build`).
+        """
+        try:
+            parsed = parse_uri(uri)
+        except InvalidInput as exc:
+            raise self.error(exc.message) from None
+        problem = self.problem(parsed)
+        if problem is not None:
+            raise self.error(problem, parsed)
+        backend = self._by_scheme[parsed.scheme]
+        return backend, backend.init(parsed) if backend.init is not None else None
 
 
 def _lower(schemes: Sequence[str]) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """Fixtures for the artifact-store contract suite: one fresh store of every backend.
 
 A backend joins the suite by adding its name to `BACKENDS`, a branch to `store_uri` that
-returns the URI of a fresh, empty store (the S3 backend will point at a moto server), and the
-memory it may hold while streaming to `STREAM_PEAK_LIMIT` in test_contract.py.
+returns the URI of a fresh, empty store, and the memory it may hold while streaming to
+`STREAM_PEAK_LIMIT` in test_contract.py. The S3 store runs against a moto server over real
+HTTP (tests/aws_support.py), a fresh bucket per test.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import pytest
 
 from tabpilot.storage import ArtifactStore, build_artifact_store
 from tabpilot.storage.local import LocalArtifactStore
+from tests.aws_support import aws_env, moto_endpoint, s3_bucket
 
-BACKENDS = ["local"]
+__all__ = ["aws_env", "moto_endpoint", "s3_bucket"]  # fixtures for the tests here
+
+BACKENDS = ["local", "s3"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,10 +27,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_uri(backend: str, tmp_path: Path) -> str:
+def store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The URI of a fresh, empty store of the current backend."""
     if backend == "local":
         return f"file://{tmp_path}/artifacts"
+    if backend == "s3":
+        # Under a key prefix, so the suite also checks that nothing leaves it.
+        return f"s3://{request.getfixturevalue('s3_bucket')}/artifacts"
     raise AssertionError(f"no store_uri for backend {backend!r}")
 
 

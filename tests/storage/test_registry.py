@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tabpilot.backends import Registry, parse_uri
-from tabpilot.errors import InvalidInput
+from tabpilot.errors import InvalidInput, MissingDependency
 from tabpilot.storage import build_artifact_store
 from tabpilot.storage.local import LocalArtifactStore
-from tabpilot.storage.registry import ARTIFACT_STORES
+from tabpilot.storage.registry import ARTIFACT_STORES, s3_location
 
 
 def test_registry_builds_local_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,8 +29,15 @@ def test_registry_builds_local_stores(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("s3://bucket/prefix", "the S3 artifact store (s3://) is not available in this version"),
-        ("gs://bucket", 'unsupported scheme "gs"; use a directory path or file:///PATH'),
+        (
+            "gs://bucket",
+            'unsupported scheme "gs"; use a directory path, file:///PATH or s3://BUCKET/PREFIX',
+        ),
+        ("s3://b/prefix", '"s3://b/prefix" names no valid bucket: write s3://BUCKET/PREFIX'),
+        ("s3://Bucket_1", "names no valid bucket"),
+        ("s3://user:pw@bucket/x", '"s3://user:***@bucket/x" names no valid bucket'),
+        ("s3://bucket/a?region=eu-west-1", "takes none: the region, credentials and endpoint"),
+        ("s3://bucket/a/../b", "has an unusable key prefix"),
         ("file://server/share", "names a remote host"),
         ("", "The artifact directory is empty"),
     ],
@@ -95,3 +102,21 @@ def test_uris_are_parsed_in_one_place_and_passwords_never_shown() -> None:
     assert "pw" not in caught.value.message
     with pytest.raises(InvalidInput, match=r"^TABPILOT_ARTIFACT_URI: .* is not a valid URI"):
         build_artifact_store("file://[x/y")
+
+
+def test_s3_uris_name_a_bucket_and_a_prefix() -> None:
+    """Checking an s3:// URI touches nothing: no boto3 call, no network."""
+    assert s3_location("s3://my-bucket") == ("my-bucket", "")
+    assert s3_location("s3://my-bucket/") == ("my-bucket", "")
+    assert s3_location("S3://my.bucket/tabpilot/prod/") == ("my.bucket", "tabpilot/prod")
+    assert s3_location("s3://my-bucket/with%20space") == ("my-bucket", "with space")
+    assert ARTIFACT_STORES.problem("s3://my-bucket/tabpilot") is None
+
+
+def test_s3_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # an import of boto3 now fails
+    monkeypatch.delitem(sys.modules, "tabpilot.storage.s3", raising=False)
+    with pytest.raises(MissingDependency, match=re.escape("pip install 'tabpilot[aws]'")):
+        build_artifact_store("s3://my-bucket/prefix")

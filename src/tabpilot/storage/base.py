@@ -91,6 +91,13 @@ class ArtifactStore(ABC):
         validate_key(key)
         return None
 
+    def presigned_url(self, key: str, expires: int = 3600) -> str | None:
+        """A URL that downloads `key` without credentials for `expires` seconds, or None when
+        the backend has no such URLs (the local store): then serve the bytes from `open_read`.
+        """
+        validate_key(key)
+        return None
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 

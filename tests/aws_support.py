@@ -1,0 +1,128 @@
+"""An AWS emulator for the tests of the AWS backends: moto's server over real HTTP.
+
+`moto_endpoint` (session) starts moto's `ThreadedMotoServer` on 127.0.0.1 in a child process,
+so the tests talk to it as Tabpilot talks to AWS (HTTP through boto3; boto3 is never patched)
+and what the emulator holds never counts in a test's own memory measurements.
+`aws_env` points boto3 at it the standard way (`AWS_ENDPOINT_URL`, test credentials, a
+region) and shuts out anything real (profiles, config files, instance metadata).
+`s3_bucket` is a fresh bucket per test, emptied and removed afterwards.
+
+Use them from a conftest.py: `from tests.aws_support import aws_env, moto_endpoint, s3_bucket`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+
+REGION = "us-east-1"
+
+
+def _serve(conn: Connection) -> None:
+    """In the child: run the server, send its port, stop when the parent says so or dies."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    conn.send(server.get_host_and_port()[1])
+    with contextlib.suppress(EOFError):  # the parent died without saying stop
+        conn.recv()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The URL of a moto server (S3, DynamoDB, Batch, ...) for the whole test session."""
+    pytest.importorskip("boto3", reason="the AWS tests need the aws extra: pip install -e '.[aws]'")
+    pytest.importorskip("moto", reason="the AWS tests need moto: pip install -e '.[dev]'")
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(theirs,), name="moto-server", daemon=True
+    )
+    process.start()
+    if not ours.poll(60):
+        process.kill()
+        raise RuntimeError("the moto server did not start within 60 s")
+    port = ours.recv()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ours.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+
+
+def aws_environment(endpoint: str, config_dir: str) -> dict[str, str]:
+    """The variables that point boto3 at `endpoint` with test credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        # Nothing real may answer: no config or credential files, no instance metadata.
+        "AWS_CONFIG_FILE": f"{config_dir}/config",
+        "AWS_SHARED_CREDENTIALS_FILE": f"{config_dir}/credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+# Variables that could make boto3 use another identity than the test one.
+FOREIGN_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
+
+
+@pytest.fixture
+def aws_env(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Point boto3 (here and in child processes) at the moto server; returns the variables."""
+    env = aws_environment(moto_endpoint, str(tmp_path_factory.mktemp("aws-config")))
+    for name in FOREIGN_AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def s3_client() -> Any:
+    import boto3
+
+    return boto3.session.Session().client("s3")
+
+
+def new_bucket_name() -> str:
+    return f"tabpilot-test-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def s3_bucket(aws_env: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty bucket on the moto server; emptied and removed after the test."""
+    client = s3_client()
+    name = new_bucket_name()
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        remove_bucket(client, name)
+
+
+def remove_bucket(client: Any, name: str) -> None:
+    """Delete `name` and everything in it (moto keeps objects in memory), if it exists."""
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if objects:
+                client.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+        client.delete_bucket(Bucket=name)
+    except client.exceptions.NoSuchBucket:
+        pass
