@@ -1,9 +1,11 @@
 """Housekeeping and limits of the running server that no single request owns.
 
-- `BodyLimitMiddleware`: every request body has a size cap, enforced while it is read (a
-  declared Content-Length past the cap is refused before anything is read, and chunked bodies
-  are counted as they arrive), and a body that stops arriving for `body_timeout_s` is refused
-  with 408. Uploads (which stream to disk under their own limit) are exempt from the size cap.
+- `BodyLimitMiddleware`: in token mode an `/api/` request with a body and no credentials at
+  all is answered 401 before its body is read; every request body has a size cap, enforced
+  while it is read (a declared Content-Length past the cap is refused before anything is read,
+  and chunked bodies are counted as they arrive), and a body that stops arriving for
+  `body_timeout_s` is refused with 408. Uploads (which stream to disk under their own limit)
+  are exempt from the size cap.
 - `sweep_uploads_forever`: staged uploads left behind by a crash or a kill are removed when the
   server starts and then every `SWEEP_EVERY_S`, so leftovers cannot pile up on the disk.
 
@@ -25,6 +27,7 @@ from tabpilot.api.errors import error_response
 from tabpilot.context import AppContext
 from tabpilot.services.datasets import STALE_UPLOAD_S, sweep_staged_uploads
 from tabpilot.settings import Settings
+from tabpilot.web.sessions import SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.settings.auth == "token" and _anonymous_body(scope):
+            # Nobody to act for: answer before reading anything, as the route would after.
+            response = error_response(
+                401,
+                "unauthenticated",
+                NO_TOKEN_MESSAGE,
+                headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
         limit, setting = body_limit(self.settings, scope["method"], scope["path"])
         if limit is not None:
             declared = _content_length(scope)
@@ -128,6 +141,30 @@ class _Counted:
                 )
             self.done = not message.get("more_body", False)
         return message
+
+
+NO_TOKEN_MESSAGE = (
+    "This server needs an API token: send the header 'Authorization: Bearer <token>'. "
+    "An administrator creates one with: tabpilot users create NAME"
+)
+
+
+def _anonymous_body(scope: Scope) -> bool:
+    """An `/api/` request that sends a body but no credentials at all (no Authorization
+    header, no web session cookie): its 401 is certain before a byte of the body is read."""
+    if not scope["path"].startswith("/api/"):
+        return False
+    has_body = False
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            return False
+        if name == b"cookie" and SESSION_COOKIE.encode() + b"=" in value:
+            return False
+        if (name == b"content-length" and value not in (b"", b"0")) or (
+            name == b"transfer-encoding"
+        ):
+            has_body = True
+    return has_body
 
 
 def _content_length(scope: Scope) -> int | None:
