@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.security.conftest import SecServer, TrainedModel
+from tests.security.conftest import SecServer, TrainedModel, wait_for_job
 
 MARKUP = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(1)">'
@@ -156,3 +156,45 @@ def test_hostile_predict_json_gets_a_clear_answer(
         check_answer(sec_server, "broken JSON", broken, 200)
         assert broken.status_code == 422
         assert json.loads(broken.text)["error"]["code"]
+
+
+@pytest.mark.slow
+def test_hostile_names_and_values_train_and_predict(sec_server: SecServer) -> None:
+    """Markup, formula, non-Latin and multi-line column names and values all the way through
+    training: the job succeeds, its files are served sandboxed, predict answers by those names."""
+    names = [MARKUP, FORMULA, "日本", "a\nb", "label"]
+    lines = [",".join(quoted(n) for n in names)]
+    for i in range(80):
+        value = [IMG, FORMULA, "\u00e9t\u00e9"][i % 3]
+        lines.append(f"{i % 7},{quoted(value)},{i % 4},{i % 5},{quoted(MARKUP if i % 2 else 'ok')}")
+    body = ("\n".join(lines) + "\n").encode()
+    with sec_server.client(timeout=60) as client:
+        uploaded = client.post("/api/datasets", files={"file": ("hostile.csv", body, "text/csv")})
+        assert uploaded.status_code == 201, uploaded.text
+        created = client.post(
+            "/api/jobs",
+            json={
+                "dataset_id": uploaded.json()["id"],
+                "target": "label",
+                "time_budget": 5,
+                "estimators": ["rf"],
+            },
+        )
+        assert created.status_code == 202, created.text
+        job = wait_for_job(client, created.json()["id"])
+        assert job["status"] == "succeeded", job
+        model_id = job["model_id"]
+        report = client.get(f"/api/models/{model_id}/files/report.html")
+        assert report.status_code == 200
+        assert report.headers["content-security-policy"] == "sandbox allow-scripts"
+        assert MARKUP not in report.text  # escaped
+        row = {MARKUP: 3, FORMULA: IMG, "日本": 1, "a\nb": 2}
+        answer = client.post(f"/api/models/{model_id}/predict", json={"rows": [row]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"][0] in (MARKUP, "ok")
+        table = client.post(
+            f"/api/models/{model_id}/predict.csv",
+            files={"file": ("rows.csv", "\n".join(lines[:4]).encode() + b"\n", "text/csv")},
+        )
+        assert table.status_code == 200, table.text
+    assert staged_files(sec_server) == []
