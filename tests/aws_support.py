@@ -7,7 +7,8 @@ and what the emulator holds never counts in a test's own memory measurements.
 region) and shuts out anything real (profiles, config files, instance metadata).
 `s3_bucket` is a fresh bucket per test, emptied and removed afterwards.
 
-Use them from a conftest.py: `from tests.aws_support import aws_env, moto_endpoint, s3_bucket`.
+tests/conftest.py registers this module as a plugin (`pytest_plugins`), so every test can ask
+for these fixtures and the session shares one server.
 """
 
 from __future__ import annotations

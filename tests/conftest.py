@@ -14,6 +14,10 @@ from tabpilot.context import AppContext, build_context
 from tabpilot.jobs.inline import InlineRunner
 from tabpilot.settings import Settings, env_var_name, load_settings
 
+# The AWS emulator's fixtures (moto_endpoint, aws_env, s3_bucket), registered once for every
+# test directory so the whole session shares one moto server.
+pytest_plugins = ["tests.aws_support"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 

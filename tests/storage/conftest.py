@@ -3,7 +3,7 @@
 A backend joins the suite by adding its name to `BACKENDS`, a branch to `store_uri` that
 returns the URI of a fresh, empty store, and the memory it may hold while streaming to
 `STREAM_PEAK_LIMIT` in test_contract.py. The S3 store runs against a moto server over real
-HTTP (tests/aws_support.py), a fresh bucket per test.
+HTTP (tests/aws_support.py, a plugin of tests/conftest.py), a fresh bucket per test.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import pytest
 
 from tabpilot.storage import ArtifactStore, build_artifact_store
 from tabpilot.storage.local import LocalArtifactStore
-from tests.aws_support import aws_env, moto_endpoint, s3_bucket
-
-__all__ = ["aws_env", "moto_endpoint", "s3_bucket"]  # fixtures for the tests here
 
 BACKENDS = ["local", "s3"]
 

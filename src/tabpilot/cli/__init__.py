@@ -1,9 +1,9 @@
 """The `tabpilot` command line.
 
 The commands by area: training.py (train, predict, info, demo), service.py (serve, users),
-jobs.py (worker, run-job). display.py is everything they show, common.py the error wrapper
-and the shared options. Each command imports what it needs when it runs, so `tabpilot --help`
-and the service commands never load the training libraries.
+jobs.py (worker, run-job), stores.py (init-stores). display.py is everything they show,
+common.py the error wrapper and the shared options. Each command imports what it needs when
+it runs, so `tabpilot --help` and the service commands never load the training libraries.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from tabpilot import __version__
 from tabpilot.cli.jobs import run_job, worker
 from tabpilot.cli.service import serve, users
+from tabpilot.cli.stores import init_stores
 from tabpilot.cli.training import demo, info, predict, train
 
 __all__ = ["main"]
@@ -24,5 +25,5 @@ def main() -> None:
     """Tabpilot: a CSV in, a trained, explained, exportable model out."""
 
 
-for _command in (train, predict, info, demo, serve, users, worker, run_job):
+for _command in (train, predict, info, demo, serve, users, worker, run_job, init_stores):
     main.add_command(_command)
