@@ -34,7 +34,10 @@ Where S3 differs from a file system (decided here, the same for every caller):
   that this identity may write.
 
 Configuration problems (no credentials, a missing bucket, access denied, no endpoint) raise
-`InvalidInput` naming `TABPILOT_ARTIFACT_URI` and what to do.
+`InvalidInput` naming `TABPILOT_ARTIFACT_URI` and what to do. One exception: `exists`, `size`
+and `delete` ask with HEAD, whose empty 404 cannot tell a missing bucket from a missing key, so
+on a missing bucket they answer as for a missing key; every other operation and `ping` say
+which bucket is missing.
 """
 
 from __future__ import annotations
