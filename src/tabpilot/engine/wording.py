@@ -40,3 +40,8 @@ def format_number(value: Any, digits: int = 4) -> str:
 def format_share(x: float) -> str:
     """A share as a percentage that never rounds a few rows down to 0.0%."""
     return "<0.1%" if 0 < x < 0.001 else f"{x:.1%}"
+
+
+def about_seconds(seconds: float) -> str:
+    """An estimated duration: "about 12 s", or "under 1 s" rather than a misleading "0 s"."""
+    return "under 1 s" if seconds < 0.5 else f"about {seconds:.0f} s"

@@ -193,7 +193,10 @@ def render_bar_chart(
         lo = min(lo, float(np.nanmin(vals - errs)))
     if hi == lo:
         hi = lo + 1.0
-    xs = _Scale(lo, hi, gutter, width - 70)
+    texts = list(value_labels) if value_labels is not None else [format_number(v) for v in vals]
+    # Room on the right for the longest value written after its bar.
+    margin = min(max(len(str(s)) for s in texts) * CHAR_W + 10, width * 0.35)
+    xs = _Scale(lo, hi, gutter, width - max(margin, 40))
     body: list[str] = []
     bottom = top + n * (bar_h + gap)
     for t in nice_ticks(lo, hi, 4):
@@ -208,7 +211,7 @@ def render_bar_chart(
         v = vals[i]
         y = top + i * (bar_h + gap)
         full = str(labels[i])
-        text = value_labels[i] if value_labels is not None else format_number(v)
+        text = texts[i]
         body.append(
             f'<text class="tick" x="{gutter - 6:.1f}" y="{y + bar_h - 4}" text-anchor="end">'
             f"<title>{_e(full)}</title>{_e(shown[i])}</text>"

@@ -35,6 +35,7 @@ from tabpilot.engine.training.outputs import (
     split_output,
 )
 from tabpilot.engine.training.search import SearchOutcome
+from tabpilot.engine.wording import about_seconds
 
 # Temperatures are fitted on at least this many out-of-fold or held-out rows: on fewer, a
 # near-separable problem's temperature rests on one or two uncertain rows.
@@ -180,7 +181,7 @@ def blend_candidate(
     if not clock.blend_refit_fits(cost):
         decisions.append(
             f"A {found.describe()} was not compared: it must be refitted as one model "
-            f"(about {cost:.0f} s), which did not fit in the time left."
+            f"({about_seconds(cost)}), which did not fit in the time left."
         )
         return None
     preds, proba = split_output(found.holdout(), classes)

@@ -20,6 +20,7 @@ from tabpilot.engine.training.metrics import MetricSpec, score
 from tabpilot.engine.training.outputs import output, score_output, split_output
 from tabpilot.engine.training.search import SearchOutcome
 from tabpilot.engine.training.selection import Folds, out_of_fold
+from tabpilot.engine.wording import about_seconds
 
 # Compared whatever the time: the search's winner (already fitted) and the baseline (free).
 ALWAYS_COMPARED = ("search", "baseline")
@@ -49,7 +50,7 @@ def compare_candidates(
             description = cand.description
             decisions.append(
                 f"{description[:1].upper()}{description[1:]} was not compared: its fit "
-                f"(about {expected:.0f} s) did not fit in the time left."
+                f"({about_seconds(expected)}) did not fit in the time left."
             )
             continue
         pipe, fit_seconds = _fit(cand, split, search)

@@ -67,6 +67,7 @@ from tabpilot.engine.training.selection import (
     selection_folds,
 )
 from tabpilot.engine.training.targets import Target, prepare_target
+from tabpilot.engine.wording import about_seconds
 from tabpilot.errors import InvalidInput
 
 MIN_ROWS = MIN_TRAINING_ROWS  # defined with the data-quality check that warns of it
@@ -406,7 +407,7 @@ class _Trainer:
                 final.fit(split.prepared, split.y)
         else:
             self.decisions.append(
-                f"The model was not refitted on all rows: the refit (about {cost:.0f} s) "
+                f"The model was not refitted on all rows: the refit ({about_seconds(cost)}) "
                 "did not fit in the time left; it is the model trained on the training split."
             )
         return final, refit
