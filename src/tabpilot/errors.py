@@ -91,6 +91,12 @@ class Forbidden(TabpilotError):
     code = "forbidden"
 
 
+class TooManyRequests(TabpilotError):
+    """A bounded resource (open event streams, say) is at its limit; try again later."""
+
+    code = "too_many_requests"
+
+
 class MissingDependency(TabpilotError):
     """An optional extra is needed for this feature; says which `pip install` fixes it."""
 

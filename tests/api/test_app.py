@@ -164,6 +164,7 @@ def test_every_domain_error_has_its_status() -> None:
         errors.UploadTooLarge: 413,
         errors.DataFileError: 422,
         errors.InvalidInput: 422,
+        errors.TooManyRequests: 429,
         errors.MissingDependency: 501,
         errors.StorageFull: 507,
         errors.QuotaExceeded: 429,

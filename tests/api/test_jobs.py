@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from tabpilot.api.routes import jobs as jobs_routes
+from tabpilot.api import streams
 from tabpilot.context import AppContext
 from tabpilot.records import JobStatus
 from tests.api.support import finish_job, make_ctx, runner_of, upload_frame
@@ -262,7 +262,7 @@ def test_stream_replays_then_ends_with_the_final_state(
 def test_stream_follows_a_running_job_live(
     api: TestClient, app_ctx: AppContext, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs_routes, "STREAM_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(streams, "POLL_SECONDS", 0.05)
     job = create(api, dataset).json()
 
     def work() -> None:

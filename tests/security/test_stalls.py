@@ -335,3 +335,125 @@ def test_column_limit_is_a_setting(tmp_path: Path) -> None:
             assert "at most 5 (TABPILOT_MAX_COLUMNS)" in six.json()["error"]["message"]
     finally:
         stop_server(server)
+
+
+# -- 4. event streams ---------------------------------------------------------------------------
+
+
+def running_job(server: SecServer, user: str | None = None) -> str:
+    """A job recorded as running (with a lease far ahead, so no worker touches it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tabpilot.context import build_context
+    from tabpilot.services.auth import local_owner
+    from tabpilot.settings import load_settings
+    from tests.factories import add_dataset, add_job
+
+    ctx = build_context(load_settings(data_dir=server.data_dir, runner_uri="inline://"))
+    try:
+        owner = local_owner()
+        if user is not None:
+            found = ctx.metadata.find_user_by_name(user)
+            assert found is not None
+            owner = found.id
+        dataset = add_dataset(ctx.metadata, owner=owner, filename="t.csv", n_rows=10)
+        job = add_job(
+            ctx.metadata,
+            dataset,
+            status=JobStatus.RUNNING,
+            lease_owner="elsewhere",
+            lease_expires_at=datetime.now(UTC) + timedelta(days=1),
+            message="queued",
+        )
+        return job.id
+    finally:
+        ctx.metadata.close()
+
+
+class OpenStream:
+    """A stream held open: its first event read, closed on `close`."""
+
+    def __init__(self, client: httpx.Client, job_id: str) -> None:
+        self._context = client.stream("GET", f"/api/jobs/{job_id}/stream")
+        self.response = self._context.__enter__()
+        self.lines = self.response.iter_lines() if self.response.status_code == 200 else None
+        if self.lines is not None:
+            for line in self.lines:  # up to the first event: the stream is live
+                if line.startswith("event: job"):
+                    break
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+def test_streams_are_capped_per_user_and_in_all(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path,
+        auth="token",
+        users=("alice", "bob"),
+        stream_max_per_user="20",
+        stream_max_total="24",
+    )
+    opened: list[OpenStream] = []
+    try:
+        alice_job, bob_job = running_job(server, "alice"), running_job(server, "bob")
+        with server.client("alice") as alice, server.client("bob") as bob:
+            opened += [OpenStream(alice, alice_job) for _ in range(20)]
+            assert {s.response.status_code for s in opened} == {200}
+            # 20 idle streams of one job share one poller: 1-3% of a core (10.7% before, when
+            # every stream polled the store itself).
+            before, started = cpu_seconds(server.pid), time.monotonic()
+            time.sleep(3)
+            share = (cpu_seconds(server.pid) - before) / (time.monotonic() - started)
+            assert share < 0.05, f"20 idle streams used {share:.0%} of a core"
+            extra = OpenStream(alice, alice_job)
+            assert extra.response.status_code == 429
+            extra.response.read()
+            assert "TABPILOT_STREAM_MAX_PER_USER" in extra.response.json()["error"]["message"]
+            extra.close()
+            opened += [OpenStream(bob, bob_job) for _ in range(4)]
+            assert {s.response.status_code for s in opened} == {200}
+            full = OpenStream(bob, bob_job)
+            assert full.response.status_code == 429
+            full.response.read()
+            assert "TABPILOT_STREAM_MAX_TOTAL" in full.response.json()["error"]["message"]
+            full.close()
+            # A closed stream gives its slot back.
+            opened.pop().close()
+            deadline = time.monotonic() + 5
+            while True:
+                again = OpenStream(bob, bob_job)
+                if again.response.status_code == 200 or time.monotonic() > deadline:
+                    break
+                again.response.read()
+                again.close()
+                time.sleep(0.2)
+            assert again.response.status_code == 200
+            opened.append(again)
+    finally:
+        for stream in opened:
+            stream.close()
+        stop_server(server)
+
+
+def test_a_stream_ends_after_its_lifetime_and_resumes(tmp_path: Path) -> None:
+    server = start_server(tmp_path, stream_max_seconds="2")
+    try:
+        job_id = running_job(server)
+        with server.client() as client:
+            started = time.monotonic()
+            text = client.get(f"/api/jobs/{job_id}/stream", timeout=20).text
+            took = time.monotonic() - started
+            assert 1.5 < took < 8, f"the stream lasted {took:.1f} s"
+            assert "event: job" in text and "id: 1" in text and "event: end" not in text
+            resumed = client.get(
+                f"/api/jobs/{job_id}/stream", headers={"Last-Event-ID": "1"}, timeout=20
+            ).text
+            assert "event: job" in resumed and "id: 1" not in resumed
+    finally:
+        stop_server(server)

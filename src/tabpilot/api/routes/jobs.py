@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from tabpilot.api import streams
 from tabpilot.api.auth import Owner, router_security
 from tabpilot.api.deps import Ctx
 from tabpilot.api.schemas import (
@@ -28,9 +25,7 @@ from tabpilot.api.schemas import (
     job_created,
     job_out,
 )
-from tabpilot.context import AppContext
 from tabpilot.engine.spec import TrainSpec
-from tabpilot.errors import NotFound
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
     DEFAULT_PAGE_LIMIT,
@@ -44,8 +39,6 @@ router = APIRouter(
     prefix="/api/jobs", tags=["jobs"], dependencies=router_security, responses=ERROR_RESPONSES
 )
 
-STREAM_POLL_SECONDS = 0.5
-STREAM_KEEPALIVE_SECONDS = 15.0
 CONFLICT = {409: {"model": ErrorEnvelope, "description": "Not allowed in the job's state."}}
 
 
@@ -159,55 +152,14 @@ def list_job_events(
     return [event_out(e) for e in events]
 
 
-def _sse(event: str, data: object, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-async def _follow(
-    ctx: AppContext, owner: str, job_id: str, after: int, request: Request
-) -> AsyncIterator[str]:
-    seq = after
-    job = await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)
-    yield "retry: 2000\n\n"
-    yield _sse("job", job_out(job).model_dump(mode="json"))
-    last_sent = time.monotonic()
-    while True:
-        events = await run_in_threadpool(
-            service.list_job_events, ctx, owner=owner, job_id=job_id, after=seq
-        )
-        for event in events:
-            seq = event.seq
-            yield _sse(event.kind, event_out(event).model_dump(mode="json"), event.seq)
-            last_sent = time.monotonic()
-        if events:
-            continue  # there may be more than one page
-        try:
-            job = await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)
-        except NotFound:
-            yield _sse("end", {"id": job_id, "status": "deleted"})
-            return
-        if job.status.is_final:
-            # Events written between the last read and the final status.
-            for event in await run_in_threadpool(
-                service.list_job_events, ctx, owner=owner, job_id=job_id, after=seq
-            ):
-                yield _sse(event.kind, event_out(event).model_dump(mode="json"), event.seq)
-            yield _sse("end", job_out(job).model_dump(mode="json"))
-            return
-        if await request.is_disconnected():
-            return
-        if time.monotonic() - last_sent >= STREAM_KEEPALIVE_SECONDS:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(STREAM_POLL_SECONDS)
-
-
 @router.get(
     "/{job_id}/stream",
     summary="Follow a job live (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "An event stream."},
+        429: {"model": ErrorEnvelope, "description": "Too many event streams open."},
+    },
 )
 async def stream_job(
     job_id: str,
@@ -221,15 +173,16 @@ async def stream_job(
     browser): first an `event: job` with the job's current state, then the job's events
     replayed from the start (or after `after` / `Last-Event-ID`) and followed live, each as
     `event: status|progress|log` with `id: <seq>`; when the job ends, a final `event: end`
-    with the job's final state, and the stream closes."""
+    with the job's final state, and the stream closes.
+
+    Open streams are limited per user (`TABPILOT_STREAM_MAX_PER_USER`) and in all
+    (`TABPILOT_STREAM_MAX_TOTAL`): one more is 429. A stream closes after
+    `TABPILOT_STREAM_MAX_SECONDS`; `EventSource` reconnects and resumes after the last event."""
     await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)  # 404 up front
     if last_event_id and last_event_id.strip().isdigit():
         after = max(after, int(last_event_id.strip()))
-    return StreamingResponse(
-        _follow(ctx, owner, job_id, after, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    slot = streams.open_stream(request, ctx, owner)  # 429 beyond the limits
+    return streams.stream_response(slot, ctx, job_id, after, request)
 
 
 @router.patch("/{job_id}", response_model=JobOut, summary="Change a job's tags or notes")
