@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,8 @@ from tabpilot.context import AppContext
 from tabpilot.errors import NotFound, TooManyRequests
 from tabpilot.records import JobEvent, JobRecord
 from tabpilot.services import jobs as service
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 REFRESH_SECONDS = 5.0
@@ -121,17 +124,20 @@ class JobWatch:
             while self.followers > 0 and not self.ended:
                 await asyncio.sleep(POLL_SECONDS)
                 try:
-                    events = await run_in_threadpool(self._newer_events)
+                    news = await run_in_threadpool(self._newer_events)
                     stale = time.monotonic() - refreshed >= REFRESH_SECONDS
-                    if events or stale:
+                    if news or stale:
                         self.job = await run_in_threadpool(
                             service.get_job, self.ctx, owner=self.owner, job_id=self.job_id
                         )
                         refreshed = time.monotonic()
                 except NotFound:
                     self.gone = True
-                    events = []
-                if events or self.ended:
+                    news = False
+                except Exception:  # a store hiccup: keep following, the next poll may work
+                    log.exception("polling job %s for its event streams failed", self.job_id)
+                    continue
+                if news or self.ended:
                     self._bump()
         finally:
             self.on_idle()
