@@ -81,6 +81,28 @@ CARD: dict[str, Any] = {
         "estimators": [],
         "seed": 0,
     },
+    "evaluation": {
+        "rows": 24,
+        "curves": [
+            {
+                "label": "1",
+                "index": 1,
+                "auc": 0.9,
+                "average_precision": 0.85,
+                "roc": {"x": [0.0, 0.1, 1.0], "y": [0.0, 0.8, 1.0]},
+                "pr": {"x": [0.0, 0.8, 1.0], "y": [1.0, 0.9, 0.5]},
+            }
+        ],
+        "curve_note": 'for the positive class "1"',
+        "calibration": {
+            "name": "P(1)",
+            "note": "the predicted probability of 1 against how often it is",
+            "bins": [{"predicted": 0.2, "observed": 0.25, "rows": 12}],
+        },
+        "scatter": {},
+        "residuals": {},
+        "error_bins": [],
+    },
     "versions": {"python": "3.11.0"},
     "files": {"model.onnx": {"sha256": "ab" * 32, "bytes": 10}},
 }
@@ -105,6 +127,15 @@ def test_unknown_keys_are_kept_and_missing_parts_get_defaults() -> None:
     card = ModelCard.from_dict(old)
     assert card.budget.seconds == 0.0 and card.split.test_size == 0.2
     assert card.options.estimators == []
+
+
+def test_the_evaluation_data_round_trips_and_old_cards_have_none() -> None:
+    card = ModelCard.from_dict(copy.deepcopy(CARD))
+    assert card.evaluation.curves[0]["auc"] == 0.9 and not card.evaluation.empty
+    assert card.evaluation.calibration_bins == [{"predicted": 0.2, "observed": 0.25, "rows": 12}]
+    assert json.loads(json.dumps(card.to_dict()))["evaluation"] == CARD["evaluation"]
+    old = ModelCard.from_dict({k: v for k, v in CARD.items() if k != "evaluation"})
+    assert old.evaluation.empty and old.evaluation.curves == [] and old.evaluation.rows == 0
 
 
 def test_feature_parts_are_absent_unless_set() -> None:
@@ -139,3 +170,9 @@ def test_an_exported_card_round_trips(tmp_path: Path, name: str) -> None:
     assert card.extra == {}
     assert card.target == "label" and card.inputs and card.features
     assert outcome.result.budget == 5
+    # The held-out curves are kept, small (a few KB) and plain JSON.
+    evaluation = written["evaluation"]
+    assert evaluation["rows"] == card.rows.test and card.evaluation.curves
+    roc = card.evaluation.curves[0]["roc"]
+    assert len(roc["x"]) == len(roc["y"]) <= 210 and card.evaluation.calibration_bins
+    assert len(json.dumps(evaluation)) < 20_000

@@ -342,6 +342,7 @@ def test_training_section_failure_is_contained(
 def test_broken_result_still_writes_both_files(binary: Trained, tmp_path: Path) -> None:
     broken = copy.copy(binary.result)
     broken.holdout = broken.holdout.drop(columns=["__prediction__"])
+    broken.evaluation = None  # type: ignore[assignment]  # the evaluation section draws this
     paths = _write(broken, binary.frame, tmp_path / "out")
     report = paths["report"].read_text(encoding="utf-8")
     assert FAILED in _section(report, "evaluation")

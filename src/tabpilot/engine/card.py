@@ -127,6 +127,39 @@ class CardOptions:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class CardEvaluation:
+    """The chosen model's held-out evaluation, ready to draw (computed by
+    `engine.training.evaluation`; empty in cards written before it existed).
+
+    Classification: `curves`, one per class drawn (the positive class of a binary problem),
+    each {"label", "index", "auc", "average_precision", "roc": {"x": fpr, "y": tpr},
+    "pr": {"x": recall, "y": precision}}, at most a few hundred points; `curve_note` says which
+    classes; `calibration` {"name", "note", "bins": [{"predicted", "observed", "rows"}]}.
+    Regression: `scatter` {"actual": [...], "predicted": [...]} (a sample of at most 500 rows),
+    `residuals` {"mean", "std", "quantiles": {"min", "q05", ..., "max"},
+    "histogram": {"edges", "counts"}} (actual − predicted, all rows), `error_bins`
+    [{"lo", "hi", "rows", "actual", "predicted", "mae", "bias"}] by range of the actual value.
+    `rows`: the held-out rows it was computed from.
+    """
+
+    rows: int = 0
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    curve_note: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    scatter: dict[str, list[float]] = field(default_factory=dict)
+    residuals: dict[str, Any] = field(default_factory=dict)
+    error_bins: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.curves or self.calibration.get("bins") or self.scatter)
+
+    @property
+    def calibration_bins(self) -> list[dict[str, Any]]:
+        return list(self.calibration.get("bins") or [])
+
+
 def _part(cls: type, data: Any) -> Any:
     """A card part from its dict, with the keys it knows (a missing part: all defaults)."""
     data = data if isinstance(data, dict) else {}
@@ -169,6 +202,7 @@ class ModelCard:
     timings: dict[str, float] = field(default_factory=dict)
     refit_on_all_rows: bool = False
     options: CardOptions = field(default_factory=CardOptions)
+    evaluation: CardEvaluation = field(default_factory=CardEvaluation)
     versions: dict[str, str] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {sha256, bytes}
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
@@ -227,6 +261,7 @@ class ModelCard:
             "timings": self.timings,
             "refit_on_all_rows": self.refit_on_all_rows,
             "options": _as_dict(self.options),
+            "evaluation": _as_dict(self.evaluation),
             "versions": self.versions,
             "files": self.files,
         }
@@ -244,6 +279,7 @@ class ModelCard:
             "chosen": _part(CardChosen, data.get("chosen")),
             "budget": _part(CardBudget, data.get("budget")),
             "options": _part(CardOptions, data.get("options")),
+            "evaluation": _part(CardEvaluation, data.get("evaluation")),
         }
         known = {f.name for f in fields(cls)} - {"extra"}
         plain = {k: v for k, v in data.items() if k in known and k not in parts}

@@ -225,6 +225,7 @@ def build_model_card(
             elapsed=None if elapsed is None else round(elapsed, 2),
         ),
         timings=result.timings,
+        evaluation=result.evaluation,
         refit_on_all_rows=result.refit_on_all_rows,
         options=CardOptions(
             metric=spec.metric,

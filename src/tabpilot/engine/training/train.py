@@ -37,6 +37,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from tabpilot.engine.budget import auto_budget
+from tabpilot.engine.card import CardEvaluation
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.data.problem import ProblemDecision
@@ -48,6 +49,7 @@ from tabpilot.engine.training.blend_pool import blend_candidate, searched_member
 from tabpilot.engine.training.candidates import Candidate, candidate_output, plan_candidates
 from tabpilot.engine.training.clock import Clock, refit_cost
 from tabpilot.engine.training.estimators import searched_estimator
+from tabpilot.engine.training.evaluation import holdout_evaluation
 from tabpilot.engine.training.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.training.holdout import Split, split_rows
 from tabpilot.engine.training.leaderboard import build_leaderboard
@@ -119,6 +121,8 @@ class TrainResult:
     refit_on_all_rows: bool
     holdout: pd.DataFrame  # held-out raw rows with target, predictions and probabilities
     estimator_params: dict[str, Any] = field(default_factory=dict)
+    # The chosen model's held-out curves or error charts, as the card keeps them.
+    evaluation: CardEvaluation = field(default_factory=CardEvaluation)
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -459,6 +463,9 @@ class _Trainer:
             refit_on_all_rows=refit,
             holdout=_holdout_frame(target, split, chosen),
             estimator_params=to_jsonable(final.named_steps["model"].get_params(deep=False)),
+            evaluation=holdout_evaluation(
+                split.y_test, chosen.predictions, chosen.proba, target.classes, seed=self.spec.seed
+            ),
         )
 
 
