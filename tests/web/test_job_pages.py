@@ -136,6 +136,8 @@ def test_training_is_followed_live_then_the_results_show(
     expect(page.locator("#candidates-table .badge", has_text="chosen")).to_have_count(1)
     expect(page.locator("#confusion-chart svg")).to_be_visible()
     expect(page.locator("#importance-chart svg")).to_be_visible()
+    for chart in ("roc-chart", "pr-chart", "calibration-chart"):  # from the card's evaluation
+        expect(page.locator(f"#{chart} svg")).to_be_visible()
     downloads = page.locator("#downloads")
     for name in ("model.onnx", "model.pkl", "model.json"):
         expect(downloads.get_by_role("link", name=name)).to_be_visible()

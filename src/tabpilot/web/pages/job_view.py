@@ -3,9 +3,11 @@ card (`ModelCard`) and the metric table (`engine.choices`). Presentation only: e
 is already in the job record or the card; nothing is recomputed.
 
 The charts are the reports' server-side SVG (`engine.reports.charts`), drawn from what the card
-holds: the confusion matrix (classification) and the permutation importance. ROC and
-precision-recall curves, predicted-against-actual and residual plots need the held-out rows and
-their predictions, which the card does not keep; the training report has them.
+holds: the confusion matrix (classification), the permutation importance, and the held-out
+evaluation training computed (`ModelCard.evaluation`, drawn by `engine.reports.heldout` as in
+the training report): ROC, precision-recall and calibration (classification), predicted against
+actual and residuals (regression). Cards written before it existed have none; the page then
+points to the training report.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ from tabpilot.engine.reports.charts import (
     render_bar_chart,
     render_heatmap,
     render_line_chart,
+)
+from tabpilot.engine.reports.heldout import (
+    calibration_chart,
+    pr_chart,
+    residual_chart,
+    roc_chart,
+    scatter_chart,
 )
 from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.wording import format_number
@@ -178,6 +187,46 @@ def importance_chart(card: ModelCard) -> Markup | None:
         x_label=f"drop in {card.metric.label or card.metric.name} when shuffled",
         width=640,
     )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart with its element id and caption."""
+
+    id: str
+    chart: Markup
+    caption: str
+
+
+def evaluation_figures(card: ModelCard) -> list[Figure]:
+    """The held-out evaluation charts the card's data allows ([] for older cards)."""
+    ev = card.evaluation
+    if card.classes is not None:
+        calibration = str(ev.calibration.get("note") or "")
+        candidates = [
+            ("roc-chart", roc_chart(ev), f"ROC curve on the held-out rows, {ev.curve_note}."),
+            ("pr-chart", pr_chart(ev), f"Precision-recall curve, {ev.curve_note}."),
+            ("calibration-chart", calibration_chart(ev), f"Calibration: {calibration}."),
+        ]
+    else:
+        sample = len(ev.scatter.get("actual") or [])
+        sampled = f" ({sample:,} of {ev.rows:,} rows)" if sample < ev.rows else ""
+        residuals = ev.residuals
+        candidates = [
+            (
+                "scatter-chart",
+                scatter_chart(ev, card.target),
+                f"Predicted against actual on the held-out rows{sampled}; the line is y = x.",
+            ),
+            (
+                "residuals-chart",
+                residual_chart(ev),
+                "Residuals (actual − predicted) of the held-out rows: mean "
+                f"{format_number(residuals.get('mean'))}, standard deviation "
+                f"{format_number(residuals.get('std'))}.",
+            ),
+        ]
+    return [Figure(i, chart, caption) for i, chart, caption in candidates if chart is not None]
 
 
 LEADERBOARD_COLUMNS = (

@@ -94,6 +94,7 @@ def _results_page(
         by_cv=job_view.compared_by_cv(card),
         confusion=job_view.confusion_chart(card),
         importance=job_view.importance_chart(card),
+        evaluation=job_view.evaluation_figures(card),
         files=models_service.list_model_files(model),
         pickle_warning=PICKLE_WARNING,
         deployed=model.deploy_key_hash is not None,
