@@ -71,6 +71,7 @@ def test_the_card_evaluation_is_drawn(ctx: AppContext, problem_type: str, charts
         assert "for the positive class &#34;yes&#34;" in html  # escaped quotes
     else:
         assert "actual − predicted" in html and "actual price" in html
+        assert "90% of them between -" in html  # the residual quantiles
 
 
 def test_an_older_card_without_evaluation_points_to_the_report(ctx: AppContext):

@@ -212,6 +212,12 @@ def evaluation_figures(card: ModelCard) -> list[Figure]:
         sample = len(ev.scatter.get("actual") or [])
         sampled = f" ({sample:,} of {ev.rows:,} rows)" if sample < ev.rows else ""
         residuals = ev.residuals
+        q = residuals.get("quantiles") or {}
+        spread = (
+            f"; 90% of them between {format_number(q['q05'])} and {format_number(q['q95'])}"
+            if "q05" in q and "q95" in q
+            else ""
+        )
         candidates = [
             (
                 "scatter-chart",
@@ -223,7 +229,7 @@ def evaluation_figures(card: ModelCard) -> list[Figure]:
                 residual_chart(ev),
                 "Residuals (actual − predicted) of the held-out rows: mean "
                 f"{format_number(residuals.get('mean'))}, standard deviation "
-                f"{format_number(residuals.get('std'))}.",
+                f"{format_number(residuals.get('std'))}{spread}.",
             ),
         ]
     return [Figure(i, chart, caption) for i, chart, caption in candidates if chart is not None]
