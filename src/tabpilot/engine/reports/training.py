@@ -86,8 +86,7 @@ def render_training_report(
     ]
     problem = str(result.problem.problem_type)
     subtitle = (
-        f"Training report · {problem} · target: {result.spec.target} · "
-        f"{result.chosen_description}"
+        f"Training report · {problem} · target: {result.spec.target} · {result.chosen_description}"
     )
     return render_page(
         kind="training report", title=title, subtitle=subtitle, sections=sections, notes=[]
