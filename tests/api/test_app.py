@@ -187,3 +187,15 @@ def test_every_model_file_has_a_media_type() -> None:
     from tabpilot.services.models import MODEL_FILES
 
     assert set(FILE_MEDIA_TYPES) == set(MODEL_FILES)
+
+
+def test_api_docs_are_served_from_the_package_without_a_cdn(api: TestClient) -> None:
+    page = api.get("/docs")
+    assert page.status_code == 200
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        answer = api.get(f"/static/vendor/swagger-ui/{asset}")
+        assert answer.status_code == 200 and len(answer.content) > 100, asset
+    assert api.get("/redoc").status_code == 404
+    assert api.get("/openapi.json").json()["info"]["title"] == "Tabpilot"

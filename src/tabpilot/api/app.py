@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from tabpilot import __version__
 from tabpilot.api.errors import install_error_handlers
@@ -17,6 +19,7 @@ from tabpilot.api.routes import compare, datasets, health, jobs, models
 from tabpilot.context import AppContext, build_context
 from tabpilot.settings import Settings, load_settings
 from tabpilot.web import install_web
+from tabpilot.web.render import STATIC_PREFIX
 
 DESCRIPTION = """
 Tabpilot trains, explains and serves models for tabular data. Upload a CSV, queue a training
@@ -93,8 +96,13 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served below from the package's own copy of Swagger UI; FastAPI's default
+        # pages load it (and ReDoc) from a CDN, which an offline machine cannot reach.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = context
+    _install_docs(app)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(datasets.router)
@@ -109,3 +117,22 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         # runs this app and whatever address it listens on (see api/exposure.py).
         app.add_middleware(LoopbackOnlyMiddleware)
     return app
+
+
+SWAGGER_UI = f"{STATIC_PREFIX}/vendor/swagger-ui"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """The interactive API docs at /docs, with every asset served by this app."""
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Tabpilot API",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+            # No call to the public validator service.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
