@@ -316,6 +316,17 @@ def test_single_column(tmp_path: Path) -> None:
     assert "target" in message and "feature" in message
 
 
+def test_single_column_is_fine_for_rows_to_predict(tmp_path: Path) -> None:
+    """A model may have one feature, so the rows sent to it may be one column."""
+    table = read_csv(write(tmp_path, b"price\n1\n2.5\n", "one.csv"), min_columns=1)
+    assert list(table.frame.columns) == ["price"]
+    assert table.frame["price"].tolist() == [1.0, 2.5]
+    from_bytes = read_csv_bytes(b'city\nOslo\n"Lima, Peru"\n', min_columns=1)
+    assert from_bytes.frame["city"].tolist() == ["Oslo", "Lima, Peru"]
+    # Two columns with another delimiter are still found as two.
+    assert list(read_csv_bytes(b"a;b\n1;2\n", min_columns=1).frame.columns) == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

@@ -141,7 +141,7 @@ def predict(model_dir: Path, input_path: Path, output_path: Path) -> None:
     from tabpilot.engine.serving.predict import OnnxPredictor
 
     predictor = OnnxPredictor.from_dir(model_dir)
-    table = read_csv(input_path)
+    table = read_csv(input_path, min_columns=1)  # a model may have a single feature
     result = predictor.predict(table.frame)
     out = result.to_frame(spreadsheet_safe_labels=True)  # the CSV may open in a spreadsheet
     output_path.parent.mkdir(parents=True, exist_ok=True)

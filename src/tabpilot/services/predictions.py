@@ -305,7 +305,7 @@ class CsvPredictionStream:
         first = self._prepare_next()
         if first is None:
             # The engine's reader says best what is wrong: empty, binary, or no data rows.
-            read_csv_bytes(header, name="the uploaded CSV")
+            read_csv_bytes(header, name="the uploaded CSV", min_columns=1)
             raise InvalidInput("The CSV has no data rows; add at least one row to predict.")
         self.ignored_columns = first.ignored_columns
         self._first = self._run(first).to_csv_bytes(header=True)
@@ -346,7 +346,7 @@ class CsvPredictionStream:
             return None
         started = time.perf_counter()
         try:
-            table = read_csv_bytes(self._header + chunk, name="the uploaded CSV")
+            table = read_csv_bytes(self._header + chunk, name="the uploaded CSV", min_columns=1)
             if self._check_width is not None:
                 self._check_width(table.frame.shape[1])
             prepared = self._predictor.prepare(table.frame, started=started)

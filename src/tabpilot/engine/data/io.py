@@ -62,13 +62,16 @@ class CsvTable:
     n_bytes: int  # size on disk (compressed size for .gz)
 
 
-def read_csv(path: str | os.PathLike[str], *, max_rows: int | None = None) -> CsvTable:
+def read_csv(
+    path: str | os.PathLike[str], *, max_rows: int | None = None, min_columns: int = 2
+) -> CsvTable:
     """Read a .csv or .csv.gz file, detecting encoding, delimiter and compression.
 
     Args:
         path: The file to read.
         max_rows: Read at most this many data rows (a preview); the rest of the file is not
             parsed or checked. None reads everything.
+        min_columns: The fewest columns allowed: 2 for a dataset, 1 for rows to predict.
 
     Raises:
         DataFileError: The file is missing, empty, not a CSV, or malformed; the message says
@@ -85,18 +88,20 @@ def read_csv(path: str | os.PathLike[str], *, max_rows: int | None = None) -> Cs
         raise DataFileError("file not found; check the path", path=name) from None
     except OSError as exc:
         raise DataFileError(f"cannot be opened: {exc.strerror or exc}", path=name) from None
-    return _read(_Source(name=name, n_bytes=n_bytes, compressed=compressed, path=name), max_rows)
+    src = _Source(name=name, n_bytes=n_bytes, compressed=compressed, path=name)
+    return _read(src, max_rows, min_columns)
 
 
-def read_csv_bytes(data: bytes, *, name: str = "upload.csv") -> CsvTable:
+def read_csv_bytes(data: bytes, *, name: str = "upload.csv", min_columns: int = 2) -> CsvTable:
     """Read CSV data held in memory (plain or gzip) with the same rules as `read_csv`.
 
     Args:
         data: The file's bytes.
         name: What to call the data in messages and in `CsvTable.path`.
+        min_columns: As for `read_csv`.
     """
     src = _Source(name=name, n_bytes=len(data), compressed=is_gzip(data), data=data)
-    return _read(src, None)
+    return _read(src, None, min_columns)
 
 
 @dataclass(frozen=True)
@@ -138,14 +143,16 @@ class _Scan:
     has_content: bool = False  # anything besides whitespace
 
 
-def _read(src: _Source, max_rows: int | None) -> CsvTable:
+def _read(src: _Source, max_rows: int | None, min_columns: int = 2) -> CsvTable:
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     scan = _scan(src, full=max_rows is None)
     _check_content(src, scan)
     encoding = _detect_encoding(scan.head, complete=scan.complete)
     text = scan.head.decode(encoding, errors="replace")
-    delimiter, header, header_line = _sniff(src, text, complete=scan.complete)
+    delimiter, header, header_line = _sniff(
+        src, text, complete=scan.complete, min_columns=min_columns
+    )
     names = _check_names(src, header, header_line)
 
     # A full read knows whether any quote exists; a preview only knows the sample.
@@ -287,7 +294,9 @@ def _records(lines: Iterator[str], delimiter: str) -> Iterator[tuple[int, int, l
             yield first, last, fields
 
 
-def _sniff(src: _Source, text: str, *, complete: bool) -> tuple[str, list[str], int]:
+def _sniff(
+    src: _Source, text: str, *, complete: bool, min_columns: int = 2
+) -> tuple[str, list[str], int]:
     """Pick the delimiter whose field count is most consistent with the header's.
 
     Returns:
@@ -312,7 +321,7 @@ def _sniff(src: _Source, text: str, *, complete: bool) -> tuple[str, list[str], 
             if not records:
                 continue
             first_line, _, header = records[0]
-            if len(header) < 2:
+            if len(header) < min_columns:
                 continue
             rows = records[1:]
             consistency = sum(len(r[2]) == len(header) for r in rows) / len(rows) if rows else 1.0
