@@ -534,3 +534,9 @@ def test_a_damaged_gzip_stream_is_a_clear_error() -> None:
     data = gzip.compress(b"a,b\n" + np.random.default_rng(0).bytes(100_000))[:2000]
     with pytest.raises(InvalidInput, match="gzip-compressed CSV is damaged"):
         split(data, 1000)
+
+
+def test_one_column_is_a_last_resort_for_rows_to_predict(tmp_path: Path) -> None:
+    """A header that a delimiter splits keeps its columns even when a row is short."""
+    error = read_error(write(tmp_path, b"x1,color\n1.0\n", "short.csv"), min_columns=1)
+    assert "line 2" in str(error)

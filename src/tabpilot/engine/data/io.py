@@ -304,7 +304,7 @@ def _sniff(
     """
     if not complete:  # drop the line cut in two by the end of the sample
         text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
-    best: tuple[tuple[float, int, int], str, list[str], int] | None = None
+    best: tuple[tuple[bool, float, int, int], str, list[str], int] | None = None
     first_line = 1
     with _large_csv_fields():
         for rank, delimiter in enumerate(DELIMITERS):
@@ -325,7 +325,7 @@ def _sniff(
                 continue
             rows = records[1:]
             consistency = sum(len(r[2]) == len(header) for r in rows) / len(rows) if rows else 1.0
-            key = (consistency, len(header), -rank)
+            key = (len(header) > 1, consistency, len(header), -rank)  # 1 column: last resort
             if best is None or key > best[0]:
                 best = (key, delimiter, header, first_line)
     if best is None:
