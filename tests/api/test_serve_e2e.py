@@ -9,9 +9,7 @@ import hashlib
 import math
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,19 +19,9 @@ import pytest
 
 from tests.api.support import csv_bytes
 from tests.conftest import make_mixed_frame
+from tests.servers import free_port, tabpilot_command
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tabpilot_command() -> list[str]:
-    script = Path(sys.executable).parent / "tabpilot"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "tabpilot.cli"]
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from tests.api.support import csv_bytes
-from tests.api.test_serve_e2e import free_port, tabpilot_command
 from tests.aws_support import new_bucket_name, remove_bucket, s3_client
 from tests.conftest import make_mixed_frame
+from tests.servers import free_port, tabpilot_command
 
 pytestmark = pytest.mark.slow  # waits seconds on real processes
 

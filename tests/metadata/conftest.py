@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tabpilot.metadata import MetadataStore, build_metadata_store
+from tests.servers import free_port
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -52,12 +52,6 @@ def _find_binary(name: str) -> str | None:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +92,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         run(initdb, "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--locale=C", "--no-sync")  # fmt: skip
         for _attempt in range(3):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} "
                 f"-c unix_socket_directories={base_dir} -c max_connections=300 "

@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +27,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests import servers
+from tests.servers import free_port, tabpilot_command
 
 CHROMIUM = os.environ.get("TABPILOT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(
@@ -41,27 +42,9 @@ INSTALL_HINT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tabpilot_command() -> list[str]:
-    script = Path(sys.executable).parent / "tabpilot"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "tabpilot.cli"]
-
-
 def server_environment(data_dir: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TABPILOT_")}
-    env.update(
-        TABPILOT_DATA_DIR=str(data_dir),
-        # No training in these tests: no spare worker process either.
-        TABPILOT_RUNNER_URI="local://?workers=1&warm=0",
-        TABPILOT_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
-    )
-    env.update({f"TABPILOT_{k.upper()}": v for k, v in settings.items()})
-    return env
+    """The shared test-server environment with a small upload limit."""
+    return servers.server_environment(data_dir, **{"max_upload_mb": str(MAX_UPLOAD_MB), **settings})
 
 
 @dataclass
