@@ -183,13 +183,8 @@ class Registry(Generic[T]):
             details["uri"] = uri.shown
         return InvalidInput(f"{self.setting}: {problem}", details=details)
 
-    def build(self, uri: str | Path) -> T:
-        """Build the backend `uri` names, after the same check settings validation runs.
-
-        Raises:
-            InvalidInput: naming the setting, when `uri` is not usable.
-            MissingDependency: from a builder whose optional extra is not installed.
-        """
+    def _checked(self, uri: str | Path) -> BackendURI:
+        """`uri` parsed, or the error (naming the setting) that settings validation gives."""
         try:
             parsed = parse_uri(uri)
         except InvalidInput as exc:
@@ -197,6 +192,16 @@ class Registry(Generic[T]):
         problem = self.problem(parsed)
         if problem is not None:
             raise self.error(problem, parsed)
+        return parsed
+
+    def build(self, uri: str | Path) -> T:
+        """Build the backend `uri` names, after the same check settings validation runs.
+
+        Raises:
+            InvalidInput: naming the setting, when `uri` is not usable.
+            MissingDependency: from a builder whose optional extra is not installed.
+        """
+        parsed = self._checked(uri)
         builder = self._by_scheme[parsed.scheme].build
         assert builder is not None  # a planned backend always has a problem
         return builder(parsed)
@@ -210,13 +215,7 @@ class Registry(Generic[T]):
         Raises:
             InvalidInput: naming the setting, when `uri` is not usable (as `build`).
         """
-        try:
-            parsed = parse_uri(uri)
-        except InvalidInput as exc:
-            raise self.error(exc.message) from None
-        problem = self.problem(parsed)
-        if problem is not None:
-            raise self.error(problem, parsed)
+        parsed = self._checked(uri)
         backend = self._by_scheme[parsed.scheme]
         return backend, backend.init(parsed) if backend.init is not None else None
 

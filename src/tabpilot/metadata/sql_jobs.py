@@ -124,12 +124,7 @@ class SqlJobs(SqlStoreBase):
         if "tags" in changes:
             changes["tags"] = list(changes["tags"])
         with self._tx(write=True) as conn:
-            row = conn.execute(
-                self._locked(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner)))
-            ).first()
-            if row is None:
-                raise not_found("Job", job_id)
-            current = row_to_job(row)
+            current = self._lock_job(conn, job_id, owner)
             if if_status is not None:
                 allowed = parse_statuses(if_status) or []
                 if current.status not in allowed:
@@ -236,6 +231,15 @@ class SqlJobs(SqlStoreBase):
                 )
             return claimed
 
+    def _lock_job(self, conn: Connection, job_id: str, owner: str | None) -> JobRecord:
+        """The job, locked until the transaction ends; NotFound if the owner has no such job."""
+        row = conn.execute(
+            self._locked(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner)))
+        ).first()
+        if row is None:
+            raise not_found("Job", job_id)
+        return row_to_job(row)
+
     def _transition(
         self,
         conn: Connection,
@@ -247,12 +251,7 @@ class SqlJobs(SqlStoreBase):
         fields: dict[str, Any],
     ) -> JobRecord | None:
         """`transition_job` inside the caller's write transaction."""
-        row = conn.execute(
-            self._locked(select(jobs).where(jobs.c.id == job_id, scope(jobs, owner)))
-        ).first()
-        if row is None:
-            raise not_found("Job", job_id)
-        current = row_to_job(row)
+        current = self._lock_job(conn, job_id, owner)
         if current.status not in sources or (
             held_by is not None and current.lease_owner != held_by
         ):
