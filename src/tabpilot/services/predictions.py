@@ -95,22 +95,24 @@ class PredictorCache:
         with self._lock:
             self._items.clear()
 
+    def _recent(self, key: tuple[str, str]) -> OnnxPredictor | None:
+        """The cached predictor for `key`, marked as most recently used (hold the lock)."""
+        predictor = self._items.get(key)
+        if predictor is not None:
+            self._items.move_to_end(key)
+        return predictor
+
     def peek(self, model: ModelRecord) -> OnnxPredictor | None:
         """The model's predictor if it is loaded already, else None (never loads)."""
-        key = (model.id, model_onnx_sha256(model))
         with self._lock:
-            predictor = self._items.get(key)
-            if predictor is not None:
-                self._items.move_to_end(key)
-            return predictor
+            return self._recent((model.id, model_onnx_sha256(model)))
 
     def get(self, model: ModelRecord, artifacts: ArtifactStore) -> OnnxPredictor:
         """The model ready to predict, loading its model.onnx on first use."""
         key = (model.id, model_onnx_sha256(model))
         with self._lock:
-            predictor = self._items.get(key)
+            predictor = self._recent(key)
             if predictor is not None:
-                self._items.move_to_end(key)
                 return predictor
             key_lock = self._loading.setdefault(key, threading.Lock())
         with key_lock:
