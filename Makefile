@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[train,postgres,aws,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,postgres,aws,ray,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
