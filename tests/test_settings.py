@@ -102,6 +102,7 @@ def test_every_invalid_setting_is_named_in_one_error(monkeypatch: pytest.MonkeyP
         ("runner_uri", "celery://broker", 'unsupported scheme "celery"'),
         ("runner_uri", "local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
         ("port", 70000, "less than or equal to 65535"),
+        ("web_secret", "too-short", "must be at least 32 characters"),
         ("unknown", 1, "unknown setting"),
     ],
 )
@@ -195,3 +196,17 @@ def test_read_only_data_dir_is_named(tmp_path: Path) -> None:
     locked.mkdir(mode=0o500)
     with pytest.raises(InvalidInput, match=r"TABPILOT_DATA_DIR: .*not writable"):
         load_settings(data_dir=locked / "data")
+
+
+def test_a_configured_web_secret_is_used_and_no_key_file_is_written(tmp_path: Path) -> None:
+    """Servers sharing stores but not a data directory (Lambda) share TABPILOT_WEB_SECRET."""
+    from tabpilot.web.sessions import SECRET_FILE, load_secret
+
+    configured = "k" * 40
+    settings = load_settings(data_dir=tmp_path, web_secret=configured)
+    assert settings.web_secret.get_secret_value() == configured
+    assert configured not in repr(settings)  # a SecretStr: never printed
+    assert load_secret(tmp_path, configured=configured) == configured.encode()
+    assert not (tmp_path / SECRET_FILE).exists()
+    made = load_secret(tmp_path)  # without it: a random key kept in the data directory
+    assert (tmp_path / SECRET_FILE).read_bytes().strip() == made != configured.encode()

@@ -13,7 +13,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tabpilot.backends import Registry, writable_dir_problem
@@ -129,6 +136,11 @@ class Settings(BaseSettings):
         description="Host names this server answers to besides the loopback names and the "
         "address it listens on, comma-separated (a leading *. allows subdomains; * allows any).",
     )
+    web_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key that signs browser sessions and CSRF tokens (at least 32 characters). "
+        "Empty means a random key kept in {data_dir}/web-secret.key.",
+    )
     max_columns: int = Field(
         default=1000, gt=0, description="Most columns an uploaded dataset may have."
     )
@@ -155,6 +167,17 @@ class Settings(BaseSettings):
         description="A job event stream is closed after this many seconds (clients reconnect "
         "and resume with Last-Event-ID).",
     )
+
+    @field_validator("web_secret")
+    @classmethod
+    def _check_web_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and len(secret.strip()) < 32:
+            raise ValueError(
+                "must be at least 32 characters (e.g. the output of `openssl rand -hex 32`), "
+                "or empty for a key kept in the data directory"
+            )
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -56,7 +56,7 @@ def install_web(app: FastAPI) -> None:
     `app.state.ctx` is set.
     """
     settings = app.state.ctx.settings
-    secret = load_secret(settings.data_dir)
+    secret = load_secret(settings.data_dir, configured=settings.web_secret.get_secret_value())
     app.state.web_secret = secret
     install_page_errors(app)
     app.add_middleware(BrowserSecurityMiddleware, settings=settings, secret=secret)

@@ -40,11 +40,15 @@ SESSION_TTL = 12 * 3600
 SECRET_FILE = "web-secret.key"
 
 
-def load_secret(data_dir: Path) -> bytes:
-    """The server's web secret: `<data_dir>/web-secret.key`, created (mode 0600) on first use.
+def load_secret(data_dir: Path, *, configured: str = "") -> bytes:
+    """The server's web secret: `configured` (TABPILOT_WEB_SECRET) when set, otherwise
+    `<data_dir>/web-secret.key`, created (mode 0600) on first use.
 
-    Every server process on the same data directory shares it, so a session survives restarts.
+    Every server process on the same data directory shares the file, so a session survives
+    restarts; servers that share stores but not a directory (Lambda) need the setting.
     """
+    if configured.strip():
+        return configured.strip().encode("utf-8")
     path = data_dir / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
@@ -54,7 +58,7 @@ def load_secret(data_dir: Path) -> bytes:
     secret = path.read_bytes().strip()
     if len(secret) < 32:  # a half-written file from a crash: start again
         path.unlink(missing_ok=True)
-        return load_secret(data_dir)
+        return load_secret(data_dir, configured=configured)
     return secret
 
 
