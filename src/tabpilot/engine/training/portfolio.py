@@ -1,0 +1,295 @@
+"""The portfolio: strong fixed configurations of every model kind, in priority order, each with
+the seconds its fit is expected to take, trained before (and whatever) the search does.
+
+The configurations follow what works at small budgets without any search (AutoGluon's
+medium-quality defaults are the public reference): boosted trees at learning rate 0.05 with
+early stopping, the same with extremely randomised splits, random forest and extra trees,
+CatBoost, a neural net with standardised inputs, XGBoost and a larger LightGBM. For multiclass
+the neural net comes first: on many classes it is what a blend of trees lacks most.
+
+Every estimator here is unfitted and clone()-able, takes the preprocessor's numeric matrix and
+label codes 0..K-1, and exports to ONNX (converters in `onnx_converters.py`). Boosted trees and
+the neural net stop early inside `fit(X, y)` (`early_stop.py`).
+
+Expected seconds come from fits timed on this project's 2-core reference machine, one thread,
+with early stopping typical of real data (see `estimate_seconds`); they are for planning a
+budget, not promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.base import clone
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.training.early_stop import early_stopped
+
+# Most trees a boosted model may grow; early stopping usually ends far sooner.
+MAX_TREES = 10_000
+PATIENCE_TREES = 50
+# Neural net epochs: at most, and without improvement before stopping.
+MAX_EPOCHS = 200
+PATIENCE_EPOCHS = 10
+# Trees in a random forest / extra trees.
+FOREST_TREES = 300
+# CatBoost on many classes is far too slow on a few cores (26 classes: minutes on letter).
+CATBOOST_MAX_CLASSES = 5
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration of the portfolio."""
+
+    name: str  # unique, letters, digits and "_": the blend member's key
+    description: str  # for people
+    estimator: Any  # unfitted
+    seconds: float  # expected fit seconds (one core, on the rows and columns given)
+    class_weighted: Any | None = None  # the same with balanced class weights, where possible
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: str
+    description: str
+    build: Callable[[ProblemType, int, int], Any]  # (problem, seed, n_jobs) -> estimator
+    # Seconds = base + per_cell * rows * columns * class_factor (see estimate_seconds).
+    base: float
+    per_cell: float
+    problems: tuple[ProblemType, ...] = (
+        ProblemType.BINARY,
+        ProblemType.MULTICLASS,
+        ProblemType.REGRESSION,
+    )
+    # How many one-vs-rest models a multiclass fit trains, relative to one binary model:
+    # boosted trees grow one tree per class per round; forests and nets share one.
+    per_class: bool = True
+
+
+def _lgbm(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+    return _boosted_lightgbm(problem, seed, n_jobs, {})
+
+
+def _lgbm_xt(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+    return _boosted_lightgbm(problem, seed, n_jobs, {"extra_trees": True})
+
+
+def _lgbm_large(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+    params = {"num_leaves": 128, "colsample_bytree": 0.9, "min_child_samples": 3}
+    return _boosted_lightgbm(problem, seed, n_jobs, params, learning_rate=0.03)
+
+
+def _boosted_lightgbm(
+    problem: ProblemType,
+    seed: int,
+    n_jobs: int,
+    params: dict[str, Any],
+    *,
+    learning_rate: float = 0.05,
+) -> Any:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    cls = LGBMRegressor if problem == ProblemType.REGRESSION else LGBMClassifier
+    est = cls(
+        n_estimators=MAX_TREES,
+        learning_rate=learning_rate,
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbose=-1,
+        **params,
+    )
+    return early_stopped(est, patience=PATIENCE_TREES, seed=seed)
+
+
+def _xgboost(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+    from xgboost import XGBClassifier, XGBRegressor
+
+    cls = XGBRegressor if problem == ProblemType.REGRESSION else XGBClassifier
+    est = cls(
+        n_estimators=MAX_TREES,
+        learning_rate=0.1,
+        max_depth=6,
+        tree_method="hist",
+        random_state=seed,
+        n_jobs=n_jobs,
+        # XGBoost 2 estimates base_score itself; the ONNX converter needs it stated.
+        base_score=0.5 if problem.is_classification else 0.0,
+    )
+    return early_stopped(est, patience=PATIENCE_TREES, seed=seed)
+
+
+def _catboost(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    cls = CatBoostRegressor if problem == ProblemType.REGRESSION else CatBoostClassifier
+    est = cls(
+        iterations=MAX_TREES,
+        learning_rate=0.05,
+        depth=6,
+        random_seed=seed,
+        thread_count=n_jobs,
+        verbose=False,
+        allow_writing_files=False,
+    )
+    return early_stopped(est, patience=PATIENCE_TREES, seed=seed)
+
+
+def _mlp(problem: ProblemType, seed: int, n_jobs: int) -> Pipeline:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    cls = MLPRegressor if problem == ProblemType.REGRESSION else MLPClassifier
+    net = cls(
+        hidden_layer_sizes=(256, 128),
+        alpha=1e-4,
+        batch_size=256,
+        learning_rate_init=1e-3,
+        max_iter=MAX_EPOCHS,
+        random_state=seed,
+    )
+    return Pipeline(
+        [
+            # The preprocessor already fills gaps; a second imputer costs nothing and keeps
+            # NaN (a column with no training value) out of the net.
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            (
+                "net",
+                early_stopped(
+                    net,
+                    patience=PATIENCE_EPOCHS,
+                    seed=seed,
+                    scale_target=problem == ProblemType.REGRESSION,
+                ),
+            ),
+        ]
+    )
+
+
+def _forest(extra: bool) -> Callable[[ProblemType, int, int], Any]:
+    def build(problem: ProblemType, seed: int, n_jobs: int) -> Any:
+        from sklearn.ensemble import (
+            ExtraTreesClassifier,
+            ExtraTreesRegressor,
+            RandomForestClassifier,
+            RandomForestRegressor,
+        )
+
+        if problem == ProblemType.REGRESSION:
+            cls: Any = ExtraTreesRegressor if extra else RandomForestRegressor
+        else:
+            cls = ExtraTreesClassifier if extra else RandomForestClassifier
+        return cls(n_estimators=FOREST_TREES, random_state=seed, n_jobs=n_jobs)
+
+    return build
+
+
+_BINARY_REGRESSION = (ProblemType.BINARY, ProblemType.REGRESSION)
+
+# Priority order for binary and regression; multiclass moves the neural net first.
+_KINDS: tuple[_Kind, ...] = (
+    _Kind("lgbm", "LightGBM (learning rate 0.05, early stopping)", _lgbm, 0.3, 2.0e-6),
+    _Kind(
+        "lgbm_xt",
+        "LightGBM with extremely randomised splits (early stopping)",
+        _lgbm_xt,
+        0.3,
+        1.5e-6,
+    ),
+    _Kind("rf", "random forest (300 trees)", _forest(False), 0.3, 1.0e-6, per_class=False),
+    _Kind("catboost", "CatBoost (learning rate 0.05, early stopping)", _catboost, 1.0, 6.0e-6),
+    _Kind("xt", "extra trees (300 trees)", _forest(True), 0.3, 4.0e-7, per_class=False),
+    _Kind(
+        "mlp",
+        "neural net (2 layers, standardised inputs, early stopping)",
+        _mlp,
+        1.0,
+        4.0e-5,
+        per_class=False,
+    ),
+    _Kind("xgboost", "XGBoost (learning rate 0.1, early stopping)", _xgboost, 0.3, 2.0e-6),
+    _Kind(
+        "lgbm_large",
+        "large LightGBM (128 leaves, learning rate 0.03, early stopping)",
+        _lgbm_large,
+        0.5,
+        6.0e-6,
+    ),
+)
+_BY_NAME = {k.name: k for k in _KINDS}
+
+
+def names() -> list[str]:
+    """Every portfolio kind's name, in the binary/regression priority order."""
+    return [k.name for k in _KINDS]
+
+
+def _class_factor(kind: _Kind, problem: ProblemType, n_classes: int) -> float:
+    if problem != ProblemType.MULTICLASS:
+        return 1.0
+    # Boosting grows a tree per class per round but stops sooner on many classes.
+    return max(1.0, n_classes * 0.6) if kind.per_class else 1.0 + n_classes / 20
+
+
+def estimate_seconds(
+    name: str, problem: ProblemType, *, n_rows: int, n_cols: int, n_classes: int
+) -> float:
+    """Expected seconds to fit portfolio kind `name` on one core."""
+    kind = _BY_NAME[name]
+    cells = max(1, n_rows) * max(1, n_cols)
+    return kind.base + kind.per_cell * cells * _class_factor(kind, problem, n_classes)
+
+
+def _usable(kind: _Kind, problem: ProblemType, n_classes: int) -> bool:
+    if kind.name == "catboost" and problem == ProblemType.MULTICLASS:
+        return n_classes <= CATBOOST_MAX_CLASSES
+    return problem in kind.problems
+
+
+def build(name: str, problem: ProblemType, *, seed: int = 0, n_jobs: int = 1) -> Any:
+    """A fresh, unfitted estimator of portfolio kind `name`."""
+    return _BY_NAME[name].build(problem, seed, n_jobs)
+
+
+def with_class_weights(estimator: Any) -> Any | None:
+    """`estimator` (unfitted) with balanced class weights, or None if its kind has none."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    from tabpilot.engine.training.early_stop import EarlyStoppedClassifier
+
+    est = clone(estimator)
+    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    if not isinstance(last, EarlyStoppedClassifier | RandomForestClassifier | ExtraTreesClassifier):
+        return None
+    last.set_params(class_weight="balanced")
+    return est
+
+
+def portfolio(
+    problem: ProblemType,
+    *,
+    n_rows: int,
+    n_cols: int,
+    n_classes: int,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> list[Entry]:
+    """The portfolio for `problem` on `n_rows` x `n_cols` (preprocessed) rows, in priority
+    order, with expected seconds; classification entries carry a class-weighted twin where the
+    kind supports one."""
+    kinds = [k for k in _KINDS if _usable(k, problem, n_classes)]
+    if problem == ProblemType.MULTICLASS:
+        kinds.sort(key=lambda k: k.name != "mlp")  # stable: the rest keep their order
+    out = []
+    for kind in kinds:
+        est = kind.build(problem, seed, n_jobs)
+        seconds = estimate_seconds(
+            kind.name, problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes
+        )
+        weighted = with_class_weights(est) if problem.is_classification else None
+        out.append(Entry(kind.name, kind.description, est, round(seconds, 3), weighted))
+    return out
