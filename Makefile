@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint bench clean setup chromium
+.PHONY: run test lint bench clean setup chromium lambda-zip worker-image
 
 setup: $(STAMP)
 
@@ -44,6 +44,15 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/quality.py
+
+# The API's Lambda zip (build/lambda/api.zip): Tabpilot and what its API needs, no training
+# library, under Lambda's 250 MB. Needs Python 3.11 on x86_64 Linux, like the Lambda runtime.
+lambda-zip: setup
+	$(BIN)/python deploy/lambda/build.py --out build/lambda/api.zip
+
+# The training worker's image (`tabpilot run-job`) for AWS Batch; needs Docker.
+worker-image:
+	docker build -f deploy/docker/worker.Dockerfile -t tabpilot-worker:latest .
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
