@@ -1,69 +1,70 @@
-# The metadata store (TABPILOT_METADATA_URI = dynamodb://PREFIX?region=REGION): on-demand
-# tables with point-in-time recovery. The tables and their indexes are the ones
-# src/tabpilot/metadata/dynamo*.py uses; tests/deploy compares the two so they cannot drift.
+# The metadata store (TABPILOT_METADATA_URI = dynamodb://PREFIX?region=REGION): one on-demand
+# table, PREFIX-metadata, with point-in-time recovery. Its keys and indexes are the ones
+# src/tabpilot/metadata/dynamo_items.py uses (tests/deploy compares the two, so they cannot
+# drift): every record under its own partition (pk, sk), and three indexes sorted by creation
+# (owner, kind, status) so that no request path ever scans.
 
 locals {
-  table_prefix = "${local.name}-"
-  metadata_uri = "dynamodb://${local.table_prefix}?region=${var.region}"
+  table_prefix          = local.name
+  metadata_table_suffix = "-metadata" # dynamo_items.TABLE_SUFFIX
+  metadata_uri          = "dynamodb://${local.table_prefix}?region=${var.region}"
 
-  # table suffix => keys, attribute types and global secondary indexes (all projecting ALL).
-  dynamodb_tables = {
-    records = {
-      hash_key   = "pk"
-      range_key  = "sk"
-      attributes = { pk = "S", sk = "S", gsi1pk = "S", gsi1sk = "S" }
-      indexes = {
-        gsi1 = { hash_key = "gsi1pk", range_key = "gsi1sk" }
-      }
-      ttl_attribute = ""
-    }
+  # Global secondary index => its partition key; each sorts by created_key, projects ALL.
+  metadata_indexes = {
+    by_owner  = "owner_key"
+    by_kind   = "kind"
+    by_status = "status"
   }
+  metadata_index_sort_key = "created_key"
 }
 
 resource "aws_dynamodb_table" "metadata" {
   # checkov:skip=CKV_AWS_119:Encrypted at rest with DynamoDB's AWS-owned key (the default, free); a customer-managed KMS key adds cost and would need kms:Decrypt on both roles.
-  for_each = local.dynamodb_tables
-
-  name                        = "${local.table_prefix}${each.key}"
+  name                        = "${local.table_prefix}${local.metadata_table_suffix}"
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = each.value.hash_key
-  range_key                   = each.value.range_key
+  hash_key                    = "pk"
+  range_key                   = "sk"
   deletion_protection_enabled = var.protect_data
 
   point_in_time_recovery {
     enabled = true
   }
 
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = local.metadata_index_sort_key
+    type = "S"
+  }
+
   dynamic "attribute" {
-    for_each = each.value.attributes
+    for_each = toset(values(local.metadata_indexes))
     content {
-      name = attribute.key
-      type = attribute.value
+      name = attribute.value
+      type = "S"
     }
   }
 
   dynamic "global_secondary_index" {
-    for_each = each.value.indexes
+    for_each = local.metadata_indexes
     content {
       name            = global_secondary_index.key
-      hash_key        = global_secondary_index.value.hash_key
-      range_key       = global_secondary_index.value.range_key
+      hash_key        = global_secondary_index.value
+      range_key       = local.metadata_index_sort_key
       projection_type = "ALL"
-    }
-  }
-
-  dynamic "ttl" {
-    for_each = each.value.ttl_attribute == "" ? [] : [each.value.ttl_attribute]
-    content {
-      attribute_name = ttl.value
-      enabled        = true
     }
   }
 }
 
 locals {
-  # Every table and every index of it, for the roles' policies.
-  metadata_table_arns = flatten([
-    for table in aws_dynamodb_table.metadata : [table.arn, "${table.arn}/index/*"]
-  ])
+  # The table and its indexes, for the roles' policies.
+  metadata_table_arns = [aws_dynamodb_table.metadata.arn, "${aws_dynamodb_table.metadata.arn}/index/*"]
 }

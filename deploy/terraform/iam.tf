@@ -2,7 +2,8 @@
 # derives them from the code and compares), on this deployment's resources only:
 #
 #   api               the API Lambda: artifacts (S3), metadata (DynamoDB), submitting,
-#                     describing and terminating training jobs (Batch), its own logs
+#                     listing, describing and terminating training jobs (Batch), checking
+#                     that the worker image exists (ECR), its own logs
 #   worker            the training container (Batch job role): artifacts and metadata
 #   worker_execution  what ECS needs to start that container: pull the image, write its logs
 #
@@ -88,14 +89,17 @@ data "aws_iam_policy_document" "api" {
 
   statement {
     sid = "MetadataTables"
+    # Transactions (TransactWriteItems) are authorized item by item: Put, Update, Delete and
+    # ConditionCheck items need PutItem, UpdateItem, DeleteItem and ConditionCheckItem.
     actions = [
       "dynamodb:GetItem",
+      "dynamodb:Query",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
-      "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
       "dynamodb:ConditionCheckItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:DescribeTable",
     ]
     resources = local.metadata_table_arns
   }
@@ -113,10 +117,22 @@ data "aws_iam_policy_document" "api" {
   }
 
   statement {
-    # Batch's Describe* actions take no resource-level permissions: "*" is the only form.
-    sid       = "ReadTrainingJobs"
-    actions   = ["batch:DescribeJobs", "batch:DescribeJobQueues", "batch:DescribeJobDefinitions"]
+    # Batch's Describe* and ListJobs take no resource-level permissions: "*" is the only form.
+    sid = "ReadTrainingJobs"
+    actions = [
+      "batch:DescribeJobs",
+      "batch:ListJobs",
+      "batch:DescribeJobQueues",
+      "batch:DescribeJobDefinitions",
+    ]
     resources = ["*"]
+  }
+
+  statement {
+    # The start-up check that the job definition's image was pushed (jobs/batch_check.py).
+    sid       = "CheckWorkerImage"
+    actions   = ["ecr:DescribeImages"]
+    resources = [aws_ecr_repository.worker.arn]
   }
 }
 
@@ -160,14 +176,17 @@ data "aws_iam_policy_document" "worker" {
 
   statement {
     sid = "MetadataTables"
+    # Transactions (TransactWriteItems) are authorized item by item: Put, Update, Delete and
+    # ConditionCheck items need PutItem, UpdateItem, DeleteItem and ConditionCheckItem.
     actions = [
       "dynamodb:GetItem",
+      "dynamodb:Query",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
-      "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
       "dynamodb:ConditionCheckItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:DescribeTable",
     ]
     resources = local.metadata_table_arns
   }
