@@ -14,9 +14,10 @@ for these fixtures and the session shares one server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -127,3 +128,128 @@ def remove_bucket(client: Any, name: str) -> None:
         client.delete_bucket(Bucket=name)
     except client.exceptions.NoSuchBucket:
         pass
+
+
+# -- AWS Batch -----------------------------------------------------------------------------------
+# moto runs Batch without Docker in its "simple" mode, switched on for the server through its
+# /moto-api/config endpoint: a submitted job is recorded (command, environment, parameters) and
+# marked SUCCEEDED at once, without running anything. The tests play the part of Batch's
+# containers themselves.
+
+
+@functools.cache
+def moto_client(endpoint: str, service: str, region: str = REGION) -> Any:
+    """A boto3 client of the moto server at `endpoint`, whatever this process's environment
+    (one per service: making a client reads its service model, which takes a while)."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+    return session.client(service, endpoint_url=endpoint)
+
+
+@pytest.fixture(scope="session")
+def batch_queue(moto_endpoint: str) -> str:
+    """An ENABLED Batch job queue (on a Fargate Spot compute environment) in moto's simple
+    mode, shared by the session's tests (each job's Batch jobs are named after the job)."""
+    import httpx
+
+    answer = httpx.post(f"{moto_endpoint}/moto-api/config", json={"batch": {"use_docker": False}})
+    assert answer.status_code == 201, answer.text
+    ec2 = moto_client(moto_endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="tabpilot-batch", Description="t", VpcId=vpc)
+    role = moto_client(moto_endpoint, "iam").create_role(
+        RoleName="tabpilot-batch-service", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    batch = moto_client(moto_endpoint, "batch")
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="tabpilot-spot",
+        type="MANAGED",
+        state="ENABLED",
+        serviceRole=role,
+        computeResources={
+            "type": "FARGATE_SPOT",
+            "maxvCpus": 4,
+            "subnets": [subnet],
+            "securityGroupIds": [group["GroupId"]],
+        },
+    )
+    name = "tabpilot-jobs"
+    batch.create_job_queue(
+        jobQueueName=name,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[
+            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
+        ],
+    )
+    return name
+
+
+def register_job_definition(
+    endpoint: str,
+    environment: dict[str, str],
+    *,
+    image: str = "tabpilot-worker:test",
+    command: Sequence[str] | None = None,
+) -> str:
+    """Register a fresh Fargate job definition running `command` (default: the runner's
+    `BATCH_COMMAND`) with `environment`, as Terraform describes it; returns its name."""
+    from tabpilot.jobs.batch import BATCH_COMMAND
+
+    name = f"tabpilot-train-{uuid.uuid4().hex[:10]}"
+    moto_client(endpoint, "batch").register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties={
+            "image": image,
+            "command": list(BATCH_COMMAND if command is None else command),
+            "environment": [{"name": k, "value": v} for k, v in environment.items()],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "2048"},
+            ],
+            "executionRoleArn": "arn:aws:iam::123456789012:role/tabpilot-batch-execution",
+        },
+        timeout={"attemptDurationSeconds": 7200},
+    )
+    return name
+
+
+def push_image(endpoint: str, repository: str, tag: str = "latest") -> str:
+    """An image in moto's ECR (a repository with one tagged manifest); returns its URI."""
+    import json
+
+    ecr = moto_client(endpoint, "ecr")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=repository)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "digest": "sha256:" + "0" * 64,
+            "size": 1,
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+        },
+        "layers": [],
+    }
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+    registry = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
+    return f"{registry['repositoryUri']}:{tag}"
+
+
+def batch_jobs_named(endpoint: str, queue: str, name: str) -> list[dict[str, Any]]:
+    """DescribeJobs of every Batch job called `name` in `queue`, oldest first: what moto
+    recorded of each SubmitJob (command and environment from the job definition, parameters)."""
+    batch = moto_client(endpoint, "batch")
+    summaries = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name]}])[
+        "jobSummaryList"
+    ]
+    if not summaries:
+        return []
+    jobs = batch.describe_jobs(jobs=[s["jobId"] for s in summaries])["jobs"]
+    return sorted(jobs, key=lambda job: (job["createdAt"], job["jobId"]))

@@ -118,7 +118,6 @@ def test_each_invalid_value_says_what_is_wrong(setting: str, value: object, expe
     ("setting", "value", "backend"),
     [
         ("metadata_uri", "dynamodb://table?region=eu-west-1", "the DynamoDB metadata store"),
-        ("runner_uri", "batch://queue?job_definition=train", "the AWS Batch runner"),
         ("runner_uri", "ray://head:10001", "the Ray runner"),
     ],
 )

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         default="local://?workers=1",
         description="Job runner: inline:// or local://?workers=N (&warm=0: no spare process).",
     )
+    batch_reconcile_s: float = Field(
+        default=30,
+        gt=0,
+        description="With batch://, how often (seconds) the server checks the AWS Batch jobs "
+        "of unfinished jobs, retrying or failing those whose Batch job ended.",
+    )
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
     auth: Literal["local", "token"] = Field(

@@ -30,11 +30,11 @@ def test_inline_and_local_runners_are_built_from_their_uris() -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("batch://queue?job_definition=x", "(batch://) is not available in this version"),
+        ("batch://queue", "job_definition is missing: write batch://QUEUE?job_definition=NAME"),
         ("local://?workers=0", "at least 1"),
         ("local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
         ("ray://cluster", "the Ray runner (ray://) is not available in this version"),
-        ("celery://broker", 'unsupported scheme "celery"; use inline:// or local://?workers=N'),
+        ("celery://broker", 'unsupported scheme "celery"; use inline://, local://?workers=N'),
     ],
 )
 def test_unusable_runner_uris_say_what_to_use(uri: str, message: str) -> None:

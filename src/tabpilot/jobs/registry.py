@@ -32,7 +32,8 @@ def build_runner(uri: str) -> JobRunner:
     """Build (not start) the runner `uri` names.
 
     `inline://` runs jobs in the caller's thread; `local://?workers=N` (default 1) runs them
-    in child processes of this one, each slot keeping a warm spare process unless `&warm=0`.
+    in child processes of this one, each slot keeping a warm spare process unless `&warm=0`;
+    `batch://QUEUE?job_definition=NAME` submits each to AWS Batch (`jobs/batch.py`).
 
     Raises:
         InvalidInput: for an unknown scheme, a bad parameter or a runner not in this version.
@@ -85,6 +86,19 @@ def _build_local(uri: BackendURI) -> JobRunner:
     return LocalRunner(workers=options.workers, warm=options.warm)
 
 
+def _check_batch(uri: BackendURI) -> str | None:
+    from tabpilot.jobs.batch import read_batch_uri  # no boto3 until a runner is built
+
+    read = read_batch_uri(uri)
+    return read if isinstance(read, str) else None
+
+
+def _build_batch(uri: BackendURI) -> JobRunner:
+    from tabpilot.jobs.batch import BatchRunner, batch_options
+
+    return BatchRunner(batch_options(uri))
+
+
 RUNNERS.register("inline", name="the inline runner", example="inline://", build=_build_inline)
 RUNNERS.register(
     "local",
@@ -93,5 +107,11 @@ RUNNERS.register(
     build=_build_local,
     check=_check_local,
 )
-RUNNERS.plan("batch", name="the AWS Batch runner", example="batch://QUEUE?job_definition=NAME")
+RUNNERS.register(
+    "batch",
+    name="the AWS Batch runner",
+    example="batch://QUEUE?job_definition=NAME",
+    build=_build_batch,
+    check=_check_batch,
+)
 RUNNERS.plan("ray", name="the Ray runner", example="ray://HOST:PORT")

@@ -82,6 +82,7 @@ def run_single_job(settings: Settings, job_id: str) -> JobRecord:
     (queued again or failed) instead of after its lease expires.
     """
     from tabpilot.context import build_context
+    from tabpilot.jobs.batch import container_worker_id
     from tabpilot.jobs.inline import InlineRunner, run_job_here
 
     ctx = build_context(settings, runner=InlineRunner())
@@ -91,7 +92,8 @@ def run_single_job(settings: Settings, job_id: str) -> JobRecord:
 
     _on_sigterm(terminate)
     try:
-        return run_job_here(ctx, job_id)
+        # In an AWS Batch container the worker id names the Batch job (batch_reconcile.py).
+        return run_job_here(ctx, job_id, worker_id=container_worker_id())
     finally:
         ctx.metadata.close()
 
