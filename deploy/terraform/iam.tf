@@ -76,14 +76,16 @@ data "aws_iam_policy_document" "api" {
   }
 
   statement {
+    # Listing is confined to the artifact prefix; HeadBucket (the store's ping) is authorized
+    # as s3:ListBucket too and carries no prefix, hence IfExists.
     sid       = "ArtifactListing"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.data.arn]
 
     condition {
-      test     = "StringLike"
+      test     = "StringLikeIfExists"
       variable = "s3:prefix"
-      values   = ["", "${local.artifact_prefix}/*", local.artifact_prefix]
+      values   = ["${local.artifact_prefix}/*", local.artifact_prefix]
     }
   }
 
@@ -163,14 +165,16 @@ data "aws_iam_policy_document" "worker" {
   }
 
   statement {
+    # Listing is confined to the artifact prefix; HeadBucket (the store's ping) is authorized
+    # as s3:ListBucket too and carries no prefix, hence IfExists.
     sid       = "ArtifactListing"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.data.arn]
 
     condition {
-      test     = "StringLike"
+      test     = "StringLikeIfExists"
       variable = "s3:prefix"
-      values   = ["", "${local.artifact_prefix}/*", local.artifact_prefix]
+      values   = ["${local.artifact_prefix}/*", local.artifact_prefix]
     }
   }
 

@@ -251,3 +251,19 @@ def test_init_only_functions_run_only_from_init_stores() -> None:
         assert module.endswith("registry.py") or function in excluded, (
             f"{module}: {function} calls an init-only function; its calls need the role then"
         )
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_listing_is_confined_to_the_artifact_prefix(config: Config, role: str) -> None:
+    (listing,) = [
+        statement
+        for statement in blocks(_policy_of_role(config, role), "statement")
+        if "s3:ListBucket" in statement["actions"]
+    ]
+    assert listing["actions"] == ["s3:ListBucket"]
+    assert listing["resources"] == ["${aws_s3_bucket.data.arn}"]
+    condition = block(listing, "condition")
+    # IfExists: HeadBucket (the store's ping) needs s3:ListBucket and sends no prefix.
+    assert (condition["test"], condition["variable"]) == ("StringLikeIfExists", "s3:prefix")
+    assert condition["values"] == ["${local.artifact_prefix}/*", "${local.artifact_prefix}"]
+    assert config.local("artifact_uri").endswith("/${local.artifact_prefix}")

@@ -175,6 +175,9 @@ def test_api_environment_names_real_settings_and_token_auth(config: Config) -> N
     assert environment["TABPILOT_RUNNER_URI"] == "${local.runner_uri}"
     assert "local.api_host" in environment["TABPILOT_ALLOWED_HOSTS"]
     assert environment["TABPILOT_WEB_SECRET"] == "${random_password.web_secret.result}"
+    # Lambda refuses request bodies over 6 MB (base64-encoded): the app says so first.
+    assert environment["TABPILOT_MAX_UPLOAD_MB"] == "${tostring(var.api_max_upload_mb)}"
+    assert config.variables["api_max_upload_mb"]["default"] <= 4
     assert config.resource("random_password", "web_secret")["length"] >= 32  # Settings' minimum
 
 
