@@ -60,9 +60,8 @@ def terraform_definition(config: Config, prefix: str) -> dict[str, Any]:
 
 def store_definition(prefix: str) -> dict[str, Any]:
     """The store's own CreateTable request for `dynamodb://PREFIX`, in the same shape."""
-    dynamo = pytest.importorskip("tabpilot.metadata.dynamo")
     items = pytest.importorskip("tabpilot.metadata.dynamo_items")
-    request = dynamo.table_definition(items.table_name(prefix))
+    request = items.table_definition(prefix)
     return {
         "TableName": request["TableName"],
         "BillingMode": request["BillingMode"],
