@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         description="Host names this server answers to besides the loopback names and the "
         "address it listens on, comma-separated (a leading *. allows subdomains; * allows any).",
     )
+    download_link_mb: int = Field(
+        default=4,
+        ge=0,
+        description="Model files at least this big (MiB) are downloaded straight from the "
+        "artifact store through a short-lived link, when the store has them (S3); 0: never.",
+    )
     web_secret: SecretStr = Field(
         default=SecretStr(""),
         description="Key that signs browser sessions and CSRF tokens (at least 32 characters). "

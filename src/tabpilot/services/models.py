@@ -101,6 +101,21 @@ def get_model_file(ctx: AppContext, *, owner: str, model_id: str, name: str) -> 
     )
 
 
+DOWNLOAD_LINK_S = 300
+"""How long a direct download link lives: long enough to start the download, no longer."""
+
+
+def download_link(ctx: AppContext, *, file: ModelFile) -> str | None:
+    """A short-lived link that downloads `file` straight from the artifact store, or None
+    when the file is served through the server: it is small (under
+    TABPILOT_DOWNLOAD_LINK_MB), a report (served with its sandbox), or the store makes no
+    links (local files)."""
+    threshold = ctx.settings.download_link_mb * 1024 * 1024
+    if not threshold or file.size < threshold or file.name.endswith(".html"):
+        return None
+    return ctx.artifacts.presigned_url(file.key, expires=DOWNLOAD_LINK_S)
+
+
 def open_model_file(ctx: AppContext, *, file: ModelFile) -> BinaryIO:
     """A binary stream of the file; close it."""
     return ctx.artifacts.open_read(file.key)

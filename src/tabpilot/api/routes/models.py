@@ -14,7 +14,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.background import BackgroundTask
@@ -272,7 +278,8 @@ def get_model(model_id: str, ctx: Ctx, owner: Owner) -> ModelDetail:
     description="`name` is one of: model.onnx (ONNX graph, preprocessing included), model.pkl "
     "(the scikit-learn pipeline; **unpickling runs code, so load it only from a source you "
     "trust**), model.json (the model card), eda.html and report.html (the reports). Any other "
-    "name is 404.",
+    "name is 404. A model file of TABPILOT_DOWNLOAD_LINK_MB or more, in a store that makes links "
+    "(S3), answers 307 with a 5-minute link to download it straight from the store.",
     responses={
         200: {
             "content": {
@@ -281,7 +288,8 @@ def get_model(model_id: str, ctx: Ctx, owner: Owner) -> ModelDetail:
                 "text/html": {},
             },
             "description": "The file.",
-        }
+        },
+        307: {"description": "A large model file: download it from the link in `Location`."},
     },
 )
 def get_model_file(model_id: str, name: str, ctx: Ctx, owner: Owner) -> Response:
@@ -295,6 +303,10 @@ def get_model_file(model_id: str, name: str, ctx: Ctx, owner: Owner) -> Response
     if file.name == "model.pkl":
         headers["X-Tabpilot-Warning"] = PICKLE_WARNING
     disposition = "inline" if html else "attachment"
+    link = None if file.local_path is not None else model_service.download_link(ctx, file=file)
+    if link is not None:
+        # Large files go straight from the store (S3): Lambda's responses stop at 6 MB.
+        return RedirectResponse(link, status_code=307, headers=headers)
     if file.local_path is not None:
         return FileResponse(
             file.local_path,
