@@ -53,6 +53,14 @@ def _balanced_weights(y: np.ndarray) -> np.ndarray:
     return per_class[y]
 
 
+def _one_blas_thread() -> Any:
+    """Matrix products (the neural net's) on one BLAS thread: on a busy 2-core machine two
+    BLAS threads ran an MLP's epochs ten times slower than one."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class _Tracker:
     """Best validation loss so far, patience and a deadline, shared by the libraries' hooks."""
 
@@ -156,16 +164,18 @@ class _EarlyStoppedBase(BaseEstimator):
             y_val = (y_val - self.y_mean_) / self.y_scale_
         deadline = None if self.max_seconds is None else started + self.max_seconds
         tracker = _Tracker(self.patience, deadline)
-        self.estimator_ = _fit_family(
-            clone(self.estimator), X_fit, y_fit, X_val, y_val, weights, tracker, self
-        )
+        with _one_blas_thread():
+            self.estimator_ = _fit_family(
+                clone(self.estimator), X_fit, y_fit, X_val, y_val, weights, tracker, self
+            )
         self.best_iteration_ = tracker.best_iteration
         self.stopped_by_ = tracker.stopped_by
         self.n_features_in_ = X.shape[1]
         return self
 
     def _inner_proba(self, X: Any) -> np.ndarray:
-        proba = self.estimator_.predict_proba(np.asarray(X, dtype="float64"))
+        with _one_blas_thread():
+            proba = self.estimator_.predict_proba(np.asarray(X, dtype="float64"))
         return spread(proba, self.estimator_.classes_, len(self.classes_))
 
 
@@ -183,7 +193,9 @@ class EarlyStoppedRegressor(RegressorMixin, _EarlyStoppedBase):
     """A regressor early-stopped on squared error (see `_EarlyStoppedBase`)."""
 
     def predict(self, X: Any) -> np.ndarray:
-        raw = np.asarray(self.estimator_.predict(np.asarray(X, dtype="float64")), dtype="float64")
+        with _one_blas_thread():
+            raw = self.estimator_.predict(np.asarray(X, dtype="float64"))
+        raw = np.asarray(raw, dtype="float64")
         return raw.ravel() * self.y_scale_ + self.y_mean_
 
 

@@ -50,12 +50,14 @@ class Entry:
     description: str  # for people
     estimator: Any  # unfitted
     seconds: float  # expected fit seconds (one core, on the rows and columns given)
+    kind: str  # the model family: a name of choices.ESTIMATORS, or "mlp", "catboost"
     class_weighted: Any | None = None  # the same with balanced class weights, where possible
 
 
 @dataclass(frozen=True)
 class _Kind:
     name: str
+    family: str  # choices.ESTIMATORS name, or "mlp" / "catboost"
     description: str
     build: Callable[[ProblemType, int, int], Any]  # (problem, seed, n_jobs) -> estimator
     # Seconds = base + per_cell * rows * columns * class_factor (see estimate_seconds).
@@ -192,18 +194,29 @@ _BINARY_REGRESSION = (ProblemType.BINARY, ProblemType.REGRESSION)
 
 # Priority order for binary and regression; multiclass moves the neural net first.
 _KINDS: tuple[_Kind, ...] = (
-    _Kind("lgbm", "LightGBM (learning rate 0.05, early stopping)", _lgbm, 0.3, 2.0e-6),
+    _Kind("lgbm", "lgbm", "LightGBM (learning rate 0.05, early stopping)", _lgbm, 0.3, 2.0e-6),
     _Kind(
         "lgbm_xt",
+        "lgbm",
         "LightGBM with extremely randomised splits (early stopping)",
         _lgbm_xt,
         0.3,
         1.5e-6,
     ),
-    _Kind("rf", "random forest (300 trees)", _forest(False), 0.3, 1.0e-6, per_class=False),
-    _Kind("catboost", "CatBoost (learning rate 0.05, early stopping)", _catboost, 1.0, 6.0e-6),
-    _Kind("xt", "extra trees (300 trees)", _forest(True), 0.3, 4.0e-7, per_class=False),
+    _Kind("rf", "rf", "random forest (300 trees)", _forest(False), 0.3, 1.0e-6, per_class=False),
     _Kind(
+        "catboost",
+        "catboost",
+        "CatBoost (learning rate 0.05, early stopping)",
+        _catboost,
+        1.0,
+        6.0e-6,
+    ),
+    _Kind(
+        "xt", "extra_tree", "extra trees (300 trees)", _forest(True), 0.3, 4.0e-7, per_class=False
+    ),
+    _Kind(
+        "mlp",
         "mlp",
         "neural net (2 layers, standardised inputs, early stopping)",
         _mlp,
@@ -211,9 +224,12 @@ _KINDS: tuple[_Kind, ...] = (
         4.0e-5,
         per_class=False,
     ),
-    _Kind("xgboost", "XGBoost (learning rate 0.1, early stopping)", _xgboost, 0.3, 2.0e-6),
+    _Kind(
+        "xgboost", "xgboost", "XGBoost (learning rate 0.1, early stopping)", _xgboost, 0.3, 2.0e-6
+    ),
     _Kind(
         "lgbm_large",
+        "lgbm",
         "large LightGBM (128 leaves, learning rate 0.03, early stopping)",
         _lgbm_large,
         0.5,
@@ -291,5 +307,7 @@ def portfolio(
             kind.name, problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes
         )
         weighted = with_class_weights(est) if problem.is_classification else None
-        out.append(Entry(kind.name, kind.description, est, round(seconds, 3), weighted))
+        out.append(
+            Entry(kind.name, kind.description, est, round(seconds, 3), kind.family, weighted)
+        )
     return out

@@ -1,0 +1,159 @@
+"""Fold averages: k models, each trained on all rows but one fold, averaged.
+
+On small data one held-out split is noisy and wastes rows; k-fold bagging trains every model on
+(k-1)/k of the rows, early-stops each on its own held-out fold, and gives out-of-fold outputs
+for every training row (`oof_`), on which a blend's weights can be chosen honestly. The average
+of the k models predicts (and exports to ONNX as one averaging graph, `onnx_converters.py`).
+
+Labels are codes 0..K-1. A fold model that never saw a class gives it probability 0, so the
+average still covers every class in `classes_`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
+
+from tabpilot.engine.training.early_stop import _EarlyStoppedBase
+from tabpilot.engine.training.outputs import spread
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
+DEFAULT_FOLDS = 5
+
+
+def _split(y: np.ndarray, n_folds: int, seed: int, classify: bool) -> Folds:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if classify:
+        smallest = int(np.bincount(np.searchsorted(np.unique(y), y)).min())
+        if smallest >= 2:
+            splitter: Any = StratifiedKFold(min(n_folds, smallest), shuffle=True, random_state=seed)
+            return list(splitter.split(np.zeros(len(y)), y))
+    splitter = KFold(min(n_folds, len(y)), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y))))
+
+
+def _early_stopper(est: Any) -> _EarlyStoppedBase | None:
+    """The early-stopping step of `est` (itself, or a pipeline's last step), if any."""
+    from sklearn.pipeline import Pipeline
+
+    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    return last if isinstance(last, _EarlyStoppedBase) else None
+
+
+def _fit_fold(est: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> Any:
+    """`est` fitted on the `train` rows; an early-stopping model stops on the `valid` rows (the
+    fold's own held-out rows: as AutoGluon does, so no row is lost to a second slice)."""
+    from sklearn.pipeline import Pipeline
+
+    stopper = _early_stopper(est)
+    if stopper is None:
+        return est.fit(X[train], y[train])
+    if isinstance(est, Pipeline):
+        # Fit the leading steps on the training rows, then the stopper with the held-out rows
+        # passed through them, as the pipeline would see them at predict time.
+        Xt_train, Xt_valid = X[train], X[valid]
+        for _, step in est.steps[:-1]:
+            Xt_train = step.fit_transform(Xt_train, y[train])
+            Xt_valid = step.transform(Xt_valid)
+        stopper.fit(Xt_train, y[train], X_valid=Xt_valid, y_valid=y[valid])
+        return est
+    return est.fit(X[train], y[train], X_valid=X[valid], y_valid=y[valid])
+
+
+class _FoldAverageBase(BaseEstimator):
+    """What the classifier and the regressor share.
+
+    Args:
+        estimator: the unfitted model every fold trains a clone of.
+        n_folds: folds when `folds` is not given (fewer when a class has fewer rows).
+        seed: shuffles the folds.
+        folds: (train_rows, valid_rows) pairs to use instead, e.g. the same for every kind
+            so that out-of-fold outputs are comparable.
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        n_folds: int = DEFAULT_FOLDS,
+        seed: int = 0,
+        folds: Folds | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.n_folds = n_folds
+        self.seed = seed
+        self.folds = folds
+
+    def fit(self, X: Any, y: Any) -> _FoldAverageBase:
+        X = np.asarray(X, dtype="float64")
+        y = np.asarray(y)
+        classify = is_classifier(self)
+        folds = self.folds or _split(y, self.n_folds, self.seed, classify)
+        if classify:
+            self.classes_ = np.unique(y)
+        self.estimators_ = []
+        oof = np.zeros((len(y), len(self.classes_)) if classify else len(y))
+        for train, valid in folds:
+            model = _fit_fold(clone(self.estimator), X, y, np.asarray(train), np.asarray(valid))
+            self.estimators_.append(model)
+            oof[valid] = self._member_output(model, X[valid])
+        self.oof_ = oof
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    @classmethod
+    def from_fitted(
+        cls, estimators: list[Any], *, classes: Any = None, oof: np.ndarray | None = None
+    ) -> _FoldAverageBase:
+        """A fold average of models fitted elsewhere (each on its own fold's training rows);
+        `classes` (classifiers): the label codes the average predicts, 0..K-1."""
+        if not estimators:
+            raise ValueError("a fold average needs at least one fitted model")
+        out = cls(clone(estimators[0]), n_folds=len(estimators))
+        if is_classifier(out):
+            if classes is None:
+                raise ValueError("classes are needed to average classifiers")
+            out.classes_ = np.asarray(classes)
+        out.estimators_ = list(estimators)
+        out.oof_ = oof
+        out.n_features_in_ = getattr(estimators[0], "n_features_in_", None)
+        return out
+
+    def _member_output(self, model: Any, X: np.ndarray) -> np.ndarray:
+        if not is_classifier(self):
+            return np.asarray(model.predict(X), dtype="float64").ravel()
+        # Member columns are its own classes_ (codes into ours); a class it lacks gets 0.
+        columns = np.searchsorted(self.classes_, model.classes_)
+        return spread(model.predict_proba(X), columns, len(self.classes_))
+
+    def _average(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype="float64")
+        total = sum(self._member_output(m, X) for m in self.estimators_)
+        return np.asarray(total, dtype="float64") / len(self.estimators_)
+
+
+class FoldAverageClassifier(ClassifierMixin, _FoldAverageBase):
+    """The average of k fold models' probabilities (see `_FoldAverageBase`)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self._average(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class FoldAverageRegressor(RegressorMixin, _FoldAverageBase):
+    """The average of k fold models' predictions (see `_FoldAverageBase`)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._average(X)
+
+
+def fold_average(estimator: Any, **kwargs: Any) -> _FoldAverageBase:
+    """A fold average of `estimator`: the classifier or the regressor that fits it."""
+    if is_classifier(estimator):
+        return FoldAverageClassifier(estimator, **kwargs)
+    return FoldAverageRegressor(estimator, **kwargs)
