@@ -312,3 +312,28 @@ def test_every_resource_is_named_from_the_environment(config: Config) -> None:
                 assert any(part in value for part in NAMED_LOCALS), (
                     f"{kind}.{label}.{name_field} does not carry local.name: {value!r}"
                 )
+
+
+# Fargate's task sizes: vCPU -> (smallest, largest, step) of memory in MiB.
+FARGATE_MEMORY = {
+    0.25: (512, 2048, 512),
+    0.5: (1024, 4096, 1024),
+    1: (2048, 8192, 1024),
+    2: (4096, 16384, 1024),
+    4: (8192, 30720, 1024),
+    8: (16384, 61440, 4096),
+    16: (32768, 122880, 8192),
+}
+
+
+def test_every_environment_asks_for_a_fargate_size(config: Config) -> None:
+    defaults = {name: body.get("default") for name, body in config.variables.items()}
+    for path in sorted(ENVIRONMENTS_DIR.glob("*.tfvars")):
+        values = {**defaults, **parse_file(path)}
+        vcpu, memory = values["worker_vcpu"], values["worker_memory_mb"]
+        low, high, step = FARGATE_MEMORY[vcpu]
+        assert low <= memory <= high and (memory - low) % step == 0, (
+            f"{path.name}: Fargate has no task of {vcpu} vCPU with {memory} MiB"
+        )
+        assert values["max_vcpus"] >= vcpu, f"{path.name}: max_vcpus fits no job"
+        assert 3 <= values["lambda_timeout_s"] <= 30
