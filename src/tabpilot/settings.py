@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tabpilot.backends import Registry, writable_dir_problem
 from tabpilot.errors import InvalidInput
-from tabpilot.jobs.registry import RUNNERS
+from tabpilot.jobs.registry import RUNNERS, runner_store_problem
 from tabpilot.metadata.registry import METADATA_STORES
 from tabpilot.storage.registry import ARTIFACT_STORES
 
@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     )
     runner_uri: str = Field(
         default="local://?workers=1",
-        description="Job runner: inline:// or local://?workers=N (&warm=0: no spare process).",
+        description="Job runner: inline://, local://?workers=N (&warm=0: no spare process), "
+        "batch://QUEUE?job_definition=NAME or ray://HOST:10001?cpus=C&jobs=N.",
     )
     batch_reconcile_s: float = Field(
         default=30,
@@ -236,6 +237,15 @@ class Settings(BaseSettings):
             self.metadata_uri = f"sqlite:///{self.data_dir / 'tabpilot.db'}"
         if not self.artifact_uri:
             self.artifact_uri = str(self.data_dir / "artifacts")
+        # A runner on other machines (ray:// elsewhere) cannot use stores in this one's files.
+        problem = runner_store_problem(
+            self.runner_uri, metadata_uri=self.metadata_uri, artifact_uri=self.artifact_uri
+        )
+        if problem:
+            error = {"type": "value_error", "loc": ("runner_uri",), "input": self.runner_uri}
+            raise ValidationError.from_exception_data(
+                "Settings", [{**error, "ctx": {"error": ValueError(problem)}}]
+            )
         return self
 
     @property

@@ -33,7 +33,9 @@ def test_inline_and_local_runners_are_built_from_their_uris() -> None:
         ("batch://queue", "job_definition is missing: write batch://QUEUE?job_definition=NAME"),
         ("local://?workers=0", "at least 1"),
         ("local://?warm=maybe", 'warm must be 1 or 0 (true or false), not "maybe"'),
-        ("ray://cluster", "the Ray runner (ray://) is not available in this version"),
+        ("ray://", "ray:// needs the address of the cluster's head: ray://HOST:10001"),
+        ("ray://head:10001?cpus=0", "cpus must be a number of CPUs per job above 0"),
+        ("ray://head?workers=2", 'unknown parameter "workers"; ray:// takes cpus=C and jobs=N'),
         ("celery://broker", 'unsupported scheme "celery"; use inline://, local://?workers=N'),
     ],
 )

@@ -15,6 +15,7 @@ from tabpilot.settings import Settings
 
 if TYPE_CHECKING:
     from tabpilot.jobs.local import LocalRunner
+    from tabpilot.jobs.ray_runner import RayRunner
 
 log = logging.getLogger("tabpilot.jobs")
 
@@ -64,12 +65,18 @@ def run_worker(
         ctx.metadata.close()
 
 
-def worker_runner(settings: Settings, *, workers: int | None = None) -> LocalRunner:
+def worker_runner(settings: Settings, *, workers: int | None = None) -> LocalRunner | RayRunner:
     """The runner `tabpilot worker` runs: a `LocalRunner` with the `workers` and `warm` of a
-    `local://` runner URI (`workers`, when given, overrides the URI's), else the defaults."""
+    `local://` runner URI (`workers`, when given, overrides the URI's), else the defaults;
+    with a `ray://` runner URI, that `RayRunner` (`workers` overrides its `jobs`)."""
     from tabpilot.jobs.local import LocalRunner
-    from tabpilot.jobs.registry import LocalOptions, local_options
+    from tabpilot.jobs.registry import LocalOptions, local_options, ray_options
 
+    if parse_uri(settings.runner_uri).scheme == "ray":
+        from tabpilot.jobs.ray_runner import RayRunner  # imports ray: only when configured
+
+        ray = ray_options(settings.runner_uri)
+        return RayRunner(ray.address, cpus=ray.cpus, jobs=workers or ray.jobs)
     is_local = parse_uri(settings.runner_uri).scheme == "local"
     options = local_options(settings.runner_uri) if is_local else LocalOptions()
     return LocalRunner(workers if workers is not None else options.workers, warm=options.warm)
