@@ -8,6 +8,18 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 setup: $(STAMP)
 
+# Tools the tests run as commands but the project never imports, in a venv of their own so
+# their pins never meet the project's: checkov (the Terraform scan of tests/deploy, ~290 MB).
+TOOLS := .venv-tools
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(TOOLS)/.checkov-$(CHECKOV_VERSION)
+
+$(CHECKOV):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)" \
+	  || echo "Could not install checkov: tests/deploy's scan will skip and say so"
+	touch $@
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,7 +32,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/tabpilot serve
 
-test: setup chromium
+test: setup chromium $(CHECKOV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
@@ -55,4 +67,4 @@ worker-image:
 	docker build -f deploy/docker/worker.Dockerfile -t tabpilot-worker:latest .
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import make_mixed_frame
 
-HEAVY = ("flaml", "sklearn", "lightgbm", "xgboost", "feature_engine")
+HEAVY = ("flaml", "sklearn", "lightgbm", "xgboost", "feature_engine", "catboost", "ray", "torch")
 
 CHILD = textwrap.dedent(
     """
