@@ -50,6 +50,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
     )
     ctx = build_context(settings)
     try:
+        ctx.runner.check(settings)  # a missing AWS Batch queue, say, named before listening
         app = create_app(ctx)
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
         if settings.host in ("0.0.0.0", "::"):  # every interface: open it by a name it answers to

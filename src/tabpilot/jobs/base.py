@@ -26,10 +26,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tabpilot.context import AppContext
+    from tabpilot.settings import Settings
 
 
 class JobRunner(ABC):
     """Gets queued jobs executed somewhere: inline, in local processes, on AWS Batch."""
+
+    def check(self, settings: Settings | None = None) -> None:  # noqa: B027 - optional hook
+        """Raise a clear error (`InvalidInput`) when something the runner needs is missing, such
+        as an AWS Batch queue; `tabpilot serve` calls it before listening. Default: nothing."""
 
     def start(self, ctx: AppContext) -> None:  # noqa: B027 - optional hook
         """Begin executing jobs (start workers, the lease reaper). Default: nothing."""
