@@ -62,7 +62,7 @@ from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page
 from tabpilot.records import DatasetRecord
 from tabpilot.services import check_id
 from tabpilot.services.isolated import call_in_child
-from tabpilot.services.quotas import check_storage_quota
+from tabpilot.services.quotas import storage_reserved
 from tabpilot.storage import keys
 from tabpilot.storage.base import ArtifactStore
 
@@ -273,31 +273,32 @@ def create_dataset(
         raise DataFileError(
             "is empty; upload a CSV file with a header row and data rows", path=upload.filename
         )
-    check_storage_quota(ctx, owner=owner, adding=upload.n_bytes)
-    profile = inspect_upload(
-        upload,
-        max_inflated_bytes=ctx.settings.max_inflated_bytes,
-        limits=shape_limits(ctx),
-        max_children=ctx.settings.max_isolated_children,
-    )
-    record = DatasetRecord(
-        owner=owner,
-        name=shown_name,
-        filename=upload.filename,
-        sha256=upload.sha256,
-        n_bytes=upload.n_bytes,
-        n_rows=int(profile["n_rows"]),
-        n_columns=int(profile["n_columns"]),
-        profile=profile,
-    )
-    key = keys.dataset_data(record.id, compressed=bool(profile["file"]["compressed"]))
-    profile["file"] = {"key": key, **profile["file"]}
-    ctx.artifacts.put_file(key, upload.path)
-    try:
-        return ctx.metadata.create_dataset(record)
-    except BaseException:
-        ctx.artifacts.delete_prefix(keys.dataset_prefix(record.id))
-        raise
+    # Held until the record is written, so uploads sent at once are counted together.
+    with storage_reserved(ctx, owner=owner, adding=upload.n_bytes):
+        profile = inspect_upload(
+            upload,
+            max_inflated_bytes=ctx.settings.max_inflated_bytes,
+            limits=shape_limits(ctx),
+            max_children=ctx.settings.max_isolated_children,
+        )
+        record = DatasetRecord(
+            owner=owner,
+            name=shown_name,
+            filename=upload.filename,
+            sha256=upload.sha256,
+            n_bytes=upload.n_bytes,
+            n_rows=int(profile["n_rows"]),
+            n_columns=int(profile["n_columns"]),
+            profile=profile,
+        )
+        key = keys.dataset_data(record.id, compressed=bool(profile["file"]["compressed"]))
+        profile["file"] = {"key": key, **profile["file"]}
+        ctx.artifacts.put_file(key, upload.path)
+        try:
+            return ctx.metadata.create_dataset(record)
+        except BaseException:
+            ctx.artifacts.delete_prefix(keys.dataset_prefix(record.id))
+            raise
 
 
 def inspect_upload(
