@@ -137,3 +137,33 @@ def blocks(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
     found = body.get(name, [])
     assert isinstance(found, list), f"{name!r} is not a block: {found!r}"
     return [dict(item) for item in found]
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+def render(config: Config, value: Any, known: dict[str, str]) -> Any:
+    """`value` with every `${local.x}` and every reference in `known` replaced by its value,
+    recursively (locals that refer to other locals), for one imagined deployment.
+
+    `known` gives what only `terraform apply` would know (`var.region`, resource attributes
+    such as `aws_s3_bucket.data.bucket`); anything else left over is an error.
+    """
+    if isinstance(value, dict):
+        return {key: render(config, item, known) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(config, item, known) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in known:
+            return known[name]
+        if name.startswith("local."):
+            resolved = render(config, config.local(name.removeprefix("local.")), known)
+            if isinstance(resolved, str):
+                return resolved
+        raise AssertionError(f"cannot render ${{{name}}} in {value!r}")
+
+    return _INTERPOLATION.sub(substitute, value)
