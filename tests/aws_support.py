@@ -26,12 +26,41 @@ import pytest
 REGION = "us-east-1"
 
 
+class _OneDynamoRequestAtATime:
+    """A WSGI wrapper that lets moto handle one DynamoDB request at a time.
+
+    DynamoDB applies each request atomically: a conditional write's check and write are one
+    step, a transaction all or nothing. moto's threaded server takes no lock, so two racing
+    conditional writes could both pass their check, and a canceled transaction restores a
+    copy of the table over writes other threads made meanwhile. Serialising DynamoDB requests
+    gives the emulator the guarantee real DynamoDB gives; clients still race between
+    requests, which is what the store's tests exercise. Other services are not affected.
+    """
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 def _serve(conn: Connection) -> None:
     """In the child: run the server, send its port, stop when the parent says so or dies."""
     import logging
 
+    from moto.moto_server import threaded_moto_server
     from moto.server import ThreadedMotoServer
 
+    dispatcher = threaded_moto_server.DomainDispatcherApplication
+    threaded_moto_server.DomainDispatcherApplication = (  # type: ignore[misc]
+        lambda *args, **kwargs: _OneDynamoRequestAtATime(dispatcher(*args, **kwargs))
+    )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -1,4 +1,6 @@
-"""Fixtures for the metadata contract suite: SQLite files and a real PostgreSQL server.
+"""Fixtures for the metadata contract suite: SQLite files, a real PostgreSQL server and
+DynamoDB on a moto server over HTTP (`tests/aws_support.py`; a table of its own per test, made
+by the store's own init as `tabpilot init-stores` makes it, and deleted afterwards).
 
 The PostgreSQL server is started once per test session from the local binaries (initdb and
 pg_ctl), listens on 127.0.0.1 only with its socket inside a temporary directory, and is stopped
@@ -24,7 +26,7 @@ import pytest
 from tabpilot.metadata import MetadataStore, build_metadata_store
 from tests.servers import free_port
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "dynamodb"]
 
 
 @dataclass
@@ -122,12 +124,32 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database of the current backend."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path}/metadata.db"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+        yield f"sqlite:///{tmp_path}/metadata.db"
+    elif backend == "dynamodb":
+        yield from dynamo_table(request)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.create_database()
+
+
+def dynamo_table(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URI of a new DynamoDB table on the moto server, made by the registry's init."""
+    request.getfixturevalue("aws_env")
+    import boto3
+
+    from tabpilot.metadata.registry import METADATA_STORES
+
+    prefix = f"t-{uuid.uuid4().hex[:16]}"
+    _, done = METADATA_STORES.initialize(f"dynamodb://{prefix}")
+    assert done is not None and done.startswith("created the table")
+    client = boto3.session.Session().client("dynamodb")  # made now: a test may undo aws_env
+    try:
+        yield f"dynamodb://{prefix}"
+    finally:
+        client.delete_table(TableName=f"{prefix}-metadata")
 
 
 @pytest.fixture

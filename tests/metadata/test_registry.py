@@ -23,9 +23,15 @@ def test_sqlite_uri_opens_a_sql_store_and_creates_its_directory(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("dynamodb://table?region=eu-west-1", "(dynamodb://) is not available in this version"),
+        ("dynamodb://t", "names no valid table prefix"),
+        ("dynamodb://tabpilot/extra", "names no valid table prefix"),
+        ("dynamodb://tabpilot?region=Europe", '"Europe" is not an AWS region'),
+        ("dynamodb://tabpilot?endpoint=http://x", "has options dynamodb:// does not take"),
         ("mysql://host/db", 'TABPILOT_METADATA_URI: unsupported scheme "mysql"'),
-        ("just-a-path.db", "use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        (
+            "just-a-path.db",
+            "use sqlite:///PATH, postgresql://USER@HOST/DB or dynamodb://TABLE_PREFIX?region=REGION",
+        ),
         ("sqlite://", "has no database file"),
         ("sqlite:///:memory:", "has no database file"),
         ("sqlite:///file:x.db?mode=memory&uri=true", "has no database file"),
