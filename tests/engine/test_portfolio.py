@@ -1,0 +1,171 @@
+"""The portfolio's order and estimates, early stopping inside fit, and fold averages."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_regression
+
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.training import portfolio
+from tabpilot.engine.training.bagging import (
+    FoldAverageClassifier,
+    FoldAverageRegressor,
+    fold_average,
+)
+from tabpilot.engine.training.early_stop import (
+    EarlyStoppedClassifier,
+    EarlyStoppedRegressor,
+    early_stopped,
+)
+
+
+def _lgbm(problem: ProblemType, **params: object) -> object:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    cls = LGBMRegressor if problem == ProblemType.REGRESSION else LGBMClassifier
+    settings = {"n_estimators": 2000, "learning_rate": 0.1, "verbose": -1, "n_jobs": 1}
+    return cls(**{**settings, **params})
+
+
+def test_multiclass_puts_the_neural_net_first_and_skips_catboost_on_many_classes() -> None:
+    many = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=16_000, n_cols=16, n_classes=26)
+    assert [e.name for e in many][:3] == ["mlp", "lgbm", "lgbm_xt"]
+    assert "catboost" not in [e.name for e in many]
+    few = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=300, n_cols=10, n_classes=3)
+    assert "catboost" in [e.name for e in few]
+
+
+def test_binary_and_regression_order_and_fields() -> None:
+    for problem in (ProblemType.BINARY, ProblemType.REGRESSION):
+        entries = portfolio.portfolio(problem, n_rows=1000, n_cols=20, n_classes=2)
+        assert [e.name for e in entries] == portfolio.names()
+        assert len({e.name for e in entries}) == len(entries)
+        for e in entries:
+            assert e.seconds > 0
+            assert e.kind in ("lgbm", "rf", "catboost", "extra_tree", "mlp", "xgboost")
+            assert (e.class_weighted is not None) == problem.is_classification
+            clone(e.estimator)  # clone()-able, as the refit and the folds need
+
+
+def test_estimates_grow_with_rows_columns_and_classes() -> None:
+    def est(rows: int, cols: int, k: int, name: str = "lgbm") -> float:
+        problem = ProblemType.MULTICLASS if k > 2 else ProblemType.BINARY
+        return portfolio.estimate_seconds(name, problem, n_rows=rows, n_cols=cols, n_classes=k)
+
+    assert est(1000, 10, 2) < est(10_000, 10, 2) < est(10_000, 50, 2) < est(10_000, 50, 10)
+    assert est(10_000, 50, 10, "rf") < est(10_000, 50, 10, "lgbm")
+
+
+@pytest.mark.parametrize("problem", [ProblemType.BINARY, ProblemType.REGRESSION])
+def test_early_stopping_stops_on_noise_and_keeps_the_best_iteration(problem: ProblemType) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    y = rng.integers(0, 2, 600) if problem.is_classification else rng.normal(size=600)
+    model = early_stopped(_lgbm(problem), patience=20, seed=0).fit(X, y)
+    # Pure noise: the best is one of the first trees, and patience ends the fit.
+    assert model.stopped_by_ == "patience"
+    assert model.best_iteration_ < 30
+    # The kept model holds exactly the trees it uses (what the ONNX graph then holds too).
+    assert model.estimator_.booster_.current_iteration() == model.best_iteration_
+
+
+def test_validation_rows_given_by_the_caller_decide_the_stop() -> None:
+    X, y = make_classification(800, 8, n_informative=5, random_state=0)
+    honest = EarlyStoppedClassifier(_lgbm(ProblemType.BINARY), patience=20)
+    honest.fit(X[:600], y[:600], X_valid=X[600:], y_valid=y[600:])
+    flipped = EarlyStoppedClassifier(_lgbm(ProblemType.BINARY), patience=20)
+    flipped.fit(X[:600], y[:600], X_valid=X[600:], y_valid=1 - y[600:])
+    # Inverted labels get worse with every tree: the first tree is the best.
+    assert flipped.best_iteration_ == 1 < honest.best_iteration_
+
+
+def test_time_limit_stops_and_keeps_the_best_so_far() -> None:
+    X, y = make_regression(3000, 20, noise=1.0, random_state=0)
+    started = time.perf_counter()
+    model = EarlyStoppedRegressor(
+        _lgbm(ProblemType.REGRESSION, learning_rate=0.01), max_seconds=0.3
+    ).fit(X, y)
+    assert time.perf_counter() - started < 3.0
+    assert model.stopped_by_ == "time"
+    assert model.best_iteration_ >= 1
+
+
+def test_a_class_missing_from_the_rows_gets_probability_zero() -> None:
+    X, y = make_classification(300, 6, n_informative=4, n_classes=3, random_state=0)
+    keep = y != 1  # the model sees classes 0 and 2 only
+    model = EarlyStoppedClassifier(_lgbm(ProblemType.MULTICLASS), patience=10).fit(X[keep], y[keep])
+    assert list(model.classes_) == [0, 2]
+    assert set(model.predict(X)) <= {0, 2}
+
+
+def test_class_weights_raise_minority_recall() -> None:
+    X, y = make_classification(
+        2000, 8, n_informative=3, weights=[0.95, 0.05], flip_y=0.05, random_state=1
+    )
+    plain = portfolio.build("lgbm", ProblemType.BINARY)
+    weighted = portfolio.with_class_weights(plain)
+    assert weighted is not None and weighted.get_params()["class_weight"] == "balanced"
+    recall = [
+        np.mean(clone(e).fit(X[:1500], y[:1500]).predict(X[1500:])[y[1500:] == 1] == 1)
+        for e in (plain, weighted)
+    ]
+    assert recall[1] > recall[0]
+
+
+def test_regression_net_learns_a_target_far_from_zero() -> None:
+    X, y = make_regression(800, 6, noise=1.0, random_state=0)
+    y = 50_000 + 1_000 * y  # unscaled, a net without target scaling barely moves
+    net = portfolio.build("mlp", ProblemType.REGRESSION)
+    model = clone(net).fit(X[:600], y[:600])
+    rmse = np.sqrt(np.mean((model.predict(X[600:]) - y[600:]) ** 2))
+    assert rmse < 0.3 * np.std(y[600:])
+
+
+def test_fold_average_out_of_fold_outputs_come_from_the_model_that_never_saw_the_row() -> None:
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=0)
+    bag = fold_average(_lgbm(ProblemType.MULTICLASS, n_estimators=30), n_folds=4, seed=0)
+    assert isinstance(bag, FoldAverageClassifier)
+    bag.fit(X, y)
+    assert len(bag.estimators_) == 4 and bag.oof_.shape == (400, 3)
+    np.testing.assert_allclose(bag.oof_.sum(axis=1), 1.0)
+    # The average of the fold models predicts.
+    mean = np.mean([m.predict_proba(X[:20]) for m in bag.estimators_], axis=0)
+    np.testing.assert_allclose(bag.predict_proba(X[:20]), mean)
+    # A row's out-of-fold output is the model of the fold that held it out.
+    folds = [(tr, va) for tr, va in _stratified(y, 4)]
+    for model, (_, valid) in zip(bag.estimators_, folds, strict=True):
+        np.testing.assert_allclose(bag.oof_[valid], model.predict_proba(X[valid]))
+
+
+def _stratified(y: np.ndarray, k: int) -> list:
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+
+
+def test_fold_average_uses_the_folds_it_is_given_and_early_stops_on_them() -> None:
+    X, y = make_regression(300, 5, noise=5.0, random_state=0)
+    folds = [(np.arange(100, 300), np.arange(100)), (np.arange(200), np.arange(200, 300))]
+    stopped = EarlyStoppedRegressor(_lgbm(ProblemType.REGRESSION), patience=10)
+    bag = FoldAverageRegressor(stopped, folds=folds).fit(X, y)
+    assert len(bag.estimators_) == 2
+    assert bag.oof_[200:].tolist() == pytest.approx(bag.estimators_[1].predict(X[200:]).tolist())
+    assert bag.oof_[100:200].tolist() == [0.0] * 100  # in no fold's held-out rows
+    # Each fold model stopped on its own held-out rows, not a slice of its training rows.
+    refit = EarlyStoppedRegressor(_lgbm(ProblemType.REGRESSION), patience=10)
+    refit.fit(X[100:300], y[100:300], X_valid=X[:100], y_valid=y[:100])
+    assert bag.estimators_[0].best_iteration_ == refit.best_iteration_
+
+
+def test_fold_average_from_fitted_models() -> None:
+    X, y = make_classification(200, 5, random_state=0)
+    models = [_lgbm(ProblemType.BINARY, n_estimators=10).fit(X[i::2], y[i::2]) for i in (0, 1)]
+    bag = FoldAverageClassifier.from_fitted(models, classes=[0, 1])
+    expected = (models[0].predict_proba(X) + models[1].predict_proba(X)) / 2
+    np.testing.assert_allclose(bag.predict_proba(X), expected)
+    with pytest.raises(ValueError, match="classes"):
+        FoldAverageClassifier.from_fitted(models)
