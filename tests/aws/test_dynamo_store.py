@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +308,28 @@ def test_workers_with_their_own_clients_claim_each_job_once(
     for job in jobs:
         events = store.list_job_events(job.id, owner=OWNER)
         assert [e.data["status"] for e in events] == ["running"]
+
+
+def test_the_init_stores_command_creates_the_table_once(
+    prefix: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from tabpilot.cli import main
+
+    for name in ("TABPILOT_ARTIFACT_URI", "TABPILOT_RUNNER_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TABPILOT_METADATA_URI", f"dynamodb://{prefix}")
+    said = []
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["init-stores", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        said.append(result.output.splitlines()[0])
+    table = f"{prefix}-metadata"
+    assert said == [
+        f'TABPILOT_METADATA_URI (the DynamoDB metadata store): created the table "{table}" '
+        "with its indexes",
+        f'TABPILOT_METADATA_URI (the DynamoDB metadata store): the table "{table}" exists already',
+    ]
+    with build_metadata_store(f"dynamodb://{prefix}") as store:
+        store.ping()
