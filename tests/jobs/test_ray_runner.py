@@ -40,6 +40,13 @@ pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).parent / "ray"
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's floor is 75 MiB; memory is shared
+# Ray's own client knobs, shortened so that a lost cluster is given up within seconds (the
+# defaults: 30 s to reconnect, up to 30 s per connection attempt).
+CLIENT_TIMEOUTS = {
+    "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "5",
+    "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "1",
+    "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "2",
+}
 
 
 @dataclass
@@ -49,6 +56,14 @@ class RayHead:
     process: subprocess.Popen[bytes]
     """`ray start --head --block`: it leads the process group of every Ray process it starts."""
     log: Path
+
+    def raylet_pid(self) -> int:
+        """The pid of this cluster's raylet (the head node's manager)."""
+        for pid in processes_with("raylet/raylet"):
+            with contextlib.suppress(OSError):
+                if os.getpgid(pid) == self.process.pid:
+                    return pid
+        pytest.fail("this cluster's raylet is not running")
 
     def task_pids(self, job_id: str) -> list[int]:
         """Pids of this cluster's worker processes running the job's task now."""
@@ -180,6 +195,7 @@ def serve(ray_head: RayHead, tmp_path: Path) -> Iterator[Service]:
     """`tabpilot serve` whose runner is the Ray head, with stores in `tmp_path/data`."""
     port = free_port()
     env = server_environment(tmp_path / "data", runner_uri=f"{ray_head.address}?cpus=1")
+    env.update(CLIENT_TIMEOUTS)
     service = _start(["serve", "--port", str(port)], tmp_path, env, "serve")
     service.url = f"http://127.0.0.1:{port}"
     try:
@@ -318,3 +334,33 @@ def test_tabpilot_worker_runs_jobs_on_ray_and_a_cancel_kills_the_task(
         _stop(worker)
         ctx.metadata.close()
     assert "Ray runner started: 1 job(s) at a time" in worker.output()
+
+
+# Last in this module: it ends the module's Ray head.
+def test_a_lost_cluster_gives_the_running_job_up_and_it_waits_in_the_queue(
+    serve: Service, ray_head: RayHead
+) -> None:
+    with httpx.Client(base_url=serve.url, timeout=30) as client:
+        job_id, _ = _upload_and_train(client, budget=60)
+        task = _training_attempt(client, ray_head, job_id, attempt=1)
+        os.kill(ray_head.raylet_pid(), signal.SIGKILL)  # the only node: the cluster is gone
+        lost_at = time.monotonic()
+
+        def queued_again() -> dict[str, Any] | None:
+            job = _job(client, job_id)
+            return job if job["status"] != "running" else None
+
+        job = wait_for(queued_again, timeout=60, what="the job to be given up")
+        given_up_after = time.monotonic() - lost_at
+        events = client.get(f"/api/jobs/{job_id}/events").json()
+        wait_for(lambda: not pid_alive(task), timeout=30, what="the task's process to end")
+        time.sleep(3)  # the runner keeps trying to connect; the job stays queued meanwhile
+        still = _job(client, job_id)
+    print(f"given up {given_up_after:.1f} s after the cluster was lost")
+    assert job["status"] == "queued" and job["attempts"] == 1 and job["model_id"] is None
+    assert (still["status"], still["attempts"]) == ("queued", 1)
+    messages = [e["data"].get("message", "") for e in events if e["kind"] == "status"]
+    assert any(
+        "the connection to the Ray cluster was lost" in m and "queued again (attempt 2 of 2)" in m
+        for m in messages
+    ), messages

@@ -169,7 +169,7 @@ class RayRunner(JobRunner):
             raise RuntimeError("RayRunner is already started")
         self._ctx = ctx
         self._stores = self._store_fields(ctx)
-        self._connect()
+        self._connect_off_the_main_thread()
         if self.jobs is None:
             cluster_cpus = float(ray.cluster_resources().get("CPU", 0.0))
             self.jobs = max(1, int(cluster_cpus // self.cpus))
@@ -228,6 +228,23 @@ class RayRunner(JobRunner):
             if parse_uri(settings.artifact_uri).scheme == "":
                 fields["artifact_uri"] = os.path.abspath(settings.artifact_uri)
         return fields
+
+    def _connect_off_the_main_thread(self) -> None:
+        """`_connect` in a thread of its own: `ray.init` called in the main thread replaces
+        the process's SIGTERM handler, and `tabpilot worker` and uvicorn handle SIGTERM."""
+        failure: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                self._connect()
+            except BaseException as exc:  # handed to the caller below
+                failure.append(exc)
+
+        thread = threading.Thread(target=connect, name="tabpilot-ray-connect", daemon=True)
+        thread.start()
+        thread.join()
+        if failure:
+            raise failure[0]
 
     def _connect(self) -> None:
         """Connect to the cluster; check its nodes can see the stores."""
