@@ -90,7 +90,7 @@ def _settle_running(
     ours = next((s for s in batch_jobs if s["jobId"] == held_by), None)
     if ours is None or ours["status"] not in ENDED:
         return 0  # still running, or not a Batch container's: its lease decides
-    reason, retry = describe_end(runner.describe_batch_job(ours["jobId"]), running=True)
+    reason, retry = describe_end(_details(runner, ours), running=True)
     retry = retry and len(batch_jobs) < MAX_ATTEMPTS
     updated = give_up_job(meta, job, reason=reason, retry=retry)
     if updated is None:
@@ -120,13 +120,22 @@ def _settle_queued(
     current = meta.find_job(job.id, owner=None)
     if current is None or current.status is not JobStatus.QUEUED:
         return 0  # claimed, finished or canceled since the listing
-    reason, retry = describe_end(runner.describe_batch_job(latest["jobId"]), running=False)
+    reason, retry = describe_end(_details(runner, latest), running=False)
     if retry and len(batch_jobs) < MAX_ATTEMPTS and current.attempts < MAX_ATTEMPTS:
         _resubmit(runner, meta, current, reason=reason, tries=len(batch_jobs))
         return 1
     if len(batch_jobs) > 1:
         reason += f"; gave up after {len(batch_jobs)} AWS Batch jobs"
     return 1 if _fail_queued(meta, job.id, reason) else 0
+
+
+def _details(runner: BatchRunner, summary: dict[str, Any]) -> dict[str, Any]:
+    """DescribeJobs of a listed Batch job (its log stream too), or the listing's summary when
+    Batch no longer describes it."""
+    try:
+        return runner.describe_batch_job(summary["jobId"])
+    except NotFound:
+        return summary
 
 
 def _resubmit(
