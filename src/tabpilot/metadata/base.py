@@ -95,6 +95,14 @@ class MetadataStore(ABC):
     ) -> None:
         self.close()
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever a write is committed to this store, by any connection
+        of any process, read without reading any record; None when the backend cannot tell
+        cheaply. Readers that keep a record (`tabpilot.metadata.cache.VersionedCache`) may
+        reuse it only while this number is the one read before the record; with None they
+        read every time."""
+        return None
+
     # -- datasets --------------------------------------------------------------------------
 
     @abstractmethod

@@ -7,6 +7,7 @@ how a write transaction starts (see `tabpilot.metadata.sql`).
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,9 @@ class SqlStoreBase(MetadataStore):
                     "write sqlite:///path/to/tabpilot.db"
                 )
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._database = str(Path(database).expanduser())
+            self._version_conn: sqlite3.Connection | None = None
+            self._version_lock = threading.Lock()
             self._engine = create_engine(
                 url,
                 connect_args={
@@ -86,7 +90,32 @@ class SqlStoreBase(MetadataStore):
             conn.execute(select(literal(1))).scalar_one()
 
     def close(self) -> None:
+        if self._sqlite:
+            with self._version_lock:
+                if self._version_conn is not None:
+                    self._version_conn.close()
+                    self._version_conn = None
         self._engine.dispose()
+
+    def data_version(self) -> int | None:
+        """SQLite: `PRAGMA data_version` of a connection of its own that never writes.
+
+        SQLite changes that number on a connection whenever another connection (of this
+        process or any other, through the WAL index they share) has committed since its last
+        read, and only then; as this connection writes nothing, every commit counts. A few
+        microseconds, no record read. PostgreSQL has no such counter: None (nothing cached).
+        """
+        if not self._sqlite:
+            return None
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = sqlite3.connect(
+                    self._database,
+                    timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _migrate(self) -> None:
         with self._tx(write=True) as conn:

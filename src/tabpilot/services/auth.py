@@ -10,6 +10,7 @@ token (the API: a bearer header, `tabpilot.api.auth`) is its own business.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import ipaddress
@@ -55,8 +56,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@functools.cache
 def local_owner() -> str:
-    """The operating-system user running this process (the owner in local mode)."""
+    """The operating-system user running this process (the owner in local mode).
+
+    Kept after the first call: a process does not change user, and without USER or LOGNAME
+    in the environment (a service, a container) each call would read the password database,
+    on every request in local mode."""
     try:
         name = getpass.getuser()
     except Exception:  # no passwd entry (some containers): fall back to the environment

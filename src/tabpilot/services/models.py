@@ -17,12 +17,16 @@ from typing import BinaryIO
 from tabpilot.context import AppContext
 from tabpilot.engine.card import ModelCard
 from tabpilot.errors import Forbidden, NotFound, Unauthenticated
-from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit
+from tabpilot.metadata.base import DEFAULT_PAGE_LIMIT, Page, check_limit, not_found
+from tabpilot.metadata.cache import cache_for
 from tabpilot.records import ModelRecord
 from tabpilot.services import check_id
 from tabpilot.storage import keys
 
 DEPLOY_KEY_PREFIX = "tpk_"
+
+PREDICTION_RECORDS = "prediction-models"
+"""The name of the `VersionedCache` of model records that predictions read."""
 
 MODEL_FILES: tuple[str, ...] = ("model.onnx", "model.pkl", "model.json", "eda.html", "report.html")
 """The files of a model bundle that can be downloaded, in the order they are listed. Nothing
@@ -147,10 +151,34 @@ def is_deploy_key(token: str) -> bool:
 
 
 def find_model_by_deploy_key(ctx: AppContext, *, key: str) -> ModelRecord | None:
-    """The model a deploy key was minted for, or None if the key is unknown or revoked."""
+    """The model a deploy key was minted for, or None if the key is unknown or revoked.
+
+    Read through the store's `VersionedCache` (predictions ask on every request): a revoked
+    or replaced key stops working at the next request, whichever process revoked it.
+    """
     if not is_deploy_key(key):
         return None
-    return ctx.metadata.find_model_by_deploy_key_hash(hash_deploy_key(key))
+    key_hash = hash_deploy_key(key)
+    return cache_for(ctx.metadata, PREDICTION_RECORDS).get(
+        ("deploy", key_hash), lambda: ctx.metadata.find_model_by_deploy_key_hash(key_hash)
+    )
+
+
+def model_for_prediction(ctx: AppContext, *, owner: str, model_id: str) -> ModelRecord:
+    """`get_model` for predictions, which ask on every request: the record is reused while
+    the metadata store is unchanged (`tabpilot.metadata.cache`), so a deleted model or any
+    other change takes effect at the next request, whichever process made it.
+
+    Raises:
+        NotFound: missing or owned by someone else.
+    """
+    check_id("Model", model_id)
+    record = cache_for(ctx.metadata, PREDICTION_RECORDS).get(
+        ("owner", model_id, owner), lambda: ctx.metadata.find_model(model_id, owner=owner)
+    )
+    if record is None:
+        raise not_found("Model", model_id)
+    return record
 
 
 def model_for_deploy_key(ctx: AppContext, *, key: str, model_id: str) -> ModelRecord:

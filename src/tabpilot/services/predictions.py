@@ -5,7 +5,9 @@ The predicting itself is the engine's (`engine.serving.predict.OnnxPredictor`, t
 onnxruntime, numpy, pandas and pyarrow are used, never a training library, so the API process
 stays small (see DESIGN.md). A model is loaded once: its predictor is kept in a bounded,
 thread-safe LRU cache keyed by the model id and the sha256 of its model.onnx, so a prediction
-costs one metadata read (the model record, which carries the card) and no artifact read.
+reads no artifact; and the model record (which carries the card) is itself reused while the
+metadata store is unchanged (`services.models.model_for_prediction`), so in the common case a
+prediction reads no record either.
 
 CSV predictions read the upload in chunks of about `CSV_CHUNK_BYTES` (cut at record
 boundaries by the engine's `csvbytes.split_records`, each parsed with the engine's CSV reader),
