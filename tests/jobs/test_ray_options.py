@@ -3,6 +3,7 @@ import boundary: no Ray cluster needed (tests/jobs/test_ray_runner.py starts one
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def test_tabpilot_serve_refuses_the_pairing_before_it_starts(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_ray_is_imported_only_by_a_process_whose_runner_is_ray(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
     code = (
         "import sys\n"
         "from tabpilot.api.app import create_app\n"
@@ -136,6 +138,7 @@ def test_ray_is_imported_only_by_a_process_whose_runner_is_ray(tmp_path: Path) -
 
 
 def test_tabpilot_worker_runs_the_ray_runner_of_a_ray_uri(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
     from tabpilot.jobs.ray_runner import RayRunner
     from tabpilot.jobs.worker import worker_runner
 
@@ -144,3 +147,15 @@ def test_tabpilot_worker_runs_the_ray_runner_of_a_ray_uri(tmp_path: Path) -> Non
     assert isinstance(runner, RayRunner)
     assert (runner.address, runner.cpus, runner.jobs) == ("ray://127.0.0.1:10001", 0.5, None)
     assert worker_runner(settings, workers=4).jobs == 4  # --workers sets the jobs at once
+
+
+def test_without_the_ray_extra_the_runner_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tabpilot.errors import MissingDependency
+    from tabpilot.jobs.registry import build_runner
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    monkeypatch.delitem(sys.modules, "tabpilot.jobs.ray_runner", raising=False)
+    with pytest.raises(MissingDependency, match=re.escape("pip install 'tabpilot[ray]'")):
+        build_runner("ray://127.0.0.1:10001")

@@ -28,7 +28,6 @@ import pytest
 
 from tabpilot.context import build_context
 from tabpilot.jobs.inline import InlineRunner
-from tabpilot.jobs.ray_runner import TASK_PREFIX
 from tabpilot.records import JobStatus
 from tabpilot.settings import load_settings
 from tests.api.support import csv_bytes
@@ -67,6 +66,8 @@ class RayHead:
 
     def task_pids(self, job_id: str) -> list[int]:
         """Pids of this cluster's worker processes running the job's task now."""
+        from tabpilot.jobs.ray_runner import TASK_PREFIX
+
         found = []
         for pid in processes_with(f"ray::{TASK_PREFIX}{job_id}"):
             # Workers lead process groups of their own; their parent, the raylet, is ours.
@@ -105,6 +106,7 @@ def _ray_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'tabpilot[ray]'")
     if not RAY.is_file():
         pytest.skip("the ray extra is not installed (no ray command next to this Python)")
     # Short: Ray's socket paths live under it and must stay within 107 characters.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tabpilot.backends import BackendURI, Registry, parse_uri
+from tabpilot.errors import MissingDependency
 from tabpilot.jobs.base import JobRunner
 from tabpilot.jobs.ray_hosts import is_this_machine
 
@@ -238,9 +239,15 @@ RUNNERS.register(
 
 
 def _build_ray(uri: BackendURI) -> JobRunner:
-    from tabpilot.jobs.ray_runner import RayRunner  # imports ray: only when configured
-
     options = ray_options(uri.text)
+    try:
+        from tabpilot.jobs.ray_runner import RayRunner  # imports ray: only when configured
+    except ImportError as exc:
+        if not (exc.name or "").startswith("ray"):
+            raise
+        raise MissingDependency(
+            "The Ray runner needs Ray's client; install it with: pip install 'tabpilot[ray]'"
+        ) from None
     return RayRunner(options.address, cpus=options.cpus, jobs=options.jobs)
 
 

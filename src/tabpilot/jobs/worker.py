@@ -70,13 +70,15 @@ def worker_runner(settings: Settings, *, workers: int | None = None) -> LocalRun
     `local://` runner URI (`workers`, when given, overrides the URI's), else the defaults;
     with a `ray://` runner URI, that `RayRunner` (`workers` overrides its `jobs`)."""
     from tabpilot.jobs.local import LocalRunner
-    from tabpilot.jobs.registry import LocalOptions, local_options, ray_options
+    from tabpilot.jobs.registry import LocalOptions, build_runner, local_options
 
     if parse_uri(settings.runner_uri).scheme == "ray":
-        from tabpilot.jobs.ray_runner import RayRunner  # imports ray: only when configured
+        runner = build_runner(settings.runner_uri)  # MissingDependency without the ray extra
+        from tabpilot.jobs.ray_runner import RayRunner
 
-        ray = ray_options(settings.runner_uri)
-        return RayRunner(ray.address, cpus=ray.cpus, jobs=workers or ray.jobs)
+        assert isinstance(runner, RayRunner)
+        runner.jobs = workers or runner.jobs
+        return runner
     is_local = parse_uri(settings.runner_uri).scheme == "local"
     options = local_options(settings.runner_uri) if is_local else LocalOptions()
     return LocalRunner(workers if workers is not None else options.workers, warm=options.warm)
