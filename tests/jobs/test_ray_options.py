@@ -15,7 +15,7 @@ from tabpilot.errors import InvalidInput
 from tabpilot.jobs.ray_hosts import is_local_address, is_this_machine
 from tabpilot.jobs.registry import RayOptions, ray_options, runner_store_problem
 from tabpilot.settings import load_settings
-from tests.servers import server_environment, tabpilot_command
+from tests.servers import free_port, server_environment, tabpilot_command
 
 REMOTE = "203.0.113.7"  # TEST-NET-3: never an address of this machine
 
@@ -159,3 +159,23 @@ def test_without_the_ray_extra_the_runner_says_what_to_install(
     monkeypatch.delitem(sys.modules, "tabpilot.jobs.ray_runner", raising=False)
     with pytest.raises(MissingDependency, match=re.escape("pip install 'tabpilot[ray]'")):
         build_runner("ray://127.0.0.1:10001")
+
+
+@pytest.mark.slow
+def test_tabpilot_worker_names_a_cluster_it_cannot_reach(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    address = f"ray://127.0.0.1:{free_port()}"  # nothing listens there
+    env = server_environment(tmp_path / "data", runner_uri=address)
+    # Ray's own client timeouts, shortened: about 5 s of tries instead of 30.
+    env.update(RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S="1", RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S="2")
+    result = subprocess.run(
+        [*tabpilot_command(), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert f"TABPILOT_RUNNER_URI: cannot reach the Ray cluster at {address}" in result.stderr
+    assert "start it with `ray start --head`" in result.stderr

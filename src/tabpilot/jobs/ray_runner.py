@@ -255,6 +255,8 @@ class RayRunner(JobRunner):
                 log_to_driver=False,  # job logs stay in the cluster's worker log files
             )
         except Exception as exc:
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever half of a connection there is
             raise RUNNERS.error(
                 f"cannot reach the Ray cluster at {self.address} ({type(exc).__name__}: "
                 f"{_first_line(exc)}); start it with `ray start --head` (its client port is "
