@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ import pytest
 from tabpilot.jobs.batch import BATCH_COMMAND, batch_job_name
 from tests.aws.test_server_on_s3 import init_stores, wait_until_healthy
 from tests.aws_support import (
+    REGION,
     batch_jobs_named,
+    moto_client,
     new_bucket_name,
     push_image,
     register_job_definition,
@@ -54,14 +57,24 @@ def stores(aws_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     """The store settings shared by the server and the Batch container: S3 files, and a
     metadata store both can reach."""
     bucket = new_bucket_name()
-    (tmp_path / "meta").mkdir()
+    tables = f"tabpilot-e2e-{uuid.uuid4().hex[:12]}"
     try:
         yield {
-            "TABPILOT_METADATA_URI": f"sqlite:///{tmp_path / 'meta' / 'tabpilot.db'}",
+            # SQLite until the DynamoDB store lands (then dynamodb://{tables}?region=...).
+            "TABPILOT_METADATA_URI": f"sqlite:///{tmp_path / 'tabpilot.db'}",
             "TABPILOT_ARTIFACT_URI": f"s3://{bucket}/{PREFIX}",
         }
     finally:
         remove_bucket(s3_client(), bucket)
+        remove_tables(aws_env["AWS_ENDPOINT_URL"], tables)
+
+
+def remove_tables(endpoint: str, prefix: str) -> None:
+    """Delete the DynamoDB tables `tabpilot init-stores` made for `prefix` (moto keeps them)."""
+    dynamodb = moto_client(endpoint, "dynamodb")
+    for name in dynamodb.list_tables()["TableNames"]:
+        if name.startswith(f"{prefix}-"):
+            dynamodb.delete_table(TableName=name)
 
 
 def bucket_of(stores: dict[str, str]) -> str:
@@ -134,6 +147,30 @@ def upload_and_train(api: httpx.Client) -> tuple[dict[str, Any], Any]:
     return job, frame
 
 
+def terraform_worker(stores: dict[str, str], data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The worker's command and environment as deploy/terraform describes the job definition
+    (`worker_command`, `worker_environment` in batch.tf), with this test's stand-ins for what
+    Terraform fills in: the stores, the region, and a scratch directory of this test instead of
+    the container's own /tmp (this machine is not a fresh container)."""
+    from tests.deploy.terraform import load_config
+
+    config = load_config()
+    stand_ins = {
+        "${local.metadata_uri}": stores["TABPILOT_METADATA_URI"],
+        "${local.artifact_uri}": stores["TABPILOT_ARTIFACT_URI"],
+        "${var.region}": REGION,
+    }
+    environment = {}
+    for name, value in config.locals["worker_environment"].items():
+        if name == "TABPILOT_DATA_DIR":
+            value = str(data_dir)
+        elif value.startswith("${"):
+            assert value in stand_ins, f"give {name} = {value} a stand-in in this test"
+            value = stand_ins[value]
+        environment[name] = value
+    return list(config.locals["worker_command"]), environment
+
+
 def play_batch(batch_job: dict[str, Any], aws_env: dict[str, str], cwd: Path) -> Any:
     """Run a Batch job's container command as AWS Batch would: `Ref::NAME` replaced by the
     job's parameters, with exactly the container's environment, plus what AWS provides every
@@ -161,7 +198,8 @@ def test_a_job_runs_as_the_batch_job_moto_recorded(
 ) -> None:
     endpoint = aws_env["AWS_ENDPOINT_URL"]
     image = push_image(endpoint, "tabpilot-worker")
-    definition = register_job_definition(endpoint, stores, image=image)
+    command, environment = terraform_worker(stores, tmp_path / "container-data")
+    definition = register_job_definition(endpoint, environment, image=image, command=command)
     env = server_env(
         aws_env,
         tmp_path,
@@ -183,8 +221,8 @@ def test_a_job_runs_as_the_batch_job_moto_recorded(
         # as a parameter, no override.
         assert batch_job["container"]["command"] == list(BATCH_COMMAND)
         assert batch_job["parameters"] == {"job_id": job["id"]}
-        environment = {e["name"]: e["value"] for e in batch_job["container"]["environment"]}
-        assert environment == stores | {"AWS_BATCH_JOB_ID": batch_job["jobId"]}
+        recorded = {e["name"]: e["value"] for e in batch_job["container"]["environment"]}
+        assert recorded == environment | {"AWS_BATCH_JOB_ID": batch_job["jobId"]}
 
         started = time.monotonic()
         done = play_batch(batch_job, aws_env, tmp_path)

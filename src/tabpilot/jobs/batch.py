@@ -186,6 +186,7 @@ class BatchRunner(JobRunner):
         self._lock = threading.Lock()
         # job id -> (monotonic time, Batch job id) of this process's latest submission
         self._submitted: dict[str, tuple[float, str]] = {}
+        self._checked = False
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -217,7 +218,8 @@ class BatchRunner(JobRunner):
         if self._thread is not None:
             raise RuntimeError("BatchRunner is already started")
         self.bind(ctx)
-        self.check(ctx.settings)
+        if not self._checked:  # `tabpilot serve` checks before listening
+            self.check(ctx.settings)
         self._stopping.clear()
         self._safe_reconcile()
         interval = self.reconcile_seconds or ctx.settings.batch_reconcile_s
@@ -358,6 +360,7 @@ class BatchRunner(JobRunner):
         from tabpilot.jobs.batch_check import check_batch_setup
 
         check_batch_setup(self, settings)
+        self._checked = True
 
     def reconcile_once(self, ctx: AppContext | None = None) -> int:
         """One reconciliation pass (see `batch_reconcile.py`); how many jobs it changed."""
