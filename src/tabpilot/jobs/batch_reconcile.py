@@ -18,7 +18,10 @@ The API process runs `reconcile` every `TABPILOT_BATCH_RECONCILE_S` seconds (a t
    A Batch job still pending or running is left alone.
 
 Every status change goes through `MetadataStore.transition_job` (or `lease.give_up_job`),
-guarded on the status read, so a worker finishing meanwhile always wins.
+guarded on the status read, so a worker finishing meanwhile always wins. Two reconcilers at
+once (several Lambda instances) may both resubmit a job; the claim is atomic, so one container
+runs it and the other exits at once (`run-job` finds the job taken), costing one short Batch
+job.
 """
 
 from __future__ import annotations
