@@ -37,6 +37,9 @@ MAX_TAGS_SENT = 100
 """Most tags a request may list (repeats included) before any is looked at: repeats collapse,
 but a list of thousands is refused at once, whatever they are."""
 MAX_NOTES_LENGTH = 10_000
+MAX_EVENT_SEQ = 2**63 - 1
+"""The largest event seq a store can hold (a signed 64-bit integer): `after` beyond it would
+overflow the query, so it is refused as bad input."""
 
 PROBLEM_TYPES = PROBLEM_CHOICES
 
@@ -207,12 +210,20 @@ def list_jobs(
     )
 
 
+def check_event_seq(after: int) -> None:
+    """Refuse an `after` (the last event seq seen) below 0 or beyond `MAX_EVENT_SEQ`."""
+    if not 0 <= after <= MAX_EVENT_SEQ:
+        raise InvalidInput(
+            f"after must be the seq of the last event seen: a whole number from 0 to "
+            f"{MAX_EVENT_SEQ}"
+        )
+
+
 def list_job_events(
     ctx: AppContext, *, owner: str, job_id: str, after: int = 0, limit: int = MAX_PAGE_LIMIT
 ) -> list[JobEvent]:
     """The job's events with `seq > after`, oldest first."""
-    if after < 0:
-        raise InvalidInput(f"after must be 0 or more, not {after}")
+    check_event_seq(after)
     return ctx.metadata.list_job_events(
         check_id("Job", job_id), owner=owner, after_seq=after, limit=limit
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -143,7 +144,10 @@ def list_job_events(
     job_id: str,
     ctx: Ctx,
     owner: Owner,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger `seq`.")] = 0,
+    after: Annotated[
+        int,
+        Query(ge=0, le=service.MAX_EVENT_SEQ, description="Only events with a larger `seq`."),
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = MAX_PAGE_LIMIT,
 ) -> list[JobEventOut]:
     """Status changes, progress reports and log lines, oldest first. Poll with
@@ -166,7 +170,10 @@ async def stream_job(
     request: Request,
     ctx: Ctx,
     owner: Owner,
-    after: Annotated[int, Query(ge=0, description="Replay only events after this seq.")] = 0,
+    after: Annotated[
+        int,
+        Query(ge=0, le=service.MAX_EVENT_SEQ, description="Replay only events after this seq."),
+    ] = 0,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> StreamingResponse:
     """A `text/event-stream` (`curl -N URL/api/jobs/ID/stream`, or `EventSource` in a
@@ -179,10 +186,18 @@ async def stream_job(
     (`TABPILOT_STREAM_MAX_TOTAL`): one more is 429. A stream closes after
     `TABPILOT_STREAM_MAX_SECONDS`; `EventSource` reconnects and resumes after the last event."""
     await run_in_threadpool(service.get_job, ctx, owner=owner, job_id=job_id)  # 404 up front
-    if last_event_id and last_event_id.strip().isdigit():
-        after = max(after, int(last_event_id.strip()))
+    after = max(after, _last_event_seq(last_event_id))
     slot = streams.open_stream(request, ctx, owner)  # 429 beyond the limits
     return streams.stream_response(slot, ctx, job_id, after, request)
+
+
+def _last_event_seq(header: str | None) -> int:
+    """The seq in a `Last-Event-ID` header, or 0 when it holds none a store could have (the
+    header only says where to resume; a browser sends back what the stream gave it)."""
+    text = (header or "").strip()
+    if not re.fullmatch(r"[0-9]{1,19}", text) or int(text) > service.MAX_EVENT_SEQ:
+        return 0
+    return int(text)
 
 
 @router.patch("/{job_id}", response_model=JobOut, summary="Change a job's tags or notes")
