@@ -1,5 +1,5 @@
 """Proven end to end on an emulator: `tabpilot serve` with the AWS Batch runner against a moto
-server over HTTP, S3 for the files and a shared metadata store, and the test playing AWS Batch.
+server over HTTP, S3 for the files and DynamoDB for the records, and the test playing AWS Batch.
 
 moto's Batch runs in its simple mode (no Docker): it records each SubmitJob, with the command and
 environment of the job definition (registered here as Terraform describes it), and marks the
@@ -53,15 +53,15 @@ PREFIX = "tabpilot"
 
 
 @pytest.fixture
-def stores(aws_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The store settings shared by the server and the Batch container: S3 files, and a
-    metadata store both can reach."""
+def stores(aws_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The store settings shared by the server and the Batch container: S3 for the files,
+    DynamoDB for the records (a fresh bucket and table prefix; `tabpilot init-stores` makes
+    them)."""
     bucket = new_bucket_name()
     tables = f"tabpilot-e2e-{uuid.uuid4().hex[:12]}"
     try:
         yield {
-            # SQLite until the DynamoDB store lands (then dynamodb://{tables}?region=...).
-            "TABPILOT_METADATA_URI": f"sqlite:///{tmp_path / 'tabpilot.db'}",
+            "TABPILOT_METADATA_URI": f"dynamodb://{tables}?region={REGION}",
             "TABPILOT_ARTIFACT_URI": f"s3://{bucket}/{PREFIX}",
         }
     finally:
@@ -209,6 +209,7 @@ def test_a_job_runs_as_the_batch_job_moto_recorded(
     )
     said = init_stores(env, tmp_path)
     assert f'created the bucket "{bucket_of(stores)}"' in said
+    assert "TABPILOT_METADATA_URI (the DynamoDB metadata store)" in said
     assert "TABPILOT_RUNNER_URI (the AWS Batch runner)" in said
 
     with (
@@ -232,6 +233,7 @@ def test_a_job_runs_as_the_batch_job_moto_recorded(
         print(f"the Batch container's command ran for {ran_for:.1f} s")
 
         check_job_served(api, job["id"], batch_job["jobId"], frame, bucket_of(stores))
+    assert not list(tmp_path.rglob("*.db"))  # every record went to DynamoDB
 
 
 def check_job_served(
