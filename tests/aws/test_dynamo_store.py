@@ -110,6 +110,17 @@ def test_a_missing_table_names_the_table_and_init_stores(prefix: str) -> None:
             assert caught.value.details["reason"] == "no_table"
 
 
+def test_no_region_is_named_with_both_ways_to_give_one(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    with pytest.raises(InvalidInput, match=r"no AWS region is set; add \?region=REGION"):
+        build_metadata_store("dynamodb://tabpilot")
+    with build_metadata_store("dynamodb://tabpilot?region=eu-west-1") as store:
+        assert store.client.meta.region_name == "eu-west-1"
+
+
 def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [m for m in sys.modules if m.startswith("tabpilot.metadata.dynamo")]:
         monkeypatch.delitem(sys.modules, name)

@@ -17,7 +17,12 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from tabpilot.errors import Conflict, InvalidInput
 from tabpilot.metadata.base import MetadataStore, Page, check_limit, decode_cursor, encode_cursor
@@ -112,7 +117,13 @@ class DynamoStoreBase(MetadataStore):
         self._prefix = prefix
         self._region = region
         self._table = table_name(prefix)
-        self._client = client if client is not None else dynamo_client(region)
+        try:
+            self._client = client if client is not None else dynamo_client(region)
+        except NoRegionError:
+            raise self.misconfigured(
+                "no AWS region is set; add ?region=REGION to the URI or set AWS_REGION",
+                reason="no_region",
+            ) from None
 
     @property
     def table(self) -> str:
@@ -322,12 +333,14 @@ class DynamoStoreBase(MetadataStore):
         decode: Callable[[dict[str, Any]], R],
         keep: Callable[[R], bool] | None = None,
         attributes: tuple[str, ...] = (),
+        filters: Callable[[Expr], str | None] | None = None,
     ) -> Page[R]:
         """One page of `partition` of `index` in creation order, resuming after `cursor`.
 
         The cursor holds the last item's creation time and id, which is its place in the index
         (`created_key`): the next page starts right after it, however deep, and items created
-        meanwhile do not shift it. `keep` filters; DynamoDB charges what is read either way.
+        meanwhile do not shift it. `filters` gives a FilterExpression (DynamoDB then returns
+        only what matches, though it charges what it read) and `keep` has the last word.
         """
         check_limit(limit)
         e = Expr()
@@ -344,6 +357,9 @@ class DynamoStoreBase(MetadataStore):
         }
         if attributes:
             params["ProjectionExpression"] = ", ".join(e.n(a) for a in attributes)
+        expression = filters(e) if filters is not None else None
+        if expression:
+            params["FilterExpression"] = expression
         params.update(e.params())
         found: list[tuple[dict[str, Any], R]] = []
         for values in self._query(**params):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
-from tabpilot.errors import Conflict, InvalidInput, NotFound
+from tabpilot.errors import Conflict, InvalidInput
 from tabpilot.metadata import dynamo_docs
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
@@ -52,6 +53,7 @@ from tabpilot.metadata.dynamo_items import (
     item_size,
     job_attrs,
     job_fields,
+    json_text,
     record_pk,
     search_text,
     time_text,
@@ -167,23 +169,26 @@ class DynamoJobs(DynamoStoreBase):
         statuses = parse_statuses(status)
         check_limit(limit)
         keep = _job_filter(statuses, tag, dataset_id, problem_type, text)
+
+        def filters(e: Expr) -> str | None:
+            return _filter_expression(e, statuses, tag, dataset_id, problem_type, text)
+
         index, partition = self._owned("job", owner)
         if key == "created_at":
             return self._page_by_created(
                 index, partition, descending=descending, sort=sort, limit=limit,
-                cursor=cursor, decode=to_job, keep=keep,
+                cursor=cursor, decode=to_job, keep=keep, filters=filters,
             )  # fmt: skip
         after = decode_cursor(cursor, sort) if cursor else None
         if after is not None and key != "status":
             after = (cursor_time(after[0], sort), after[1])
         e = Expr()
         condition = f"{e.n(INDEXES[index])} = {e.v(partition)}"
-        jobs = [
-            job
-            for job in map(to_job, self._query(IndexName=index, KeyConditionExpression=condition,
-                                               **e.params()))
-            if keep(job)
-        ]  # fmt: skip
+        params: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": condition}
+        expression = filters(e)
+        if expression:
+            params["FilterExpression"] = expression
+        jobs = [job for job in map(to_job, self._query(**params, **e.params())) if keep(job)]
         ordered = sorted(jobs, key=lambda j: (_sort_value(j, key), j.id), reverse=descending)
         if after is not None:
             ordered = [
@@ -322,10 +327,16 @@ class DynamoJobs(DynamoStoreBase):
         fields: dict[str, Any],
         model: ModelRecord | None = None,
         card: dynamo_docs.Document | None = None,
+        values: dict[str, Any] | None = None,
     ) -> JobRecord | object | None:
         """One try: the moved job, None when it is not in `sources` (or not held by
-        `held_by`), or `_RETRY` when another write came between the read and the write."""
-        values = self._read_job(job_id, owner)
+        `held_by`), or `_RETRY` when another write came between the read and the write.
+
+        `values` is the job as read elsewhere (a claim's index page), instead of a new read:
+        the write's condition finds out if it was out of date.
+        """
+        if values is None:
+            values = self._read_job(job_id, owner)
         current = to_job(values)
         if current.status not in sources or (
             held_by is not None and current.lease_owner != held_by
@@ -358,8 +369,10 @@ class DynamoJobs(DynamoStoreBase):
     def claim_next_job(self, *, worker_id: str, lease_seconds: float) -> JobRecord | None:
         """The oldest job of the status index's "queued" partition that this caller wins.
 
-        The index is read eventually consistently: a job it still shows as queued may have
-        been claimed already, which the claim's own condition finds (then the next is tried).
+        Each candidate is moved straight from its index copy: the transition's condition (the
+        job's `rev` and event counter) fails if the copy is out of date, e.g. claimed by
+        another worker a moment ago (index reads are eventually consistent), and the next
+        candidate is tried, so a lost race costs one request.
         """
         lease = {"worker_id": worker_id, "lease_seconds": lease_seconds}
         for _ in range(100):
@@ -369,29 +382,16 @@ class DynamoJobs(DynamoStoreBase):
                 "KeyConditionExpression": f"{e.n('status')} = {e.v(JobStatus.QUEUED.value)}",
                 "ScanIndexForward": True,
                 "Limit": CLAIM_CANDIDATES,
-                "ProjectionExpression": f"{e.n('id')}",
             }
-            page = self._call("query", TableName=self._table, **params, **e.params())
-            candidates = [item["id"]["S"] for item in page.get("Items", [])]
+            candidates = list(islice(self._query(**params, **e.params()), CLAIM_CANDIDATES))
             if not candidates:
                 return None
-            for job_id in candidates:
-                claimed = self._transition_any(job_id, _QUEUED, lease)
-                if claimed is not None:
+            for values in candidates:
+                claimed = self._try_transition(
+                    values["id"], None, _QUEUED, None, JobStatus.RUNNING, lease, values=values
+                )
+                if isinstance(claimed, JobRecord):
                     return claimed
-        return None
-
-    def _transition_any(
-        self, job_id: str, sources: frozenset[JobStatus], fields: dict[str, Any]
-    ) -> JobRecord | None:
-        """Move a job to RUNNING for the system (no owner); None if it is gone or not queued."""
-        for _ in attempts():
-            try:
-                moved = self._try_transition(job_id, None, sources, None, JobStatus.RUNNING, fields)
-            except NotFound:
-                return None  # deleted since the index listed it
-            if moved is not _RETRY:
-                return moved  # type: ignore[return-value]
         return None
 
     def claim_job(self, job_id: str, *, worker_id: str, lease_seconds: float) -> JobRecord:
@@ -521,6 +521,34 @@ def _job_filter(
         )
 
     return keep
+
+
+def _filter_expression(
+    e: Expr,
+    statuses: list[JobStatus] | None,
+    tag: str | None,
+    dataset_id: str | None,
+    problem_type: str | None,
+    text: str | None,
+) -> str | None:
+    """The filters of `list_jobs` as a FilterExpression, so DynamoDB returns only matches.
+
+    Tags are JSON text (`["a","b"]`), so a tag is matched as its JSON string; `_job_filter`
+    still checks each job, so no odd tag can make one match that should not.
+    """
+    parts = []
+    if statuses is not None:
+        values = ", ".join(e.v(s.value) for s in statuses)
+        parts.append(f"{e.n('status')} IN ({values})")
+    if tag is not None:
+        parts.append(f"contains({e.n('tags')}, {e.v(json_text(tag))})")
+    if dataset_id is not None:
+        parts.append(f"{e.n('dataset_id')} = {e.v(dataset_id)}")
+    if problem_type is not None:
+        parts.append(f"{e.n('problem_type')} = {e.v(problem_type)}")
+    if text:
+        parts.append(f"contains({e.n('search_text')}, {e.v(text.lower())})")
+    return " AND ".join(parts) or None
 
 
 def _sort_value(job: JobRecord, key: str) -> str:

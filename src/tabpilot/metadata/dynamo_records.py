@@ -254,6 +254,9 @@ class DynamoModels(DynamoRecordsBase):
             index, partition, descending=True, sort="-created_at", limit=limit, cursor=cursor,
             decode=lambda values: values,
             keep=None if job_id is None else (lambda values: values["job_id"] == job_id),
+            filters=None if job_id is None else (
+                lambda e: f"{e.n('job_id')} = {e.v(job_id)}"
+            ),
         )  # fmt: skip
         return Page([self._with_card(values) for values in page.items], page.next_cursor)
 
