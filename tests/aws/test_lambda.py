@@ -18,6 +18,7 @@ import pytest
 
 from tabpilot.aws.lambda_handler import NOT_CONFIGURED, build_handler, is_scheduled
 from tabpilot.context import build_context
+from tabpilot.metadata.registry import METADATA_STORES
 from tabpilot.services.users import create_user
 from tabpilot.settings import load_settings
 from tests.aws.lambda_events import (
@@ -151,3 +152,45 @@ def test_local_mode_on_lambda_is_refused_in_plain_words(tmp_path: Path) -> None:
     assert error["code"] == NOT_CONFIGURED
     assert "TABPILOT_AUTH must be token" in error["message"]
     assert handle(scheduled_event(), None)["housekeeping"] is False
+
+
+@pytest.fixture
+def dynamo_prefix(aws_env: dict[str, str]) -> Iterator[str]:
+    """A fresh DynamoDB table prefix on the moto server; the table is deleted afterwards."""
+    import uuid
+
+    import boto3
+
+    prefix = "lambda" + uuid.uuid4().hex[:10]
+    METADATA_STORES.initialize(f"dynamodb://{prefix}")  # what `tabpilot init-stores` does
+    try:
+        yield prefix
+    finally:
+        boto3.client("dynamodb").delete_table(TableName=f"{prefix}-metadata")
+
+
+def test_on_s3_and_dynamodb_as_deployed(s3_bucket: str, dynamo_prefix: str, tmp_path: Path) -> None:
+    """The AWS shape: records in DynamoDB, files in S3, nothing in the container's data dir
+    but scratch space; a second container (a new handler) sees what the first stored."""
+    from tests.aws_support import s3_client
+
+    stores = {
+        "metadata_uri": f"dynamodb://{dynamo_prefix}",
+        "artifact_uri": f"s3://{s3_bucket}/tabpilot",
+        "web_secret": "s" * 64,
+    }
+    first = Lambda(tmp_path / "container1", **stores)
+    data = make_mixed_frame(120, seed=6).to_csv(index=False).encode()
+    uploaded = first(upload_event("train.csv", data, token=first.token))
+    assert uploaded["statusCode"] == 201, body_of(uploaded)
+    dataset_id = json_of(uploaded)["id"]
+    objects = s3_client().list_objects_v2(Bucket=s3_bucket, Prefix="tabpilot/")
+    keys = [o["Key"] for o in objects.get("Contents", [])]
+    assert f"tabpilot/datasets/{dataset_id}/data.csv" in keys
+    assert not list((tmp_path / "container1").rglob("*.db"))
+
+    second = build_handler(first.settings.model_copy(update={"data_dir": tmp_path / "c2"}))
+    headers = {"authorization": f"Bearer {first.token}"}
+    listed = second(http_event("GET", "/api/datasets", headers=headers), None)
+    assert [d["id"] for d in json_of(listed)["items"]] == [dataset_id]
+    assert second(scheduled_event(), None)["housekeeping"] is True
