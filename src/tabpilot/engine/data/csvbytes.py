@@ -45,6 +45,9 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xfd7zXZ\x00", "is compressed with xz; only gzip (.csv.gz) is supported: decompress it"),
     (b"(\xb5/\xfd", "is compressed with zstd; only gzip (.csv.gz) is supported: decompress it"),
     (b"7z\xbc\xaf\x27\x1c", "looks like a 7-Zip archive; extract the CSV and upload that"),
+    # UTF-32 first: its little-endian byte-order mark starts with UTF-16's.
+    (b"\xff\xfe\x00\x00", "is UTF-32 encoded text; save it as CSV UTF-8 instead"),
+    (b"\x00\x00\xfe\xff", "is UTF-32 encoded text; save it as CSV UTF-8 instead"),
     (b"\xff\xfe", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
     (b"\xfe\xff", "is UTF-16 encoded text; save it as CSV UTF-8 instead"),
 )
@@ -66,7 +69,21 @@ def binary_signature(head: bytes) -> str | None:
             return message
     if _HTML_START.match(head[:1024]):
         return "looks like a web page (HTML/XML), not a CSV file; download the raw CSV data"
+    if _utf16_without_bom(head):
+        return "is UTF-16 encoded text (without a byte-order mark); save it as CSV UTF-8 instead"
     return None
+
+
+def _utf16_without_bom(head: bytes) -> bool:
+    """Whether `head` reads as ASCII text written in UTF-16 without a byte-order mark: every
+    other byte NUL, the bytes between them text (not a file of NUL bytes)."""
+    sample = head[: min(len(head), 64) // 2 * 2]
+    if len(sample) < 4:
+        return False
+    for zeros, text in ((sample[1::2], sample[0::2]), (sample[0::2], sample[1::2])):
+        if not zeros.strip(b"\x00") and text.isascii() and b"\x00" not in text:
+            return True
+    return False
 
 
 def decompressed(
