@@ -15,6 +15,9 @@ locals {
     TABPILOT_ALLOWED_HOSTS = join(",", concat([local.api_host], var.allowed_hosts))
     TABPILOT_MAX_UPLOAD_MB = tostring(var.api_max_upload_mb)
     TABPILOT_WEB_SECRET    = random_password.web_secret.result
+    # API Gateway and Mangum deliver a response whole, so a job's event stream must end well
+    # inside the request timeout; the browser's EventSource reconnects and resumes.
+    TABPILOT_STREAM_MAX_SECONDS = tostring(var.api_stream_max_seconds)
   }
 }
 

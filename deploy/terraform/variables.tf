@@ -71,6 +71,12 @@ variable "api_max_upload_mb" {
   default     = 4
 }
 
+variable "api_stream_max_seconds" {
+  description = "Seconds a job event stream stays open on Lambda (TABPILOT_STREAM_MAX_SECONDS); must end before lambda_timeout_s, since API Gateway delivers the stream only when it ends."
+  type        = number
+  default     = 10
+}
+
 variable "api_throttle_rate" {
   description = "Steady requests per second API Gateway lets through, all clients together."
   type        = number

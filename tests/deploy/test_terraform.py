@@ -178,6 +178,7 @@ def test_api_environment_names_real_settings_and_token_auth(config: Config) -> N
     # Lambda refuses request bodies over 6 MB (base64-encoded): the app says so first.
     assert environment["TABPILOT_MAX_UPLOAD_MB"] == "${tostring(var.api_max_upload_mb)}"
     assert config.variables["api_max_upload_mb"]["default"] <= 4
+    assert environment["TABPILOT_STREAM_MAX_SECONDS"] == "${tostring(var.api_stream_max_seconds)}"
     assert config.resource("random_password", "web_secret")["length"] >= 32  # Settings' minimum
 
 
@@ -337,3 +338,5 @@ def test_every_environment_asks_for_a_fargate_size(config: Config) -> None:
         )
         assert values["max_vcpus"] >= vcpu, f"{path.name}: max_vcpus fits no job"
         assert 3 <= values["lambda_timeout_s"] <= 30
+        # An event stream reaches the browser only when it ends: before the request times out.
+        assert values["api_stream_max_seconds"] <= values["lambda_timeout_s"] - 10
