@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from tabpilot.errors import Conflict, InvalidInput
+from tabpilot.errors import Conflict, InvalidInput, NotFound
 from tabpilot.metadata import dynamo_docs
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
@@ -229,7 +229,12 @@ class DynamoJobs(DynamoStoreBase):
         raise too_busy("Job", job_id)
 
     def delete_job(self, job_id: str, *, owner: str | None) -> None:
+        """Its models first (each in a transaction of its own), then the job record with its
+        dataset's count (one transaction), then what is left in its partition: events, and
+        any model made meanwhile. A delete cut short leaves the job with fewer models, or
+        unreachable events; never a model whose job is gone."""
         values = self._read_job(job_id, owner)
+        self._delete_models_of(values["pk"])
         exists = lambda e: f"attribute_exists({e.n('pk')})"  # noqa: E731
         record = {"Delete": self.delete_op(values["pk"], condition=exists)}
         dataset = {
@@ -254,20 +259,17 @@ class DynamoJobs(DynamoStoreBase):
             raise too_busy("Job", job_id)
         self._purge_job_partition(values["pk"])
 
-    def _purge_job_partition(self, pk: str) -> None:
-        """The events, document pieces and models of a deleted job."""
-        children = list(self._partition(pk))
-        for child in children:
-            if child["sk"].startswith(LINK_PREFIX):
-                self._purge_model(child["sk"][len(LINK_PREFIX) :])
-        self._delete_items(children)
+    def _delete_models_of(self, pk: str) -> None:
+        """Delete the models linked under the job partition `pk`."""
+        for link in list(self._partition(pk, LINK_PREFIX)):
+            try:
+                self.delete_model(link["sk"][len(LINK_PREFIX) :], owner=None)
+            except NotFound:
+                self._delete_items([link])
 
-    def _purge_model(self, model_id: str) -> None:
-        """Delete a model record with its deploy key and pieces (the job is gone already)."""
-        pk = record_pk("model", model_id)
-        model = self._get(pk)
-        if model is not None and model.get("deploy_key_hash"):
-            self._delete_items([{"pk": f"deploykey#{model['deploy_key_hash']}", "sk": "#"}])
+    def _purge_job_partition(self, pk: str) -> None:
+        """The events, document pieces and late models of a deleted job."""
+        self._delete_models_of(pk)
         self._delete_items(list(self._partition(pk)))
 
     def transition_job(
