@@ -37,6 +37,23 @@ def test_multiclass_puts_the_neural_net_first_and_skips_catboost_on_many_classes
     assert "catboost" not in [e.name for e in many]
     few = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=300, n_cols=10, n_classes=3)
     assert "catboost" in [e.name for e in few]
+    rates = {e.name: e.estimator.get_params().get("estimator__learning_rate") for e in many}
+    assert rates["lgbm"] == rates["lgbm_xt"] == portfolio.MANY_CLASSES_LEARNING_RATE
+    assert {e.name: e.estimator.get_params().get("estimator__learning_rate") for e in few}[
+        "lgbm"
+    ] == 0.05
+
+
+def test_forests_are_sized_so_their_leaves_fit_in_memory_and_onnx() -> None:
+    small = portfolio.portfolio(ProblemType.BINARY, n_rows=700, n_cols=50, n_classes=2)
+    rf = next(e for e in small if e.name == "rf").estimator
+    assert rf.n_estimators == portfolio.FOREST_TREES and rf.max_leaf_nodes is None
+    many = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=16_000, n_cols=16, n_classes=26)
+    for e in many:
+        if e.kind in ("rf", "extra_tree"):
+            est = e.estimator
+            assert est.n_estimators * est.max_leaf_nodes * 26 <= portfolio.FOREST_LEAF_VALUES
+            assert f"{est.n_estimators} trees" in e.description
 
 
 def test_binary_and_regression_order_and_fields() -> None:

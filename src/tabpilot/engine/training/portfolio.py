@@ -18,6 +18,7 @@ budget, not promises.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +37,20 @@ PATIENCE_TREES = 50
 # Neural net epochs: at most, and without improvement before stopping.
 MAX_EPOCHS = 200
 PATIENCE_EPOCHS = 10
-# Trees in a random forest / extra trees.
+# Trees in a random forest / extra trees; fewer on larger data, where every tree is large.
 FOREST_TREES = 300
+FOREST_TREES_LARGE, FOREST_LARGE_ROWS = 100, 10_000
+# A forest keeps a value per class in every node, in memory, in model.pkl and in model.onnx:
+# its leaves (trees x leaves x values per leaf) are capped at this many values (1,000,000
+# values: about 30-60 MB of ONNX). Full-depth trees on 16,000 rows have about 8,000 leaves.
+FOREST_LEAF_VALUES = 1_000_000
 # CatBoost on many classes is far too slow on a few cores (26 classes: minutes on letter).
 CATBOOST_MAX_CLASSES = 5
+# Above this many classes boosting grows a tree per class per round: LightGBM learns at 0.1,
+# not 0.05, so that it ends in half the rounds (letter, 26 classes: 185 rounds, 44 s at 0.05
+# on one loaded core; extra trees 1,042 rounds, 185 s).
+MANY_CLASSES = 10
+MANY_CLASSES_LEARNING_RATE = 0.1
 
 
 @dataclass(frozen=True)
@@ -55,22 +66,28 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class _Cost:
+    """What a fit costs: `rounds` trees (per class, for boosting) or epochs, each costing
+    `per_round` seconds plus `per_cell` per row and column (see `estimate_seconds`)."""
+
+    shape: str  # "boost", "forest" or "net"
+    rounds: int  # planned trees or epochs: early stopping's typical count, with its patience
+    per_round: float
+    per_cell: float
+
+
+@dataclass(frozen=True)
 class _Kind:
     name: str
     family: str  # choices.ESTIMATORS name, or "mlp" / "catboost"
     description: str
     build: Callable[[ProblemType, int, int], Any]  # (problem, seed, n_jobs) -> estimator
-    # Seconds = base + per_cell * rows * columns * class_factor (see estimate_seconds).
-    base: float
-    per_cell: float
+    cost: _Cost
     problems: tuple[ProblemType, ...] = (
         ProblemType.BINARY,
         ProblemType.MULTICLASS,
         ProblemType.REGRESSION,
     )
-    # How many one-vs-rest models a multiclass fit trains, relative to one binary model:
-    # boosted trees grow one tree per class per round; forests and nets share one.
-    per_class: bool = True
 
 
 def _lgbm(problem: ProblemType, seed: int, n_jobs: int) -> Any:
@@ -194,46 +211,61 @@ _BINARY_REGRESSION = (ProblemType.BINARY, ProblemType.REGRESSION)
 
 # Priority order for binary and regression; multiclass moves the neural net first.
 _KINDS: tuple[_Kind, ...] = (
-    _Kind("lgbm", "lgbm", "LightGBM (learning rate 0.05, early stopping)", _lgbm, 0.3, 2.0e-6),
+    _Kind(
+        "lgbm",
+        "lgbm",
+        "LightGBM (learning rate 0.05, early stopping)",
+        _lgbm,
+        _Cost("boost", 200, 2.0e-4, 3.5e-8),
+    ),
     _Kind(
         "lgbm_xt",
         "lgbm",
         "LightGBM with extremely randomised splits (early stopping)",
         _lgbm_xt,
-        0.3,
-        1.5e-6,
+        _Cost("boost", 500, 2.0e-4, 3.0e-8),
     ),
-    _Kind("rf", "rf", "random forest (300 trees)", _forest(False), 0.3, 1.0e-6, per_class=False),
+    _Kind(
+        "rf",
+        "rf",
+        "random forest",
+        _forest(False),
+        _Cost("forest", FOREST_TREES, 5.0e-3, 7.0e-8),
+    ),
     _Kind(
         "catboost",
         "catboost",
         "CatBoost (learning rate 0.05, early stopping)",
         _catboost,
-        1.0,
-        6.0e-6,
+        _Cost("boost", 400, 4.0e-3, 1.0e-8),
     ),
     _Kind(
-        "xt", "extra_tree", "extra trees (300 trees)", _forest(True), 0.3, 4.0e-7, per_class=False
+        "xt",
+        "extra_tree",
+        "extra trees",
+        _forest(True),
+        _Cost("forest", FOREST_TREES, 4.0e-3, 8.0e-8),
     ),
     _Kind(
         "mlp",
         "mlp",
         "neural net (2 layers, standardised inputs, early stopping)",
         _mlp,
-        1.0,
-        4.0e-5,
-        per_class=False,
+        _Cost("net", 50, 5.0e-3, 6.5e-5),
     ),
     _Kind(
-        "xgboost", "xgboost", "XGBoost (learning rate 0.1, early stopping)", _xgboost, 0.3, 2.0e-6
+        "xgboost",
+        "xgboost",
+        "XGBoost (learning rate 0.1, early stopping)",
+        _xgboost,
+        _Cost("boost", 250, 2.0e-4, 4.0e-8),
     ),
     _Kind(
         "lgbm_large",
         "lgbm",
         "large LightGBM (128 leaves, learning rate 0.03, early stopping)",
         _lgbm_large,
-        0.5,
-        6.0e-6,
+        _Cost("boost", 250, 5.0e-4, 1.0e-7),
     ),
 )
 _BY_NAME = {k.name: k for k in _KINDS}
@@ -244,20 +276,35 @@ def names() -> list[str]:
     return [k.name for k in _KINDS]
 
 
-def _class_factor(kind: _Kind, problem: ProblemType, n_classes: int) -> float:
-    if problem != ProblemType.MULTICLASS:
-        return 1.0
-    # Boosting grows a tree per class per round but stops sooner on many classes.
-    return max(1.0, n_classes * 0.6) if kind.per_class else 1.0 + n_classes / 20
-
-
 def estimate_seconds(
     name: str, problem: ProblemType, *, n_rows: int, n_cols: int, n_classes: int
 ) -> float:
-    """Expected seconds to fit portfolio kind `name` on one core."""
+    """Expected seconds to fit portfolio kind `name` on one core.
+
+    Measured on the shared 2-core machine while other jobs ran (load about 13), one thread:
+    titanic, credit_g, penguins, letter and california_housing. A boosted model costs
+    rounds x trees per round (one per class for multiclass) x (overhead + rows x columns x
+    per cell); a forest its trees x (overhead + rows x log2(rows) x the columns a split tries);
+    a net its epochs x (overhead + rows x its layer sizes). Early stopping makes the rounds
+    vary by a factor of 3 either way: callers should cap a fit (`max_seconds`).
+    """
     kind = _BY_NAME[name]
-    cells = max(1, n_rows) * max(1, n_cols)
-    return kind.base + kind.per_cell * cells * _class_factor(kind, problem, n_classes)
+    cost = kind.cost
+    rows, cols = max(1, n_rows), max(1, n_cols)
+    rounds = forest_trees(rows) if cost.shape == "forest" else cost.rounds
+    multiclass = problem == ProblemType.MULTICLASS
+    if cost.shape == "boost":
+        trees = cost.rounds * (n_classes if multiclass else 1)
+        if multiclass and n_classes > MANY_CLASSES and kind.family == "lgbm":
+            trees /= 2  # twice the learning rate: about half the rounds
+        seconds = trees * (cost.per_round + cost.per_cell * rows * cols)
+    elif cost.shape == "forest":
+        tried = cols if problem == ProblemType.REGRESSION else math.sqrt(cols)
+        seconds = rounds * (cost.per_round + cost.per_cell * rows * math.log2(rows + 1) * tried)
+    else:
+        width = (cols * 256 + 256 * 128 + 128 * max(1, n_classes)) / 40_000
+        seconds = cost.rounds * (cost.per_round + cost.per_cell * rows * width)
+    return 0.1 + seconds
 
 
 def _usable(kind: _Kind, problem: ProblemType, n_classes: int) -> bool:
@@ -266,9 +313,41 @@ def _usable(kind: _Kind, problem: ProblemType, n_classes: int) -> bool:
     return problem in kind.problems
 
 
-def build(name: str, problem: ProblemType, *, seed: int = 0, n_jobs: int = 1) -> Any:
-    """A fresh, unfitted estimator of portfolio kind `name`."""
-    return _BY_NAME[name].build(problem, seed, n_jobs)
+def forest_trees(n_rows: int) -> int:
+    """Trees in a portfolio forest trained on `n_rows` rows."""
+    return FOREST_TREES if n_rows <= FOREST_LARGE_ROWS else FOREST_TREES_LARGE
+
+
+def build(
+    name: str,
+    problem: ProblemType,
+    *,
+    seed: int = 0,
+    n_jobs: int = 1,
+    n_classes: int = 2,
+    n_rows: int | None = None,
+) -> Any:
+    """A fresh, unfitted estimator of portfolio kind `name` for `n_classes` classes (and
+    `n_rows` training rows: forests are sized by them)."""
+    kind = _BY_NAME[name]
+    est = kind.build(problem, seed, n_jobs)
+    if n_classes > MANY_CLASSES and kind.family == "lgbm":
+        est.set_params(estimator__learning_rate=MANY_CLASSES_LEARNING_RATE)
+    if kind.cost.shape == "forest" and n_rows is not None:
+        trees = forest_trees(n_rows)
+        values = n_classes if problem == ProblemType.MULTICLASS else 1
+        leaves = max(100, FOREST_LEAF_VALUES // (trees * values))
+        # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
+        est.set_params(n_estimators=trees, max_leaf_nodes=leaves if leaves < n_rows else None)
+    return est
+
+
+def _describe(kind: _Kind, est: Any) -> str:
+    if kind.cost.shape != "forest":
+        return kind.description
+    cap = est.get_params()["max_leaf_nodes"]
+    limit = f", at most {cap} leaves each" if cap else ""
+    return f"{kind.description} ({est.get_params()['n_estimators']} trees{limit})"
 
 
 def with_class_weights(estimator: Any) -> Any | None:
@@ -302,12 +381,14 @@ def portfolio(
         kinds.sort(key=lambda k: k.name != "mlp")  # stable: the rest keep their order
     out = []
     for kind in kinds:
-        est = kind.build(problem, seed, n_jobs)
+        est = build(
+            kind.name, problem, seed=seed, n_jobs=n_jobs, n_classes=n_classes, n_rows=n_rows
+        )
         seconds = estimate_seconds(
             kind.name, problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes
         )
         weighted = with_class_weights(est) if problem.is_classification else None
         out.append(
-            Entry(kind.name, kind.description, est, round(seconds, 3), kind.family, weighted)
+            Entry(kind.name, _describe(kind, est), est, round(seconds, 3), kind.family, weighted)
         )
     return out
