@@ -6,6 +6,9 @@ and what the emulator holds never counts in a test's own memory measurements.
 `aws_env` points boto3 at it the standard way (`AWS_ENDPOINT_URL`, test credentials, a
 region) and shuts out anything real (profiles, config files, instance metadata).
 `s3_bucket` is a fresh bucket per test, emptied and removed afterwards.
+`batch_queue` is a Batch job queue in moto's simple mode (no Docker: submitted jobs are recorded
+and marked SUCCEEDED at once); `register_job_definition`, `push_image` and `batch_jobs_named`
+make and read what the Batch runner's tests need.
 
 tests/conftest.py registers this module as a plugin (`pytest_plugins`), so every test can ask
 for these fixtures and the session shares one server.
