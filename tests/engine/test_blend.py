@@ -18,8 +18,6 @@ from tabpilot.engine.serving.predict import OnnxPredictor
 from tabpilot.engine.spec import TrainSpec
 from tabpilot.engine.training.blend import BlendMember, average, select_blend
 from tabpilot.engine.training.blend_pool import blend_candidate
-from tabpilot.engine.training.candidates import Candidate
-from tabpilot.engine.training.clock import Clock
 from tabpilot.engine.training.export import write_bundle
 from tabpilot.engine.training.metrics import METRICS, score
 from tabpilot.engine.training.train import train
@@ -89,56 +87,61 @@ def test_higher_is_better_scores_are_maximised() -> None:
     assert blend.selection_score > max(by_auc(m.selection) for m in members)
 
 
-def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_unfitted() -> None:
+def test_trainer_blend_candidate_scores_the_weighted_holdout_and_is_built_from_its_members() -> (
+    None
+):
     rng = np.random.default_rng(3)
-    y_sel = rng.normal(size=400)
-    y_test = rng.normal(size=100)
+    X_sel = rng.normal(size=(400, 2))
+    X_test = rng.normal(size=(100, 2))
+    y_sel = X_sel[:, 0] + rng.normal(size=400)
+    y_test = X_test[:, 0] + rng.normal(size=100)
     a = _member("a", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
     a.estimator = LinearRegression()
+    a.fitted = LinearRegression().fit(X_sel, y_sel)
     b = _member("b", y_sel + rng.normal(size=400), y_test + rng.normal(size=100))
     b.estimator = DecisionTreeRegressor(max_depth=3)
-    clock = Clock(started=time.perf_counter(), budget=60)
-    decisions: list[str] = []
+    b.fitted = DecisionTreeRegressor(max_depth=3).fit(X_sel, y_sel)
 
-    def blend() -> Candidate | None:
-        return blend_candidate(
-            [a, b],
-            StandardScaler(),
-            ProblemType.REGRESSION,
-            METRICS["rmse"],
-            y_selection=y_sel,
-            y_test=y_test,
-            classes=None,
-            by_cv=True,
-            clock=clock,
-            test_size=0.2,
-            decisions=decisions,
-        )
-
-    cand = blend()
+    pre = StandardScaler().fit(X_sel)
+    cand = blend_candidate(
+        [a, b],
+        pre,
+        ProblemType.REGRESSION,
+        METRICS["rmse"],
+        y_selection=y_sel,
+        y_test=y_test,
+        classes=None,
+        by_cv=True,
+    )
     assert cand is not None and cand.name == "blend" and cand.blend is not None
     expected = average([a.holdout, b.holdout], cand.blend.weights)
     np.testing.assert_allclose(cand.predictions, expected)
     assert cand.holdout_score == pytest.approx(score(METRICS["rmse"], y_test, expected, None))
     assert cand.cv_score == pytest.approx(cand.blend.selection_score)
+    assert cand.valid_score is None  # chosen on out-of-fold outputs, not on validation rows
+    # The blend exists as soon as it is found: the members as they were trained...
     ensemble = cand.pipeline.named_steps["model"]
     assert [name for name, _ in ensemble.estimators] == ["a", "b"]
+    assert ensemble.estimators_ == [a.fitted, b.fitted]
     np.testing.assert_array_equal(ensemble.weights, cand.blend.weights)
-    assert not hasattr(ensemble, "estimators_")  # fitted only if chosen, on all rows
-
-    # No time left for the refit: no blend, and the decision says why.
-    clock.budget = 1.0
-    assert blend() is None
-    assert "was not compared" in decisions[-1]
+    w = np.asarray(cand.blend.weights, dtype=float) / sum(cand.blend.weights)
+    np.testing.assert_allclose(
+        cand.pipeline.predict(X_test[:5]),
+        w[0] * a.fitted.predict(pre.transform(X_test[:5]))
+        + w[1] * b.fitted.predict(pre.transform(X_test[:5])),
+    )
+    # ...and its unfitted twin is what the refit on all rows trains.
+    assert not hasattr(cand.estimator, "estimators_")
+    assert [name for name, _ in cand.estimator.estimators] == ["a", "b"]
 
 
 def _linear_plus_step(n: int, seed: int, task: str) -> pd.DataFrame:
-    """A linear effect (which trees approximate poorly on few rows) plus an interaction step
+    """Linear effects (which trees approximate poorly on few rows) plus an interaction step
     (which a linear model cannot express): a blend of the two kinds beats either."""
     rng = np.random.default_rng(seed)
-    x1, x2, x3 = rng.normal(size=(3, n))
-    signal = 2.0 * x1 + 3.0 * (x2 > 0) * (x3 > 0) + rng.normal(scale=0.3, size=n)
-    frame = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3})
+    x1, x2, x3, x4 = rng.normal(size=(4, n))
+    signal = 2.0 * x1 + 2.0 * x4 + 3.0 * (x2 > 0) * (x3 > 0) + rng.normal(scale=0.3, size=n)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "x4": x4})
     if task == "regression":
         frame["label"] = signal
     elif task == "binary":
@@ -152,11 +155,12 @@ def _linear_plus_step(n: int, seed: int, task: str) -> pd.DataFrame:
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: Path) -> None:
-    # The search only tunes the linear model, so the default LightGBM and the linear models
-    # are the blend's material.
+    # The search only tunes the linear model, so the portfolio's LightGBM (the safe choice,
+    # kept when a user names kinds) and the linear models are the blend's material. The plan
+    # trains the cheap linear model whatever the time and reserves the refit up front.
     frame = _linear_plus_step(600, seed=1, task=task)
     started = time.perf_counter()
-    result = train(frame, TrainSpec(target="label", time_budget=8, estimators=("linear",)))
+    result = train(frame, TrainSpec(target="label", time_budget=12, estimators=("linear",)))
     write_bundle(result, tmp_path, elapsed=time.perf_counter() - started)
     assert result.chosen == "blend", result.decisions
     assert result.chosen_description.startswith("weighted average of")
@@ -164,7 +168,8 @@ def test_a_chosen_blend_is_refitted_explained_and_exported(task: str, tmp_path: 
     ensemble = result.model.pipeline.named_steps["model"]
     assert len(ensemble.estimators_) >= 2 and ensemble.weights is not None
     blend_row = next(r for r in result.leaderboard if r["estimator"] == "blend")
-    assert blend_row["cv_score"] is not None  # chosen by cross-validation on 480 rows
+    assert blend_row["cv_score"] is not None  # chosen on out-of-fold outputs of 480 rows
+    assert result.provenance["selection"] == "out_of_fold" and result.provenance["bagged"]
     assert {f.feature for f in result.importance if f.importance > 0} >= {"x1", "x2"}
 
     rows = frame.drop(columns=["label"]).head(100)

@@ -60,7 +60,7 @@ CARD: dict[str, Any] = {
     ],
     "dropped_columns": [{"name": "id", "reason": "identifier", "detail": "looks like an id"}],
     "warnings": [],
-    "rows": {"total": 120, "used": 120, "train": 96, "test": 24, "removed": []},
+    "rows": {"total": 120, "used": 120, "train": 96, "test": 24, "valid": 0, "removed": []},
     "split": {"test_size": 0.2, "stratified": True, "seed": 0},
     "metrics": {"holdout": {"roc_auc": 0.9, "accuracy": 0.8}, "baseline": {"roc_auc": 0.5}},
     "chosen": {"name": "lgbm", "description": "the search's best LightGBM"},
@@ -72,6 +72,16 @@ CARD: dict[str, Any] = {
     "budget": {"seconds": 30.0, "reason": "chosen from the data size", "elapsed": 12.3},
     "timings": {"profile": 0.1},
     "refit_on_all_rows": True,
+    "evaluation_method": {
+        "selection": "out_of_fold",
+        "folds": 5,
+        "bagged": True,
+        "holdout": "24 held-out rows that no model trained on and that chose nothing",
+        "chosen_by": "5-fold out-of-fold predictions on the 96 training rows",
+        "selection_score": 0.88,
+        "source": "blend",
+        "final_model": "refitted on all rows after the evaluation",
+    },
     "options": {
         "metric": "roc_auc",
         "problem_type": "binary",
@@ -129,6 +139,15 @@ def test_unknown_keys_are_kept_and_missing_parts_get_defaults() -> None:
     assert card.options.estimators == []
 
 
+def test_cards_before_the_evaluation_method_read_with_empty_defaults() -> None:
+    old = {k: v for k, v in copy.deepcopy(CARD).items() if k != "evaluation_method"}
+    old["rows"] = {k: v for k, v in old["rows"].items() if k != "valid"}
+    card = ModelCard.from_dict(old)
+    assert card.evaluation_method == {} and card.rows.valid == 0
+    assert card.rows.test == 24 and card.refit_on_all_rows
+    assert ModelCard.from_dict(CARD).evaluation_method["selection"] == "out_of_fold"
+
+
 def test_the_evaluation_data_round_trips_and_old_cards_have_none() -> None:
     card = ModelCard.from_dict(copy.deepcopy(CARD))
     assert card.evaluation.curves[0]["auc"] == 0.9 and not card.evaluation.empty
@@ -170,6 +189,10 @@ def test_an_exported_card_round_trips(tmp_path: Path, name: str) -> None:
     assert card.extra == {}
     assert card.target == "label" and card.inputs and card.features
     assert outcome.result.budget == 5
+    # How the figures were obtained: 120 training rows are bagged and chosen out of fold.
+    method = card.evaluation_method
+    assert method["selection"] == "out_of_fold" and card.rows.valid == 0
+    assert "held-out rows" in method["holdout"] and "out-of-fold" in method["chosen_by"]
     # The held-out curves are kept, small (a few KB) and plain JSON.
     evaluation = written["evaluation"]
     assert evaluation["rows"] == card.rows.test and card.evaluation.curves

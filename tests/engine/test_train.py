@@ -61,10 +61,13 @@ def test_binary_result_explains_itself(binary_run) -> None:
     searched = [r for r in result.leaderboard if not r.get("candidate")]
     assert searched and all(r["trials"] >= 1 for r in searched)
     compared = {r["estimator"] for r in result.leaderboard if r.get("candidate")}
-    assert {"search", "baseline"} <= compared
-    # Optional candidates run while time allows; a skipped one is said, never silent.
-    if "default_lgbm" not in compared:
-        assert any("LightGBM with its default settings was not" in d for d in result.decisions)
+    # The portfolio's first configuration is always trained; the others while their share
+    # of the time allows, and a skipped one is said, never silent.
+    assert {"lgbm", "search", "baseline"} <= compared
+    portfolio = ("lgbm_xt", "rf", "catboost", "xt", "mlp", "xgboost", "lgbm_large")
+    for name in portfolio:
+        if name not in compared:
+            assert any("was not trained" in d for d in result.decisions), name
     top = [i.feature for i in result.importance[:2]]
     assert "x1" in top or "color" in top
     assert {i.feature for i in result.importance} == set(kinds)

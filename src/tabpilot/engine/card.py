@@ -91,6 +91,7 @@ class CardRows:
     used: int = 0
     train: int = 0
     test: int = 0
+    valid: int = 0  # validation rows that chose the model (0: chosen on out-of-fold outputs)
     removed: list[dict[str, Any]] = field(default_factory=list)  # {"rows", "reason"}
 
 
@@ -201,6 +202,10 @@ class ModelCard:
     budget: CardBudget = field(default_factory=CardBudget)
     timings: dict[str, float] = field(default_factory=dict)
     refit_on_all_rows: bool = False
+    # How each figure was obtained: "selection" ("out_of_fold" or "validation"), "folds" or
+    # "validation_rows", "bagged", "holdout" and "chosen_by" (sentences), "selection_score",
+    # "source" (portfolio, search, blend, baseline), "final_model"; {} in older cards.
+    evaluation_method: dict[str, Any] = field(default_factory=dict)
     options: CardOptions = field(default_factory=CardOptions)
     evaluation: CardEvaluation = field(default_factory=CardEvaluation)
     versions: dict[str, str] = field(default_factory=dict)
@@ -260,6 +265,7 @@ class ModelCard:
             "budget": _as_dict(self.budget),
             "timings": self.timings,
             "refit_on_all_rows": self.refit_on_all_rows,
+            "evaluation_method": self.evaluation_method,
             "options": _as_dict(self.options),
             "evaluation": _as_dict(self.evaluation),
             "versions": self.versions,

@@ -3,9 +3,9 @@
 Ensemble selection (Caruana et al., "Ensemble Selection from Libraries of Models", ICML 2004):
 start from nothing and, round after round, add (with replacement) the model whose addition
 makes the running average score best; a model added k times gets weight k. The weights come
-from predictions the models did not train on: out-of-fold predictions on small data, the
-held-out rows on larger data. No model is fitted here, so a blend costs no training time
-until it is chosen and refitted.
+from predictions the models did not train on: out-of-fold predictions on small data, validation
+rows on larger data (never the held-out rows that are reported). No model is fitted here:
+the members are already trained, so a blend costs no training time.
 
 Pure numpy: the predictions and a scoring function come in, integer weights go out.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-BLEND_ROUNDS = 20
-"""Rounds of greedy selection: weights are multiples of 1/20 at finest."""
+BLEND_ROUNDS = 25
+"""Rounds of greedy selection: weights are multiples of 1/25 at finest."""
 
 
 @dataclass
@@ -29,11 +29,12 @@ class BlendMember:
     key: str  # unique name inside the ensemble: letters, digits and underscores
     label: str  # for people, e.g. "XGBoost found by the search"
     estimator: Any  # unfitted, with its configuration: what the refit trains
-    selection: np.ndarray  # predictions the weights are chosen on (out-of-fold or held-out)
+    selection: np.ndarray  # predictions the weights are chosen on (out-of-fold or validation)
     holdout: np.ndarray  # predictions on the held-out rows, by the model fitted on the rest
     fit_seconds: float
     predict: Callable[[Any], np.ndarray]  # the fitted model on raw rows: probabilities or values
     temperature: float | None = None  # set when its probabilities are temperature-scaled
+    fitted: Any = None  # the model trained on the training rows (preprocessed inputs)
 
 
 @dataclass

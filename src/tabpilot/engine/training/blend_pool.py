@@ -1,120 +1,60 @@
 """The blend's pool and the blend candidate.
 
-Every model fitted while comparing candidates joins the pool (an average of model kinds
-joins as its members, one by one), and on larger data also the search's best model of each
-kind, as the search trained it. For log loss each member is temperature-scaled first
-(`calibrate.py`). `blend.py` then chooses the weights; the blend becomes a candidate that is
-fitted as one model only if it is chosen.
+Every trained candidate (portfolio and search, never the constant baseline) joins the pool
+with its selection outputs (out-of-fold or validation rows) and its held-out outputs. For
+log loss each member is temperature-scaled first (`calibrate.py`) when there are enough
+selection rows. `blend.py` chooses the weights; the blend is assembled from the members as
+they were trained, so it always exists, and is refitted on all rows only if it is chosen and
+the refit fits in the time reserved for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.blend import BlendMember, select_blend
-from tabpilot.engine.training.calibrate import fit_temperature, scale, with_temperature
-from tabpilot.engine.training.candidates import Candidate
-from tabpilot.engine.training.clock import Clock, refit_cost
-from tabpilot.engine.training.estimators import build_ensemble
-from tabpilot.engine.training.metrics import MetricSpec, score
-from tabpilot.engine.training.outputs import (
-    is_voting,
-    member_outputs,
-    member_predictor,
-    native_output,
-    output,
-    score_output,
-    split_output,
+from tabpilot.engine.training.calibrate import (
+    fit_temperature,
+    fitted_with_temperature,
+    scale,
+    with_temperature,
 )
-from tabpilot.engine.training.search import SearchOutcome
-from tabpilot.engine.wording import about_seconds
+from tabpilot.engine.training.candidates import Candidate
+from tabpilot.engine.training.estimators import build_ensemble, fitted_ensemble
+from tabpilot.engine.training.metrics import MetricSpec
+from tabpilot.engine.training.outputs import native_output, score_output, split_output
 
-# Temperatures are fitted on at least this many out-of-fold or held-out rows: on fewer, a
+# Temperatures are fitted on at least this many out-of-fold or validation rows: on fewer, a
 # near-separable problem's temperature rests on one or two uncertain rows.
 MIN_CALIBRATION_ROWS = 500
 
 
-def candidate_members(
-    name: str,
-    description: str,
-    est: Any,
-    pipe: Pipeline,
-    holdout: np.ndarray,
-    X_test: pd.DataFrame,
-    classes: list[Any] | None,
-    fit_seconds: float,
-    oof: tuple[np.ndarray, dict[str, np.ndarray]] | None,
-) -> list[BlendMember]:
-    """The models a fitted candidate adds to the blend's pool: itself (`holdout` being its
-    outputs on `X_test`), or for an average of model kinds each of its members (so the blend
-    can weigh them one by one)."""
-    model = pipe.named_steps["model"]
-    if not is_voting(model):
-        return [
-            BlendMember(
-                key=name,
-                label=description,
-                estimator=est,
-                selection=oof[0] if oof is not None else holdout,
-                holdout=holdout,
-                fit_seconds=fit_seconds,
-                predict=lambda X: output(pipe, X, classes),
-            )
-        ]
-    outputs = member_outputs(pipe, X_test, classes)
-    unfitted = dict(model.estimators)
-    return [
-        BlendMember(
-            key=f"{name}_{kind}",
-            label=f"{ESTIMATORS.get(kind, kind)} (searched settings)",
-            estimator=unfitted[kind],
-            selection=oof[1][kind] if oof is not None else member_holdout,
-            holdout=member_holdout,
-            fit_seconds=fit_seconds / len(outputs),
-            predict=member_predictor(pipe, kind, classes),
-        )
-        for kind, member_holdout in outputs.items()
-    ]
-
-
-def searched_members(
-    search: SearchOutcome,
-    X_test: pd.DataFrame,
-    pre: Any,
-    classes: list[Any] | None,
-    *,
-    skip: str | None,
-    build: Callable[[str], Any],
-) -> list[BlendMember]:
-    """Blend members from the search's best model of each kind, as the search trained them
-    (no extra fit); `skip` is the kind already in the pool as the search's winner."""
+def pool_members(scored: list[Candidate], classes: list[Any] | None) -> list[BlendMember]:
+    """Blend members of the trained candidates (not the baseline), in the order trained."""
     out = []
-    Xt_test = pre.transform(X_test)
-    for kind, model in search.fitted.items():
-        if kind == skip or kind not in search.best_configs:
+    for cand in scored:
+        if cand.source == "baseline" or cand.selection is None or cand.holdout is None:
             continue
+        model = cand.model
 
-        def predict(X: pd.DataFrame, model: Any = model) -> np.ndarray:
-            return native_output(model, pre.transform(X), classes)
+        def predict(Xt: Any, model: Any = model) -> np.ndarray:
+            return native_output(model, Xt, classes)
 
-        holdout = native_output(model, Xt_test, classes)
         out.append(
             BlendMember(
-                key=f"searched_{kind}",
-                label=f"{ESTIMATORS[kind]} (best of its kind in the search)",
-                estimator=build(kind),
-                selection=holdout,
-                holdout=holdout,
-                fit_seconds=search.best_trial_seconds.get(kind, 1.0),
+                key=cand.name,
+                label=cand.description,
+                estimator=cand.estimator,
+                selection=cand.selection,
+                holdout=cand.holdout,
+                fit_seconds=cand.fit_seconds,
                 predict=predict,
+                fitted=model,
             )
         )
     return out
@@ -127,7 +67,7 @@ def calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
     if temperature is None:
         return member
 
-    def predict(X: pd.DataFrame) -> np.ndarray:
+    def predict(X: Any) -> np.ndarray:
         return scale(member.predict(X), temperature)
 
     return BlendMember(
@@ -139,6 +79,9 @@ def calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
         fit_seconds=member.fit_seconds,
         predict=predict,
         temperature=temperature,
+        fitted=(
+            None if member.fitted is None else fitted_with_temperature(member.fitted, temperature)
+        ),
     )
 
 
@@ -152,14 +95,10 @@ def blend_candidate(
     y_test: np.ndarray,
     classes: list[Any] | None,
     by_cv: bool,
-    clock: Clock,
-    test_size: float,
-    decisions: list[str],
 ) -> Candidate | None:
-    """A weighted blend of the fitted candidates (and of an average's members), chosen on
-    out-of-fold predictions (or, on larger data, on the held-out rows), as a candidate;
-    None if no blend beats its best member or its refit on all rows would not fit (then
-    `decisions` says so)."""
+    """A weighted blend of the pool, its weights (and temperatures) chosen on the selection
+    outputs, as a candidate fitted from its members; None if no blend beats its best member
+    (for log loss, a single calibrated member counts as a blend)."""
     calibrate = (
         classes is not None
         and metric.name == "log_loss"
@@ -177,31 +116,34 @@ def blend_candidate(
     )
     if found is None or (len(found.members) == 1 and found.members[0].temperature is None):
         return None
-    cost = refit_cost(found.fit_seconds, test_size)
-    if not clock.blend_refit_fits(cost):
-        decisions.append(
-            f"A {found.describe()} was not compared: it must be refitted as one model "
-            f"({about_seconds(cost)}), which did not fit in the time left."
-        )
-        return None
-    preds, proba = split_output(found.holdout(), classes)
-    if len(found.members) == 1:
-        ensemble = clone(found.members[0].estimator)
+    holdout = found.holdout()
+    preds, proba = split_output(holdout, classes)
+    single = len(found.members) == 1
+    if single:
+        unfitted = clone(found.members[0].estimator)
+        model = found.members[0].fitted
     else:
-        ensemble = build_ensemble(
-            [(m.key, clone(m.estimator)) for m in found.members],
+        unfitted = build_ensemble(
+            [(m.key, clone(m.estimator)) for m in found.members], problem, weights=found.weights
+        )
+        model = fitted_ensemble(
+            [(m.key, m.estimator, m.fitted) for m in found.members],
             problem,
             weights=found.weights,
+            n_classes=0 if classes is None else len(classes),
         )
-    description = found.describe() + ("" if by_cv else " (weights chosen on the held-out rows)")
     return Candidate(
         "blend",
-        description,
-        Pipeline([("pre", clone(pre)), ("model", ensemble)]),
-        score(metric, y_test, preds, proba),
+        found.describe(),
+        Pipeline([("pre", pre), ("model", model)]),
+        score_output(metric, y_test, holdout, classes),
         found.fit_seconds,
         preds,
         proba,
-        found.selection_score if by_cv else None,
+        cv_score=found.selection_score if by_cv else None,
+        valid_score=None if by_cv else found.selection_score,
         blend=found,
+        source="blend",
+        estimator=unfitted,
+        holdout=holdout,
     )

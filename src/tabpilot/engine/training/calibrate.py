@@ -71,6 +71,20 @@ def with_temperature(estimator: Any, temperature: float) -> Any:
     return TemperatureScaled(estimator, temperature)
 
 
+def fitted_with_temperature(fitted: Any, temperature: float) -> Any:
+    """A fitted classifier (or pipeline ending in one) with scaled probabilities, without
+    training again."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(fitted, Pipeline):
+        *head, (name, last) = fitted.steps
+        return Pipeline([*head, (name, fitted_with_temperature(last, temperature))])
+    scaled = TemperatureScaled(clone(fitted), temperature)
+    scaled.estimator_ = fitted
+    scaled.classes_ = fitted.classes_
+    return scaled
+
+
 class TemperatureScaled(ClassifierMixin, BaseEstimator):
     """A classifier whose probabilities are temperature-scaled (see the module docstring)."""
 

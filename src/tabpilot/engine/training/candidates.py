@@ -1,5 +1,5 @@
-"""The candidates: which models are compared with the search's winner, in which order, and
-what a compared candidate carries."""
+"""The candidates: what a compared model carries, and which models are planned, in which
+order (the portfolio of strong defaults first, then the search's best of each kind)."""
 
 from __future__ import annotations
 
@@ -14,151 +14,181 @@ from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.blend import Blend
 from tabpilot.engine.training.estimators import (
-    build_ensemble,
     constant_baseline,
     default_lightgbm,
     default_linear,
-    searched_estimator,
 )
 from tabpilot.engine.training.outputs import output
-from tabpilot.engine.training.search import SearchOutcome
-
-# The best configuration of up to this many estimator kinds is averaged into an ensemble.
-ENSEMBLE_SIZE = 3
-# Members must score within 5% of the best member's validation loss (for scores where
-# higher is better, within half the best's distance from 1).
-ENSEMBLE_TOLERANCE = 0.05
 
 
 @dataclass
 class Candidate:
-    """One model compared on the held-out rows."""
+    """One compared model, fitted on the training rows.
+
+    `holdout_score` is on the held-out test rows (reported, never used to choose);
+    `cv_score` (out-of-fold, small data) or `valid_score` (validation rows, larger data) is
+    what it is chosen by.
+    """
 
     name: str
     description: str
-    pipeline: Pipeline
+    pipeline: Pipeline  # preprocessor + model, fitted on the training rows
     holdout_score: float
     fit_seconds: float
-    predictions: np.ndarray
+    predictions: np.ndarray  # on the held-out rows
     proba: np.ndarray | None
-    cv_score: float | None = None  # on the training split, when candidates are chosen by CV
-    # A blend is not fitted as one model until it is chosen: `pipeline` is then unfitted and
-    # predictions come from its members, each fitted on the training split.
-    blend: Blend | None = None
+    cv_score: float | None = None
+    blend: Blend | None = None  # set for the weighted blend of the pool
+    valid_score: float | None = None
+    source: str = ""  # "portfolio", "search", "blend" or "baseline"
+    estimator: Any = None  # unfitted, with its configuration: what the refit on all rows trains
+    selection: np.ndarray | None = None  # outputs the choice is made on (out-of-fold or validation)
+    holdout: np.ndarray | None = None  # outputs on the held-out rows
 
     @property
     def selection_score(self) -> float:
-        return self.holdout_score if self.cv_score is None else self.cv_score
+        if self.cv_score is not None:
+            return self.cv_score
+        if self.valid_score is not None:
+            return self.valid_score
+        return self.holdout_score
+
+    @property
+    def model(self) -> Any:
+        return self.pipeline.named_steps["model"]
 
 
 class PlannedCandidate(NamedTuple):
-    """A model to compare, not fitted yet."""
+    """A model to train, not fitted yet."""
 
-    name: str  # "search", "default_lgbm", "default_linear", "ensemble" or "baseline"
+    name: str  # unique: letters, digits and "_" (the blend's member key)
     description: str
     estimator: Any
-    cost: float | None  # expected seconds to fit; None: about as long as the search's winner
+    cost: float  # expected seconds of one fit on the training rows (one core)
+    source: str = "portfolio"
 
 
-def plan_candidates(
-    search: SearchOutcome,
-    problem: ProblemType,
-    y_train: np.ndarray,
-    pre_shape: tuple[int, int],
-    *,
-    estimators: tuple[str, ...] | None,
-    seed: int,
-    n_jobs: int,
-) -> list[PlannedCandidate]:
-    """Models to compare on the held-out rows, in order of priority, with the expected
-    seconds to fit each; the constant baseline comes last."""
-
-    def searched(name: str) -> Any:
-        return searched_estimator(
-            search, name, problem=problem, seed=seed, n_jobs=n_jobs, y_train=y_train
-        )
-
-    out: list[PlannedCandidate] = []
-    if search.best_estimator is not None:
-        name = search.best_estimator
-        out.append(
-            PlannedCandidate(
-                "search",
-                f"{ESTIMATORS[name]} found by the search",
-                searched(name),
-                search.best_trial_seconds.get(name),
-            )
-        )
-    # Rough costs of the defaults: 100 trees (per class) over the training cells.
-    n_rows, n_cols = pre_shape
-    per_class = max(1, len(np.unique(y_train))) if problem == ProblemType.MULTICLASS else 1
-    out.append(
-        PlannedCandidate(
-            "default_lgbm",
-            "LightGBM with its default settings",
-            default_lightgbm(problem, seed=seed, n_jobs=n_jobs),
-            0.05 + n_rows * n_cols * 100 * per_class * 2e-8,
-        )
-    )
-    wanted = estimators or tuple(ESTIMATORS)
-    if "linear" in wanted:
-        # FLAML rates linear models as costly and rarely tunes one; on small, mostly
-        # linear data a plain one is often the best choice, so one is always compared.
-        out.append(
-            PlannedCandidate(
-                "default_linear",
-                "linear model with default settings",
-                default_linear(problem),
-                0.02 + n_rows * n_cols * per_class * 1e-6,
-            )
-        )
-    ensemble = _ensemble_of_best_kinds(search, problem, searched)
-    if ensemble is not None:
-        out.append(ensemble)
+def baseline_candidate(problem: ProblemType, *, n_jobs: int) -> PlannedCandidate:
     label = (
         "constant baseline (predicts the class frequencies)"
         if problem.is_classification
         else "constant baseline (predicts the mean)"
     )
-    out.append(PlannedCandidate("baseline", label, constant_baseline(problem, n_jobs=n_jobs), 0.0))
-    return out
-
-
-def _ensemble_of_best_kinds(
-    search: SearchOutcome, problem: ProblemType, searched: Any
-) -> PlannedCandidate | None:
-    """An equal-weight average of the best configurations of the top ENSEMBLE_SIZE kinds,
-    if at least two score close enough to the best."""
-    ranked = sorted(
-        (n for n in search.best_configs if n in search.best_scores),
-        key=lambda n: search.best_scores[n],
-        reverse=search.higher_is_better,
-    )[:ENSEMBLE_SIZE]
-    if ranked:
-        # A member much worse than the best drags an equal-weight average down.
-        best = search.best_scores[ranked[0]]
-        ranked = [n for n in ranked if _close_enough(search.best_scores[n], best, search)]
-    if len(ranked) < 2:
-        return None
-    members = [(name, searched(name)) for name in ranked]
-    labels = " + ".join(ESTIMATORS[n] for n in ranked)
-    costs = [search.best_trial_seconds.get(n) for n in ranked]
-    cost = None if None in costs else sum(c for c in costs if c is not None)
     return PlannedCandidate(
-        "ensemble", f"average of {labels}", build_ensemble(members, problem), cost
+        "baseline", label, constant_baseline(problem, n_jobs=n_jobs), 0.0, "baseline"
     )
 
 
-def _close_enough(value: float, best: float, search: SearchOutcome) -> bool:
-    """Within ENSEMBLE_TOLERANCE of the best validation score (relative, or absolute for
-    bounded scores such as AUC where "relative" means little)."""
-    if search.higher_is_better:
-        return value >= best - ENSEMBLE_TOLERANCE * max(1.0 - best, 0.01) * 10
-    return value <= best * (1 + ENSEMBLE_TOLERANCE)
+def plan_portfolio(
+    problem: ProblemType,
+    shape: tuple[int, int],
+    *,
+    n_classes: int,
+    estimators: tuple[str, ...] | None,
+    seed: int,
+    n_jobs: int,
+    balanced: bool = False,
+    small: bool = False,
+) -> list[PlannedCandidate]:
+    """The portfolio of strong default configurations in priority order (see
+        `portfolio.py`), restricted to the kinds a user asked for (the first LightGBM, the safe
+        choice, always stays); with `balanced`, a class-weighted copy of the first configuration
+        that takes class weights follows it; `small` (bagged data): the neural net after the first
+    trees."""
+    n_rows, n_cols = shape
+    out: list[PlannedCandidate] = []
+    weighted_added = not balanced
+    entries = _portfolio_entries(problem, n_rows, n_cols, n_classes, seed, n_jobs)
+    if small:
+        # The neural net leads on many classes and many rows; on small data it costs the
+        # most of all kinds (k times, bagged) and rarely beats the trees: it comes later.
+        nets = [e for e in entries if e.name == "mlp"]
+        entries = [e for e in entries if e.name != "mlp"]
+        entries[min(len(entries), NET_POSITION_SMALL) : 0] = nets
+    for entry in entries:
+        kind = PORTFOLIO_KINDS.get(entry.name, entry.name)
+        safe = entry.name == "lgbm" or (entry.name == "default_lgbm")
+        if estimators is not None and kind not in estimators and not safe:
+            continue
+        out.append(PlannedCandidate(entry.name, entry.description, entry.estimator, entry.seconds))
+        if not weighted_added and entry.class_weighted is not None:
+            weighted_added = True
+            out.append(
+                PlannedCandidate(
+                    f"{entry.name}_balanced",
+                    f"{entry.description}, classes weighted to balance them",
+                    entry.class_weighted,
+                    entry.seconds,
+                )
+            )
+    wanted = estimators or tuple(ESTIMATORS)
+    if "linear" in wanted:
+        # On small, mostly linear data a plain linear model is often the best choice; it
+        # costs little.
+        per_class = n_classes if problem == ProblemType.MULTICLASS else 1
+        out.append(
+            PlannedCandidate(
+                "linear",
+                "linear model with default settings",
+                default_linear(problem),
+                0.05 + n_rows * n_cols * per_class * 1e-6,
+            )
+        )
+    return out
+
+
+# On small data the neural net comes after this many configurations (trees first).
+NET_POSITION_SMALL = 5
+
+# The portfolio's configurations by the estimator kind a user names (`choices.ESTIMATORS`);
+# kinds outside that table (CatBoost, the neural net) are left out when a user names kinds.
+PORTFOLIO_KINDS = {
+    "lgbm": "lgbm",
+    "lgbm_xt": "lgbm",
+    "lgbm_large": "lgbm",
+    "rf": "rf",
+    "xt": "extra_tree",
+    "xgboost": "xgboost",
+}
+
+
+class _Entry(NamedTuple):
+    name: str
+    description: str
+    estimator: Any
+    seconds: float
+    class_weighted: Any
+
+
+def _portfolio_entries(
+    problem: ProblemType, n_rows: int, n_cols: int, n_classes: int, seed: int, n_jobs: int
+) -> list[_Entry]:
+    """The model kinds' portfolio (`portfolio.py`); a default LightGBM if it is missing."""
+    try:
+        from tabpilot.engine.training.portfolio import portfolio
+    except ImportError:
+        per_class = n_classes if problem == ProblemType.MULTICLASS else 1
+        return [
+            _Entry(
+                "default_lgbm",
+                "LightGBM with its default settings",
+                default_lightgbm(problem, seed=seed, n_jobs=n_jobs),
+                0.05 + n_rows * n_cols * 100 * per_class * 2e-8,
+                None,
+            )
+        ]
+    return [
+        _Entry(e.name, e.description, e.estimator, float(e.seconds), e.class_weighted)
+        for e in portfolio(
+            problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes, seed=seed, n_jobs=n_jobs
+        )
+    ]
 
 
 def candidate_output(cand: Candidate, X: pd.DataFrame, classes: list[Any] | None) -> np.ndarray:
-    """The candidate's outputs on raw rows (a blend's from its members)."""
-    if cand.blend is not None:
-        return cand.blend.predict(X)
+    """The candidate's outputs on raw rows."""
     return output(cand.pipeline, X, classes)
+
+
+def describe_kind(kind: str) -> str:
+    return ESTIMATORS.get(kind, kind)

@@ -1,7 +1,19 @@
-"""The one time budget of a training run, and how its steps share it.
+"""The one time budget of a training run, and the plan that shares it.
 
-The clock starts before the file is read; every step asks it what is left. The arithmetic
-lives here so that the shares and reserves are read in one place.
+The clock starts before the file is read; every step asks it what is left. The plan is made
+up front, when the data is prepared, so the strong result is the one that always happens:
+
+1. `END_SHARE` of the budget (at least `MIN_END_SECONDS`) is kept for what follows the
+   training: the blend, permutation importance, export and reports;
+2. the portfolio of strong defaults trains first, within `PORTFOLIO_SHARE` of the rest
+   (each fit is started only if its expected time, corrected by how fast the fits so far
+   ran, ends inside that share);
+3. the refit of the best models on all rows is reserved next (measured from the portfolio's
+   own fits), and on small data the bagging of the search's winners;
+4. FLAML's search gets the time that is left; the blend costs no training (its members are
+   trained) and always happens.
+
+The arithmetic lives here so that the shares and reserves are read in one place.
 """
 
 from __future__ import annotations
@@ -9,22 +21,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-# Share of the time left after preparation that goes to the search; the rest pays for
-# evaluation, importance, the refit on all rows, export and reports, which cost little on
-# small data and more on large (above all the refit on all rows, which is worth more than
-# the end of the search): from SEARCH_SHARE_SMALL at SMALL_ROWS training rows down to
-# SEARCH_SHARE_LARGE at LARGE_ROWS.
-SEARCH_SHARE_SMALL, SEARCH_SHARE_LARGE = 0.8, 0.6
-SMALL_ROWS, LARGE_ROWS = 2_000, 20_000
-# The refit on all rows happens if this share of the budget is still left after it, for the
-# export and the reports.
-REFIT_RESERVE = 0.06
+END_SHARE, MIN_END_SECONDS = 0.15, 1.5
+PORTFOLIO_SHARE = 0.45
+# A fit expected to take at most CHEAP_SECONDS or CHEAP_SHARE of the budget (a linear model)
+# is always made while the training time left is five times as long: it costs nothing that
+# matters, and it is often what a blend of trees lacks.
+CHEAP_SECONDS, CHEAP_SHARE, CHEAP_SHARE_OF_LEFT = 0.5, 0.02, 0.2
+# The refit on all rows may take at most this share of the training time.
+MAX_REFIT_SHARE = 0.3
+# On small data, this share of the search's window bags its best configurations.
+SEARCH_JOIN_SHARE = 0.3
+# The search gets at least this share of the training time planned at the start (before the
+# refit's reserve, which then may not be met: on tiny budgets a search beats a refit).
+SEARCH_MIN_SHARE = 0.25
+# Below this many seconds FLAML's search is not started (one trial would not end in time).
+MIN_SEARCH_SECONDS = 0.5
 # Permutation importance gets at least this long (a repeat or two on small data).
 MIN_IMPORTANCE_SECONDS = 0.5
-# Optional candidates are only fitted while they can finish before the search's share of
-# the budget plus this share of what is left; the rest pays for importance, the refit,
-# export and reports.
-EVALUATION_SHARE = 0.5
+# The refit on all rows happens if this share of the budget (at least MIN_EXPORT_SECONDS) is
+# still left after it, for the export and the reports.
+REFIT_RESERVE, MIN_EXPORT_SECONDS = 0.03, 0.5
 
 
 def refit_cost(fit_seconds: float, test_size: float) -> float:
@@ -38,7 +54,13 @@ class Clock:
 
     started: float
     budget: float
-    search_share: float = field(default=SEARCH_SHARE_LARGE)
+    portfolio_deadline: float = 0.0  # seconds since `started`
+    planned_training: float = 0.0  # training seconds when the plan was made
+    refit_reserve: float = 0.0
+    # Measured / expected seconds of the fits so far (the machine's speed, contention).
+    slowdown: float = 1.0
+    _expected: float = field(default=0.0, repr=False)
+    _measured: float = field(default=0.0, repr=False)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -46,33 +68,70 @@ class Clock:
     def left(self) -> float:
         return self.budget - self.elapsed()
 
-    def search_seconds(self, n_train: int) -> float:
-        """Seconds for the search on `n_train` training rows (and remember its share)."""
-        time_left = self.left()
-        size = min(1.0, max(0.0, (n_train - SMALL_ROWS) / (LARGE_ROWS - SMALL_ROWS)))
-        share = SEARCH_SHARE_SMALL - (SEARCH_SHARE_SMALL - SEARCH_SHARE_LARGE) * size
-        self.search_share = share
-        return max(1.0, time_left * share - 1.0)
+    def end_reserve(self) -> float:
+        """Seconds kept for importance, export and reports."""
+        return max(MIN_END_SECONDS, END_SHARE * self.budget)
 
-    def too_late_for(self, expected: float) -> bool:
-        """Whether a fit of `expected` seconds would end after the evaluation's deadline."""
-        deadline = self.search_share + (1 - self.search_share) * EVALUATION_SHARE
-        return self.elapsed() + expected > self.budget * deadline
+    def training_seconds(self) -> float:
+        """Seconds left for training (portfolio, search, refit)."""
+        return max(0.0, self.left() - self.end_reserve())
 
-    def importance_limit(self, refit_cost: float = 0.0) -> float:
-        """Seconds for permutation importance; with `refit_cost`, leaving time for a refit
-        that must happen (a chosen blend's)."""
-        limit = min(0.08 * self.budget, self.left() * 0.25)
-        if refit_cost:
-            limit = min(limit, self.left() - refit_cost - REFIT_RESERVE * self.budget)
+    def plan_portfolio(self) -> float:
+        """Start the plan: the portfolio's deadline (seconds since start)."""
+        self.planned_training = self.training_seconds()
+        self.portfolio_deadline = self.elapsed() + self.planned_training * PORTFOLIO_SHARE
+        return self.portfolio_deadline
+
+    def expected(self, seconds: float) -> float:
+        """`seconds` of a planned fit, corrected by how the fits so far ran."""
+        return seconds * self.slowdown
+
+    def record_fit(self, expected: float, measured: float) -> None:
+        """Learn the machine's speed from a fit expected to take `expected` seconds."""
+        if expected <= 0:
+            return
+        self._expected += expected
+        self._measured += measured
+        self.slowdown = min(5.0, max(0.5, self._measured / max(self._expected, 1e-3)))
+
+    def portfolio_fits(self, expected: float, *, first: bool) -> bool:
+        """Whether a portfolio fit of `expected` (corrected) seconds ends in its share; the
+        first one is always made (`first_limit` bounds it)."""
+        if first:
+            return True  # without it there may be nothing but the search: it stops in time
+        if expected <= max(CHEAP_SECONDS, CHEAP_SHARE * self.budget):
+            return expected <= self.training_seconds() * CHEAP_SHARE_OF_LEFT
+        return self.elapsed() + expected <= self.portfolio_deadline
+
+    def first_limit(self, expected: float) -> float:
+        """Seconds the portfolio's first fit may take: its share, or twice its expected time
+        when longer, within half the training time left (boosted trees stop early there)."""
+        share = self.portfolio_deadline - self.elapsed()
+        return max(0.3, min(max(share, 2 * expected), 0.5 * self.training_seconds()))
+
+    def reserve_refit(self, cost: float) -> float:
+        """Reserve the refit's `cost` seconds (at most MAX_REFIT_SHARE of the training time)."""
+        self.refit_reserve = min(cost, MAX_REFIT_SHARE * self.training_seconds())
+        return self.refit_reserve
+
+    def search_window(self) -> float:
+        """Seconds for the search and the joining of its winners: what the refit's reserve
+        leaves, and at least SEARCH_MIN_SHARE of the planned training time (within the
+        training time left)."""
+        window = self.training_seconds() - self.refit_reserve
+        floor = min(SEARCH_MIN_SHARE * self.planned_training, self.training_seconds())
+        return max(0.0, window, floor)
+
+    def importance_limit(self) -> float:
+        """Seconds for permutation importance (after the refit), leaving the export's."""
+        export = max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
+        limit = min(0.05 * self.budget, self.left() - export)
         return max(MIN_IMPORTANCE_SECONDS, limit)
+
+    def refit_seconds(self) -> float:
+        """Seconds the refit may take and leave the reserve for export and reports."""
+        return self.left() - max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
 
     def refit_fits(self, refit_cost: float) -> bool:
         """Whether a refit of `refit_cost` seconds leaves the reserve for export and reports."""
-        return self.left() - refit_cost > REFIT_RESERVE * self.budget
-
-    def blend_refit_fits(self, refit_cost: float) -> bool:
-        """Whether a blend, if chosen, still has time for importance and its refit (a blend
-        must be refitted: it exists only as its members until then)."""
-        spare = self.left() - MIN_IMPORTANCE_SECONDS - refit_cost
-        return spare >= REFIT_RESERVE * self.budget
+        return self.left() - refit_cost > max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)

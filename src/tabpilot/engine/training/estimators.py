@@ -93,3 +93,24 @@ def constant_baseline(problem: ProblemType, *, n_jobs: int) -> Any:
 
     cls = LGBMRegressor if problem == ProblemType.REGRESSION else LGBMClassifier
     return cls(n_estimators=1, min_child_samples=10**9, n_jobs=n_jobs, verbose=-1)
+
+
+def fitted_ensemble(
+    members: list[tuple[str, Any, Any]],
+    problem: ProblemType,
+    *,
+    weights: list[int],
+    n_classes: int,
+) -> Any:
+    """`build_ensemble` of (name, unfitted, fitted) members, made fitted from the members as
+    they were trained (on label codes 0..n_classes-1), without training again."""
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    ensemble = build_ensemble([(n, u) for n, u, _ in members], problem, weights=weights)
+    ensemble.estimators_ = [f for _, _, f in members]
+    ensemble.named_estimators_ = Bunch(**{n: f for n, _, f in members})
+    if problem != ProblemType.REGRESSION:
+        ensemble.le_ = LabelEncoder().fit(np.arange(n_classes))
+        ensemble.classes_ = ensemble.le_.classes_
+    return ensemble

@@ -34,71 +34,10 @@ from tabpilot.engine.card import (
 from tabpilot.engine.data.inputs import input_columns
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.engine.training.model import TabpilotModel
+from tabpilot.engine.training.onnx_converters import register as register_converters
 from tabpilot.engine.training.train import TrainResult
 
 MAX_ALLOWED_VALUES = 100
-_REGISTERED = False
-
-
-def _convert_temperature_scaled(scope: Any, operator: Any, container: Any) -> None:
-    """ONNX for `TemperatureScaled`: the wrapped model's graph, then
-    softmax(log(max(p, 1e-12)) / T); the label is the wrapped model's (scaling keeps the order
-    of the probabilities)."""
-    import numpy as np
-    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
-    from skl2onnx.algebra.onnx_ops import OnnxIdentity, OnnxLog, OnnxMax, OnnxMul, OnnxSoftmax
-
-    op = operator.raw_operator
-    opv = container.target_opset
-    inner = OnnxSubEstimator(
-        op.estimator_, operator.inputs[0], op_version=opv, options={"zipmap": False}
-    )
-    floor = np.array([1e-12], dtype=np.float32)
-    log_p = OnnxLog(OnnxMax(inner[1], floor, op_version=opv), op_version=opv)
-    scaled = OnnxMul(log_p, np.array([1.0 / op.temperature], dtype=np.float32), op_version=opv)
-    proba = OnnxSoftmax(
-        scaled, axis=1, op_version=opv, output_names=[operator.outputs[1].full_name]
-    )
-    label = OnnxIdentity(inner[0], op_version=opv, output_names=[operator.outputs[0].full_name])
-    proba.add_to(scope, container)
-    label.add_to(scope, container)
-
-
-def _register_converters() -> None:
-    """Teach skl2onnx the LightGBM and XGBoost estimators (converters from onnxmltools) and
-    Tabpilot's `TemperatureScaled`."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-    from xgboost import XGBClassifier, XGBRegressor
-
-    from tabpilot.engine.training.calibrate import TemperatureScaled
-
-    cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    for model, alias, conv in (
-        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
-        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
-        (TemperatureScaled, "TabpilotTemperatureScaled", _convert_temperature_scaled),
-    ):
-        update_registered_converter(
-            model, alias, calculate_linear_classifier_output_shapes, conv, options=cls_options
-        )
-    for model, alias, conv in (
-        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
-        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
-    ):
-        update_registered_converter(
-            model, alias, calculate_linear_regressor_output_shapes, conv, options={}
-        )
-    _REGISTERED = True
 
 
 def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
@@ -106,7 +45,7 @@ def build_onnx(model: TabpilotModel) -> tuple[bytes, list[dict[str, str]]]:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    _register_converters()
+    register_converters()
     columns = input_columns(model.features)
     initial_types = [
         (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
@@ -204,6 +143,7 @@ def build_model_card(
             used=result.n_rows,
             train=result.n_train,
             test=result.n_test,
+            valid=result.n_valid,
             removed=result.rows_removed,
         ),
         split=CardSplit(
@@ -227,6 +167,7 @@ def build_model_card(
         timings=result.timings,
         evaluation=result.evaluation,
         refit_on_all_rows=result.refit_on_all_rows,
+        evaluation_method=result.provenance,
         options=CardOptions(
             metric=spec.metric,
             problem_type=spec.problem_type,

@@ -1,5 +1,15 @@
-"""The split into training and held-out rows, made before anything learns from the data, and
-the preprocessor fitted on the training rows only."""
+"""The split of the usable rows, made before anything learns from the data, and the
+preprocessor fitted on the rows models train on.
+
+Three roles, so that no reported figure comes from rows that chose the model:
+
+- **test** rows (`test_size` of all): only ever predicted, for the reported held-out metrics;
+- **selection**: on small data (at most `BAG_ROWS` training rows) the out-of-fold predictions
+  of k-fold bagging on the training rows; on larger data a **validation** slice of the
+  training rows (`VALID_SHARE`), which chooses the model, the blend weights and the
+  temperatures and on which nothing trains;
+- **training** rows: what the models (and the search) learn from.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from tabpilot.engine.data.columns import FeaturePlan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame
@@ -16,10 +26,21 @@ from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.preprocess import build_preprocessor
 from tabpilot.engine.training.targets import Target
 
+# Up to this many training rows every model is bagged: trained on k folds, chosen and blended
+# on its out-of-fold predictions, shipped as the average of its fold models. Above it a
+# validation slice is cheaper and large enough to tell good from lucky.
+BAG_ROWS = 8_000
+BAG_FOLDS = 5
+# Share of the training rows held back for validation above BAG_ROWS (at most VALID_MAX_ROWS).
+VALID_SHARE = 0.2
+VALID_MAX_ROWS = 50_000
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
 
 @dataclass
 class Split:
-    """Model inputs of all usable rows, split into training and held-out rows."""
+    """Model inputs of all usable rows, split into training, validation and held-out rows."""
 
     prepared: pd.DataFrame  # every usable row, as model input columns
     y: np.ndarray
@@ -30,13 +51,65 @@ class Split:
     y_train: np.ndarray
     y_test: np.ndarray
     pre: Any  # the preprocessor, fitted on X_train
-    Xt_train: Any  # X_train preprocessed: what the search sees
+    Xt_train: Any  # X_train preprocessed: what the search and the models see
+    Xt_test: Any = None
+    valid_idx: np.ndarray | None = None  # None on small data: bagging's folds instead
+    X_valid: pd.DataFrame | None = None
+    y_valid: np.ndarray | None = None
+    Xt_valid: Any = None
+    folds: Folds | None = None  # on small data: the k folds of the training rows
+
+    @property
+    def bagged(self) -> bool:
+        return self.folds is not None
+
+    @property
+    def y_selection(self) -> np.ndarray:
+        """The true values the selection predictions are scored against."""
+        if self.folds is not None or self.y_valid is None:
+            return self.y_train
+        return self.y_valid
+
+    @property
+    def n_valid(self) -> int:
+        return 0 if self.valid_idx is None else len(self.valid_idx)
+
+    def selection_words(self) -> str:
+        """How the model, blend weights and temperatures were chosen, for people."""
+        if self.folds is not None:
+            return (
+                f"{len(self.folds)}-fold out-of-fold predictions on the {len(self.train_idx):,} "
+                "training rows"
+            )
+        return f"{self.n_valid:,} validation rows that no model trained on"
 
 
-def split_rows(target: Target, plan: FeaturePlan, *, test_size: float, seed: int) -> Split:
+def make_folds(y: np.ndarray, classes: list[Any] | None, *, seed: int) -> Folds | None:
+    """BAG_FOLDS folds (stratified for classification), or None when a class has fewer than
+    two rows."""
+    if classes is None:
+        splitter: Any = KFold(BAG_FOLDS, shuffle=True, random_state=seed)
+    else:
+        smallest = int(np.bincount(y, minlength=len(classes)).min())
+        if smallest < 2:
+            return None
+        splitter = StratifiedKFold(min(BAG_FOLDS, smallest), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def split_rows(
+    target: Target,
+    plan: FeaturePlan,
+    *,
+    test_size: float,
+    seed: int,
+    bag_rows: int | None = None,
+) -> Split:
     """Hold out `test_size` of the rows (at least one per class; stratified for
-    classification) and fit the preprocessor on the rest."""
+    classification), then bagging folds or a validation slice of the rest; the preprocessor
+    is fitted on the training rows."""
     data, y, classes = target.data, target.y, target.classes
+    bag_rows = BAG_ROWS if bag_rows is None else bag_rows
     prepared = prepare_frame(data, plan.features)
     columns = input_columns(plan.features)
     idx = np.arange(len(data))
@@ -45,9 +118,37 @@ def split_rows(target: Target, plan: FeaturePlan, *, test_size: float, seed: int
     train_idx, test_idx = train_test_split(
         idx, test_size=n_test, random_state=seed, stratify=stratify
     )
+    folds = make_folds(y[train_idx], classes, seed=seed) if len(train_idx) <= bag_rows else None
+    valid_idx = None
+    if folds is None:
+        n_valid = min(VALID_MAX_ROWS, max(round(len(train_idx) * VALID_SHARE), len(classes or ())))
+        counts = np.bincount(y[train_idx]) if classes is not None else None
+        strat = y[train_idx] if counts is not None and counts[counts > 0].min() >= 2 else None
+        train_idx, valid_idx = train_test_split(
+            train_idx, test_size=n_valid, random_state=seed, stratify=strat
+        )
     X_train, X_test = prepared.iloc[train_idx], prepared.iloc[test_idx]
     y_train, y_test = y[train_idx], y[test_idx]
     order_by_target = target.problem.problem_type != ProblemType.MULTICLASS
     pre = build_preprocessor(X_train, columns, y_train, order_by_target=order_by_target)
     Xt_train = pre.fit_transform(X_train)
-    return Split(prepared, y, train_idx, test_idx, X_train, X_test, y_train, y_test, pre, Xt_train)
+    split = Split(
+        prepared,
+        y,
+        train_idx,
+        test_idx,
+        X_train,
+        X_test,
+        y_train,
+        y_test,
+        pre,
+        Xt_train,
+        Xt_test=pre.transform(X_test),
+        folds=folds,
+    )
+    if valid_idx is not None:
+        split.valid_idx = valid_idx
+        split.X_valid = prepared.iloc[valid_idx]
+        split.y_valid = y[valid_idx]
+        split.Xt_valid = pre.transform(split.X_valid)
+    return split

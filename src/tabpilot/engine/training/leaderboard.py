@@ -13,12 +13,13 @@ from tabpilot.engine.training.search import SearchOutcome
 
 
 def build_leaderboard(
-    search: SearchOutcome, scored: list[Candidate], metric: MetricSpec
+    search: SearchOutcome | None, scored: list[Candidate], metric: MetricSpec
 ) -> list[dict[str, Any]]:
     """Rows for the model card and the reports: searched kinds have "validation_score",
-    candidates have "candidate": True and their held-out (and cross-validation) scores."""
+        candidates have "candidate": True, their held-out score and the score they were chosen by
+    (out-of-fold "cv_score" on small data, "valid_score" on the validation rows above it)."""
     rows = []
-    for name, cfg in search.best_configs.items():
+    for name, cfg in (search.best_configs if search is not None else {}).items():
         rows.append(
             {
                 "estimator": name,
@@ -44,6 +45,8 @@ def build_leaderboard(
                 "label": cand.description,
                 "holdout_score": cand.holdout_score,
                 "cv_score": cand.cv_score,
+                "valid_score": cand.valid_score,
+                "source": cand.source,
                 "fit_seconds": round(cand.fit_seconds, 2),
                 "candidate": True,
             }

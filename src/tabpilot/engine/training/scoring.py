@@ -1,7 +1,11 @@
-"""Fitting and scoring the planned candidates on the training split: each is scored on the
-held-out rows (and by cross-validation on small data) and adds its models to the blend's
-pool; optional ones are skipped, with a decision saying so, when their fit would not end in
-time."""
+"""Training the planned candidates on the training rows and scoring them: each gets its
+selection outputs (out-of-fold on small data, validation rows on larger data), which choose
+the model and the blend, and its outputs on the held-out rows, which are only reported.
+
+On small data every model is bagged (`bagging.fold_average` over the split's folds, the same
+for every model): its out-of-fold predictions come with the fit, and the average of its fold
+models is what ships.
+"""
 
 from __future__ import annotations
 
@@ -11,101 +15,101 @@ from typing import Any
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from tabpilot.engine.training.blend import BlendMember
-from tabpilot.engine.training.blend_pool import candidate_members
 from tabpilot.engine.training.candidates import Candidate, PlannedCandidate
-from tabpilot.engine.training.clock import Clock
 from tabpilot.engine.training.holdout import Split
-from tabpilot.engine.training.metrics import MetricSpec, score
-from tabpilot.engine.training.outputs import output, score_output, split_output
-from tabpilot.engine.training.search import SearchOutcome
-from tabpilot.engine.training.selection import Folds, out_of_fold
-from tabpilot.engine.wording import about_seconds
-
-# Compared whatever the time: the search's winner (already fitted) and the baseline (free).
-ALWAYS_COMPARED = ("search", "baseline")
+from tabpilot.engine.training.metrics import MetricSpec
+from tabpilot.engine.training.outputs import native_output, score_output, split_output, spread
 
 
-def compare_candidates(
-    planned: list[PlannedCandidate],
+def bagged(estimator: Any, split: Split) -> Any:
+    """`estimator` as an average of fold models over the split's folds."""
+    from tabpilot.engine.training.bagging import fold_average
+
+    return fold_average(estimator, folds=split.folds)
+
+
+def with_time_limit(estimator: Any, seconds: float) -> Any:
+    """A copy of `estimator` whose early-stopped models (`early_stop.py`, also inside a blend
+    or a fold average) stop adding trees or epochs so that all their fits end within
+    `seconds` together (each keeps its best iteration so far); others unchanged."""
+    est = clone(estimator)
+    params = est.get_params(deep=True)
+    keys = [k for k in params if k == "max_seconds" or k.endswith("__max_seconds")]
+    if keys:
+        fits = sum(_fits_under(params, k) for k in keys)
+        est.set_params(**{k: max(0.2, seconds / fits) for k in keys})
+    return est
+
+
+def _fits_under(params: dict[str, Any], key: str) -> int:
+    """How many fits a `max_seconds` parameter governs: the folds of fold averages above it."""
+    parts = key.split("__")[:-1]
+    fits = 1
+    for depth in range(len(parts) + 1):
+        prefix = "__".join(parts[:depth])
+        at = f"{prefix}__" if prefix else ""
+        folds, n_folds = params.get(f"{at}folds"), params.get(f"{at}n_folds")
+        if folds:
+            fits *= len(folds)
+        elif isinstance(n_folds, int):
+            fits *= n_folds
+    return fits
+
+
+def fit_candidate(
+    planned: PlannedCandidate,
     split: Split,
-    search: SearchOutcome,
     *,
-    folds: Folds | None,
     metric: MetricSpec,
     classes: list[Any] | None,
-    clock: Clock,
-    decisions: list[str],
-) -> tuple[list[Candidate], list[BlendMember]]:
-    """The compared candidates in the planned order, and every model fitted on the way (the
-    blend's pool; the baseline never joins it)."""
-    scored: list[Candidate] = []
-    members: list[BlendMember] = []
-    proxy = 1.0  # seconds; replaced by the first measured fit
-    for cand in planned:
-        expected = proxy if cand.cost is None else cand.cost
-        if folds is not None:
-            expected *= 1 + len(folds)
-        if clock.too_late_for(expected) and cand.name not in ALWAYS_COMPARED:
-            description = cand.description
-            decisions.append(
-                f"{description[:1].upper()}{description[1:]} was not compared: its fit "
-                f"({about_seconds(expected)}) did not fit in the time left."
-            )
-            continue
-        pipe, fit_seconds = _fit(cand, split, search)
-        if cand.name == "search":
-            proxy = fit_seconds
-        holdout = output(pipe, split.X_test, classes)
-        preds, proba = split_output(holdout, classes)
-        cv_score = None
-        oof = None
-        if folds is not None:
-            oof = out_of_fold(
-                split.pre, cand.estimator, split.X_train, split.y_train, folds, classes
-            )
-            cv_score = score_output(metric, split.y_train, oof[0], classes)
-        scored.append(
-            Candidate(
-                cand.name,
-                cand.description,
-                pipe,
-                score(metric, split.y_test, preds, proba),
-                fit_seconds,
-                preds,
-                proba,
-                cv_score,
-            )
-        )
-        if cand.name != "baseline":
-            members.extend(
-                candidate_members(
-                    cand.name,
-                    cand.description,
-                    cand.estimator,
-                    pipe,
-                    holdout,
-                    split.X_test,
-                    classes,
-                    fit_seconds,
-                    oof,
-                )
-            )
-    return scored, members
-
-
-def _fit(cand: PlannedCandidate, split: Split, search: SearchOutcome) -> tuple[Pipeline, float]:
-    """The candidate fitted on the training split, and the seconds its fit took."""
+    fitted: Any = None,
+    fit_seconds: float | None = None,
+    max_seconds: float | None = None,
+) -> Candidate:
+    """The planned model trained on the training rows (bagged on small data) and scored;
+    `fitted`: a model already trained on those rows (the search's), used as it is;
+    `max_seconds`: a time limit for the whole fit (shared by the folds), for the kinds that
+    stop early."""
     started = time.perf_counter()
-    reuse = cand.name == "search" and search.best_model is not None
-    if reuse:
-        # The search already trained this model on the training split: reuse it rather
-        # than pay for the fit again (a refit can cost more than the search).
-        pipe = Pipeline([("pre", split.pre), ("model", search.best_model)])
+    estimator = planned.estimator
+    if fitted is not None:
+        model = fitted
     else:
-        pipe = Pipeline([("pre", clone(split.pre)), ("model", cand.estimator)])
-        pipe.fit(split.X_train, split.y_train)
-    fit_seconds = time.perf_counter() - started
-    if reuse:
-        fit_seconds = cand.cost or fit_seconds
-    return pipe, fit_seconds
+        if split.bagged and planned.source != "baseline":
+            estimator = bagged(estimator, split)
+        limited = estimator if max_seconds is None else with_time_limit(estimator, max_seconds)
+        model = clone(limited).fit(split.Xt_train, split.y_train)
+    seconds = time.perf_counter() - started if fit_seconds is None else fit_seconds
+    holdout = native_output(model, split.Xt_test, classes)
+    if split.bagged:
+        selection = _oof(model, split, classes)
+    else:
+        selection = native_output(model, split.Xt_valid, classes)
+    preds, proba = split_output(holdout, classes)
+    chosen_by = score_output(metric, split.y_selection, selection, classes)
+    return Candidate(
+        planned.name,
+        planned.description,
+        Pipeline([("pre", split.pre), ("model", model)]),
+        score_output(metric, split.y_test, holdout, classes),
+        seconds,
+        preds,
+        proba,
+        cv_score=chosen_by if split.bagged else None,
+        valid_score=None if split.bagged else chosen_by,
+        source=planned.source,
+        estimator=estimator,
+        selection=selection,
+        holdout=holdout,
+    )
+
+
+def _oof(model: Any, split: Split, classes: list[Any] | None) -> Any:
+    """Out-of-fold outputs of a bagged model (the baseline's own outputs: it learns nothing
+    from the rows but their frequencies or mean)."""
+    oof = getattr(model, "oof_", None)
+    if oof is None:
+        return native_output(model, split.Xt_train, classes)
+    if classes is None:
+        return oof
+    return spread(oof, model.classes_, len(classes))

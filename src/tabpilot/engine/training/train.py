@@ -1,20 +1,27 @@
 """Training: from a DataFrame and a `TrainSpec` to a fitted, evaluated, explained model.
 
-The orchestrator: each step is a module of its own, timed against one budget (`clock.py`):
+The orchestrator: each step is a module of its own, timed against one budget whose plan is
+made up front (`clock.py`), so the strong result is the one that always happens:
 
 1. profile, decide the problem type and encode the target (`targets.py`), choose the
    features (with reasons);
-2. split off a held-out test set the search never sees, stratified for classification
-   (`holdout.py`);
-3. FLAML searches LightGBM, XGBoost, random forest, extra trees and a linear model
-   (`search.py`, the only module that imports FLAML);
-4. the search's winner is compared with a plain default LightGBM, a default linear model, an
-   average of the best model kinds (`candidates.py`, `estimators.py`, `scoring.py`), a
-   weighted blend of all of them (`blend_pool.py`, `blend.py`) and a constant baseline, by
-   cross-validation on small data and on the held-out rows otherwise, and the best is kept
-   (`selection.py`; the choice is recorded);
-5. permutation importance on the held-out rows (`explain.py`);
-6. refit of the chosen model on all rows, when the budget allows.
+2. split the rows (`holdout.py`): held-out test rows, only ever predicted for the reported
+   metrics; on small data (at most `BAG_ROWS` training rows) k folds of the training rows,
+   above it a validation slice that nothing trains on;
+3. the portfolio of strong default configurations trains first, in priority order
+   (`portfolio.py` via `candidates.py`, `scoring.py`), each bagged on small data
+   (`bagging.py`: out-of-fold predictions, the fold models averaged);
+4. the refit on all rows is reserved, then FLAML's search gets the time that is left
+   (`search.py`, the only module that imports FLAML); its best model of each kind joins the
+   pool (bagged on small data, as trained on larger data);
+5. a greedy weighted blend of the pool (`blend_pool.py`, `blend.py`), with temperatures for
+   log loss (`calibrate.py`), and the best of blend, single models and a constant baseline
+   is kept (`selection.py`): all chosen on out-of-fold or validation outputs, never on the
+   held-out rows (the choice is recorded);
+6. refit of the chosen model on all rows, in the time reserved for it (otherwise the model
+   as trained on the training rows is kept, and the decisions say so);
+7. permutation importance of the chosen model as evaluated, on the held-out rows
+   (`explain.py`), in the time left before export.
 """
 
 from __future__ import annotations
@@ -35,20 +42,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.pipeline import Pipeline
 
 from tabpilot.engine.budget import auto_budget
 from tabpilot.engine.card import CardEvaluation
-from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.columns import FeaturePlan, build_feature_plan
 from tabpilot.engine.data.problem import ProblemDecision
 from tabpilot.engine.data.profiling import DatasetProfile, profile_frame
 from tabpilot.engine.data.quality import MIN_TRAINING_ROWS
 from tabpilot.engine.serialize import to_jsonable
 from tabpilot.engine.spec import SET_BY_USER, TrainSpec
-from tabpilot.engine.training.blend_pool import blend_candidate, searched_members
-from tabpilot.engine.training.candidates import Candidate, candidate_output, plan_candidates
+from tabpilot.engine.training.blend_pool import blend_candidate, pool_members
+from tabpilot.engine.training.candidates import Candidate, candidate_output
 from tabpilot.engine.training.clock import Clock, refit_cost
-from tabpilot.engine.training.estimators import searched_estimator
 from tabpilot.engine.training.evaluation import holdout_evaluation
 from tabpilot.engine.training.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.training.holdout import Split, split_rows
@@ -61,13 +67,15 @@ from tabpilot.engine.training.metrics import (
 )
 from tabpilot.engine.training.model import TabpilotModel
 from tabpilot.engine.training.outputs import score_output
-from tabpilot.engine.training.scoring import compare_candidates
-from tabpilot.engine.training.search import SearchOutcome, run_search
-from tabpilot.engine.training.selection import (
-    CV_SELECTION_ROWS,
-    choose_winner,
-    selection_folds,
+from tabpilot.engine.training.pool import (
+    PoolContext,
+    reserve_refit,
+    search_and_join,
+    train_portfolio,
 )
+from tabpilot.engine.training.scoring import with_time_limit
+from tabpilot.engine.training.search import SearchOutcome
+from tabpilot.engine.training.selection import choose_winner
 from tabpilot.engine.training.targets import Target, prepare_target
 from tabpilot.engine.wording import about_seconds
 from tabpilot.errors import InvalidInput
@@ -123,6 +131,9 @@ class TrainResult:
     estimator_params: dict[str, Any] = field(default_factory=dict)
     # The chosen model's held-out curves or error charts, as the card keeps them.
     evaluation: CardEvaluation = field(default_factory=CardEvaluation)
+    n_valid: int = 0  # validation rows (larger data; 0 when chosen on out-of-fold outputs)
+    # How each figure was obtained: the card's `evaluation_method`.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -240,14 +251,19 @@ class _Trainer:
                 test_size=self.spec.test_size,
                 seed=self.spec.seed,
             )
-        with self._timed("search"):
-            search = self._search(split, planned)
+        ctx = self._context(split, planned)
+        with self._timed("portfolio"), _blas_threads(self.n_jobs):
+            scored = train_portfolio(ctx)
+            reserve_refit(ctx, scored)
+        with self._timed("search"), _blas_threads(self.n_jobs):
+            search = search_and_join(ctx, scored, lambda **kw: self.emit("searching", **kw))
         with self._timed("evaluate"):
-            evaluation = self._evaluate(split, planned, search)
-        with self._timed("importance"):
-            importance, importance_note = self._explain(evaluation.chosen, split, planned)
+            evaluation = self._evaluate(split, planned, scored)
+        # The refit had its time reserved; importance takes what is left of the end's share.
         with self._timed("refit"):
             final, refit = self._refit(evaluation.chosen, split)
+        with self._timed("importance"):
+            importance, importance_note = self._explain(evaluation.chosen, split, planned)
         return self._result(
             profile, planned, split, search, evaluation, final, refit, importance, importance_note
         )
@@ -289,88 +305,42 @@ class _Trainer:
             self.clock.budget = float(spec.time_budget)
         return _Plan(target, plan, metric, budget_reason)
 
-    def _search(self, split: Split, planned: _Plan) -> SearchOutcome:
-        names = list(self.spec.estimators or ESTIMATORS)
-        X = split.Xt_train
-        search_budget = self.clock.search_seconds(len(X))
-        self.emit("searching", f"searching {', '.join(names)} for {search_budget:.0f} s")
-        return run_search(
-            X,
-            split.y_train,
+    def _context(self, split: Split, planned: _Plan) -> PoolContext:
+        return PoolContext(
+            split=split,
             problem=planned.target.problem.problem_type,
             metric=planned.metric,
-            estimators=names,
-            time_budget=search_budget,
-            seed=self.spec.seed,
-            n_jobs=self.n_jobs,
-            on_trial=lambda **kw: self.emit("searching", **kw),
-            # Candidates are chosen on the held-out rows above CV_SELECTION_ROWS: then the
-            # search's best model of each kind joins the blend's pool without another fit.
-            keep_models=len(X) > CV_SELECTION_ROWS,
-        )
-
-    def _evaluate(self, split: Split, planned: _Plan, search: SearchOutcome) -> _Evaluation:
-        """Compare the candidates and a blend of them; choose one."""
-        self.emit("evaluating", "comparing the winner with safe choices on held-out rows")
-        spec, metric = self.spec, planned.metric
-        problem, classes = planned.target.problem.problem_type, planned.target.classes
-        candidates = plan_candidates(
-            search,
-            problem,
-            split.y_train,
-            split.Xt_train.shape,
-            estimators=spec.estimators,
-            seed=spec.seed,
-            n_jobs=self.n_jobs,
-        )
-        folds = selection_folds(split.y_train, classes, seed=spec.seed)
-        scored, members = compare_candidates(
-            candidates,
-            split,
-            search,
-            folds=folds,
-            metric=metric,
-            classes=classes,
+            classes=planned.target.classes,
             clock=self.clock,
             decisions=self.decisions,
+            seed=self.spec.seed,
+            n_jobs=self.n_jobs,
+            estimators=self.spec.estimators,
+            test_size=self.spec.test_size,
+            emit=self.emit,
         )
-        if folds is None and search.fitted:
-            members.extend(
-                searched_members(
-                    search,
-                    split.X_test,
-                    split.pre,
-                    classes,
-                    skip=search.best_estimator,
-                    build=lambda kind: searched_estimator(
-                        search,
-                        kind,
-                        problem=problem,
-                        seed=spec.seed,
-                        n_jobs=self.n_jobs,
-                        y_train=split.y_train,
-                    ),
-                )
-            )
+
+    def _evaluate(self, split: Split, planned: _Plan, scored: list[Candidate]) -> _Evaluation:
+        """Blend the pool; choose among the blend, the single models and the baseline."""
+        self.emit("evaluating", f"blending and choosing on {split.selection_words()}")
+        metric = planned.metric
+        problem, classes = planned.target.problem.problem_type, planned.target.classes
         blend = blend_candidate(
-            members,
+            pool_members(scored, classes),
             split.pre,
             problem,
             metric,
-            y_selection=split.y_train if folds is not None else split.y_test,
+            y_selection=split.y_selection,
             y_test=split.y_test,
             classes=classes,
-            by_cv=folds is not None,
-            clock=self.clock,
-            test_size=spec.test_size,
-            decisions=self.decisions,
+            by_cv=split.bagged,
         )
-        if blend is not None:
-            scored.insert(-1, blend)  # before the baseline, which stays last
-        chosen = choose_winner(scored, metric, self.decisions)
-        baseline = next(c for c in scored if c.name == "baseline")
+        baseline = scored[0]
+        ordered = [*scored[1:], *([blend] if blend is not None else []), baseline]
+        chosen = choose_winner(ordered, metric, self.decisions)
+        _release(ordered, chosen)
         return _Evaluation(
-            scored,
+            ordered,
             chosen,
             _holdout_metrics(chosen, split.y_test, classes, metric),
             _holdout_metrics(baseline, split.y_test, classes, metric),
@@ -391,37 +361,42 @@ class _Trainer:
             planned.plan.features,
             greater_is_better=metric.greater_is_better,
             seed=self.spec.seed,
-            time_limit=self.clock.importance_limit(
-                refit_cost(chosen.fit_seconds, self.spec.test_size) if chosen.blend else 0.0
-            ),
+            time_limit=self.clock.importance_limit(),
         )
 
+    def _refit_cost(self, chosen: Candidate) -> float:
+        if chosen.source == "baseline":
+            return 0.0
+        return refit_cost(chosen.fit_seconds, self.spec.test_size)
+
     def _refit(self, chosen: Candidate, split: Split) -> tuple[Any, bool]:
-        """The final pipeline (refitted on all rows if time allows) and whether it was."""
+        """The final pipeline (refitted on all rows in the time reserved) and whether it was."""
         final = chosen.pipeline
-        # The refit costs about one fit on 25% more rows; the export and reports follow it.
-        cost = refit_cost(chosen.fit_seconds, self.spec.test_size)
-        # A blend exists only as its members until refitted (its choice checked it had time).
-        refit = chosen.blend is not None or self.clock.refit_fits(cost)
-        if refit:
-            self.emit("refitting", "refitting the chosen model on all rows")
-            final = clone(chosen.pipeline)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                final.fit(split.prepared, split.y)
-        else:
-            self.decisions.append(
-                f"The model was not refitted on all rows: the refit ({about_seconds(cost)}) "
-                "did not fit in the time left; it is the model trained on the training split."
-            )
-        return final, refit
+        cost = self._refit_cost(chosen)
+        if chosen.source == "baseline" or not self.clock.refit_fits(cost):
+            if chosen.source != "baseline":
+                self.decisions.append(
+                    f"The model was not refitted on all rows: the refit ({about_seconds(cost)}) "
+                    "did not fit in the time left; it is the model as trained on the training "
+                    "rows."
+                )
+            return final, False
+        self.emit("refitting", "refitting the chosen model on all rows")
+        estimator = _unfolded(chosen.estimator)
+        # Early-stopped kinds stop at the time left (keeping their best iteration so far).
+        estimator = with_time_limit(estimator, self.clock.refit_seconds())
+        final = Pipeline([("pre", clone(split.pre)), ("model", estimator)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            final.fit(split.prepared, split.y)
+        return final, True
 
     def _result(
         self,
         profile: DatasetProfile,
         planned: _Plan,
         split: Split,
-        search: SearchOutcome,
+        search: SearchOutcome | None,
         evaluation: _Evaluation,
         final: Any,
         refit: bool,
@@ -458,7 +433,7 @@ class _Trainer:
             leaderboard=build_leaderboard(search, evaluation.scored, planned.metric),
             importance=importance,
             importance_note=importance_note,
-            search_history=search.history,
+            search_history=search.history if search is not None else [],
             timings=self.timings,
             refit_on_all_rows=refit,
             holdout=_holdout_frame(target, split, chosen),
@@ -466,7 +441,65 @@ class _Trainer:
             evaluation=holdout_evaluation(
                 split.y_test, chosen.predictions, chosen.proba, target.classes, seed=self.spec.seed
             ),
+            n_valid=split.n_valid,
+            provenance=_provenance(split, chosen, refit),
         )
+
+
+def _unfolded(estimator: Any) -> Any:
+    """`estimator` with new folds for its fold averages (their folds were the training
+    rows'; a refit on all rows draws its own)."""
+    params = estimator.get_params(deep=True)
+    keys = [k for k, v in params.items() if (k == "folds" or k.endswith("__folds")) and v]
+    return clone(estimator).set_params(**dict.fromkeys(keys)) if keys else clone(estimator)
+
+
+def _blas_threads(n: int) -> Any:
+    """At most `n` BLAS threads (the neural net's and linear models' matrix products): on a
+    busy machine, more threads than the run's share of cores slow it several times over."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _release(scored: list[Candidate], chosen: Candidate) -> None:
+    """Drop the trained models that will not ship (memory: the pool can be large)."""
+    keep = {id(chosen)}
+    for cand in scored:
+        if id(cand) not in keep and cand.source != "baseline":
+            cand.pipeline = None  # type: ignore[assignment]
+            cand.selection = None
+    if chosen.blend is not None:
+        for member in chosen.blend.members:
+            member.selection = member.holdout = None  # type: ignore[assignment]
+
+
+def _provenance(split: Split, chosen: Candidate, refit: bool) -> dict[str, Any]:
+    """How each figure of the card was obtained (the card's `evaluation_method`)."""
+    if split.bagged:
+        kind = {
+            "selection": "out_of_fold",
+            "folds": len(split.folds or ()),
+            "bagged": chosen.source != "baseline",
+        }
+    else:
+        kind = {"selection": "validation", "validation_rows": split.n_valid, "bagged": False}
+    return kind | {
+        "holdout": (
+            f"{len(split.test_idx):,} held-out rows that no model trained on and that chose "
+            "nothing (not the model, the blend weights or the temperatures)"
+        ),
+        "chosen_by": (
+            f"the model, blend weights and temperatures were chosen on {split.selection_words()}"
+        ),
+        "selection_score": chosen.selection_score,
+        "source": chosen.source,
+        "final_model": (
+            "refitted on all rows after the evaluation"
+            if refit
+            else "as trained on the training rows"
+        ),
+    }
 
 
 def _holdout_metrics(
