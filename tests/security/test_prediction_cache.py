@@ -1,7 +1,8 @@
 """Predictions reuse the model record while the metadata store is unchanged
 (`tabpilot.metadata.cache.VersionedCache`, keyed on SQLite's `PRAGMA data_version`). Whatever
 changes the record must take effect at the next request, whichever process changed it: a
-revoked or replaced deploy key, a deleted model. Checked on the cache itself (writes from
+revoked or replaced deploy key, a deleted model, a rotated user token (the user record is
+reused the same way). Checked on the cache itself (writes from
 another connection and from another process) and against a real token-mode server whose
 records are changed by this test process."""
 
@@ -23,6 +24,7 @@ from tabpilot.services.auth import hash_token
 from tabpilot.services.models import hash_deploy_key
 from tests.factories import add_dataset, add_job, add_model
 from tests.security.conftest import SecServer, start_server, stop_server
+from tests.servers import server_environment, tabpilot_command
 
 ROW = {"rows": [{"x": 1}]}
 
@@ -99,7 +101,9 @@ def test_cache_keeps_only_found_records_and_is_bounded(store: MetadataStore) -> 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
-    started = start_server(tmp_path_factory.mktemp("sec-cache"), auth="token", users=("alice",))
+    started = start_server(
+        tmp_path_factory.mktemp("sec-cache"), auth="token", users=("alice", "carol")
+    )
     try:
         yield started
     finally:
@@ -168,3 +172,24 @@ def test_a_model_deleted_by_another_process_is_gone_at_once(server: SecServer) -
     gone = predict(server, model.id, token)
     assert gone.status_code == 404
     assert "not found" in gone.json()["error"]["message"]
+
+
+def test_a_token_rotated_by_another_process_stops_at_once(server: SecServer) -> None:
+    old = server.tokens["carol"]
+    for _ in range(3):  # the second and third reuse the user record
+        assert httpx.get(f"{server.base_url}/api/models", headers=bearer(old)).status_code == 200
+    rotated = subprocess.run(
+        [*tabpilot_command(), "users", "rotate", "carol"],
+        env=server_environment(server.data_dir, auth="token"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert httpx.get(f"{server.base_url}/api/models", headers=bearer(old)).status_code == 401
+    assert httpx.get(f"{server.base_url}/api/models", headers=bearer(new)).status_code == 200
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

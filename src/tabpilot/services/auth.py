@@ -20,10 +20,15 @@ from typing import Literal
 
 from tabpilot.errors import InvalidInput, Unauthenticated
 from tabpilot.metadata.base import MetadataStore
+from tabpilot.metadata.cache import cache_for
 from tabpilot.services.models import DEPLOY_KEY_PREFIX
 from tabpilot.settings import Settings
 
 AuthMode = Literal["local", "token"]
+
+USER_RECORDS = "users-by-token"
+"""The name of the `VersionedCache` of user records that authentication reads."""
+
 USER_TOKEN_PREFIX = "tpu_"
 """User API tokens start with this, so people (and secret scanners) can tell them apart."""
 
@@ -92,7 +97,13 @@ def authenticate(store: MetadataStore, *, mode: AuthMode | str, token: str | Non
             "This server needs an API token. "
             "An administrator creates one with: tabpilot users create NAME"
         )
-    user = store.find_user_by_token_hash(hash_token(token))
+    token_hash = hash_token(token)
+    # Every request in token mode asks: the user record is reused while the store is
+    # unchanged, so a rotated token or a removed user is refused at the next request,
+    # whichever process changed it (tabpilot.metadata.cache).
+    user = cache_for(store, USER_RECORDS).get(
+        ("token", token_hash), lambda: store.find_user_by_token_hash(token_hash)
+    )
     if user is None:
         raise Unauthenticated(
             "The API token is not valid (it may have been mistyped or revoked; prediction keys "
