@@ -210,7 +210,10 @@ def test_a_job_runs_as_the_batch_job_moto_recorded(
     said = init_stores(env, tmp_path)
     assert f'created the bucket "{bucket_of(stores)}"' in said
     assert "TABPILOT_METADATA_URI (the DynamoDB metadata store)" in said
-    assert "TABPILOT_RUNNER_URI (the AWS Batch runner)" in said
+    assert (
+        "TABPILOT_RUNNER_URI (the AWS Batch runner): nothing to create: the job queue and job "
+        "definition come from the deployment" in said
+    )
 
     with (
         Server(env, tmp_path, "server") as server,

@@ -221,6 +221,14 @@ def _build_batch(uri: BackendURI) -> JobRunner:
     return BatchRunner(batch_options(uri))
 
 
+def _init_batch(_uri: BackendURI) -> str:
+    # Nothing is created: a queue and job definition belong to the deployment (Terraform).
+    return (
+        "nothing to create: the job queue and job definition come from the deployment "
+        "(Terraform); `tabpilot serve` checks them at start-up"
+    )
+
+
 RUNNERS.register("inline", name="the inline runner", example="inline://", build=_build_inline)
 RUNNERS.register(
     "local",
@@ -235,6 +243,7 @@ RUNNERS.register(
     example="batch://QUEUE?job_definition=NAME",
     build=_build_batch,
     check=_check_batch,
+    init=_init_batch,
 )
 
 
