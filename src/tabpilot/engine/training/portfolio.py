@@ -74,6 +74,7 @@ class _Cost:
     rounds: int  # planned trees or epochs: early stopping's typical count, with its patience
     per_round: float
     per_cell: float
+    regression: float = 1.0  # regression's cost relative to this formula (more rounds, ...)
 
 
 @dataclass(frozen=True)
@@ -216,42 +217,42 @@ _KINDS: tuple[_Kind, ...] = (
         "lgbm",
         "LightGBM (learning rate 0.05, early stopping)",
         _lgbm,
-        _Cost("boost", 200, 2.0e-4, 3.5e-8),
+        _Cost("boost", 200, 2.0e-4, 3.5e-8, regression=2.0),
     ),
     _Kind(
         "lgbm_xt",
         "lgbm",
         "LightGBM with extremely randomised splits (early stopping)",
         _lgbm_xt,
-        _Cost("boost", 500, 2.0e-4, 3.0e-8),
+        _Cost("boost", 500, 2.0e-4, 3.0e-8, regression=3.0),
     ),
     _Kind(
         "rf",
         "rf",
         "random forest",
         _forest(False),
-        _Cost("forest", FOREST_TREES, 5.0e-3, 7.0e-8),
+        _Cost("forest", FOREST_TREES, 5.0e-3, 7.0e-8, regression=3.0),
     ),
     _Kind(
         "catboost",
         "catboost",
         "CatBoost (learning rate 0.05, early stopping)",
         _catboost,
-        _Cost("boost", 400, 4.0e-3, 1.0e-8),
+        _Cost("boost", 300, 2.0e-3, 1.2e-7, regression=7.0),
     ),
     _Kind(
         "xt",
         "extra_tree",
         "extra trees",
         _forest(True),
-        _Cost("forest", FOREST_TREES, 4.0e-3, 8.0e-8),
+        _Cost("forest", FOREST_TREES, 4.0e-3, 8.0e-8, regression=0.6),
     ),
     _Kind(
         "mlp",
         "mlp",
         "neural net (2 layers, standardised inputs, early stopping)",
         _mlp,
-        _Cost("net", 50, 5.0e-3, 6.5e-5),
+        _Cost("net", 50, 5.0e-3, 6.5e-5, regression=0.4),
     ),
     _Kind(
         "xgboost",
@@ -282,7 +283,8 @@ def estimate_seconds(
     """Expected seconds to fit portfolio kind `name` on one core.
 
     Measured on the shared 2-core machine while other jobs ran (load about 13), one thread:
-    titanic, credit_g, penguins, letter and california_housing. A boosted model costs
+    titanic, credit_g, penguins, letter and california_housing (within a factor of about 2 of
+    every fit measured there, except a few early stops far from the typical). A boosted model costs
     rounds x trees per round (one per class for multiclass) x (overhead + rows x columns x
     per cell); a forest its trees x (overhead + rows x log2(rows) x the columns a split tries);
     a net its epochs x (overhead + rows x its layer sizes). Early stopping makes the rounds
@@ -304,6 +306,8 @@ def estimate_seconds(
     else:
         width = (cols * 256 + 256 * 128 + 128 * max(1, n_classes)) / 40_000
         seconds = cost.rounds * (cost.per_round + cost.per_cell * rows * width)
+    if problem == ProblemType.REGRESSION:
+        seconds *= cost.regression
     return 0.1 + seconds
 
 
