@@ -62,7 +62,13 @@ class Entry:
     estimator: Any  # unfitted
     seconds: float  # expected fit seconds (one core, on the rows and columns given)
     kind: str  # the model family: a name of choices.ESTIMATORS, or "mlp", "catboost"
-    class_weighted: Any | None = None  # the same with balanced class weights, where possible
+    classification: bool = True
+
+    @property
+    def class_weighted(self) -> Any | None:
+        """The same estimator with balanced class weights (None for regression, or a kind
+        without them); built when asked, as few runs need it."""
+        return with_class_weights(self.estimator) if self.classification else None
 
 
 @dataclass(frozen=True)
@@ -391,8 +397,14 @@ def portfolio(
         seconds = estimate_seconds(
             kind.name, problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes
         )
-        weighted = with_class_weights(est) if problem.is_classification else None
         out.append(
-            Entry(kind.name, _describe(kind, est), est, round(seconds, 3), kind.family, weighted)
+            Entry(
+                kind.name,
+                _describe(kind, est),
+                est,
+                round(seconds, 3),
+                kind.family,
+                problem.is_classification,
+            )
         )
     return out
