@@ -23,12 +23,9 @@ import math
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,36 +36,30 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+# Run as a script: bench/ is on sys.path.
+from quality_report import (
+    DEFAULT_METRIC,
+    METRIC_TITLES,
+    TOOL_TITLES,
+    TOOLS,
+    DatasetSpec,
+    compare_dataset,
+    fmt_metric,
+    fmt_number,
+    merge_reports,
+    render_report,
+    summarise,
+)
+from quality_run import child_env, run_measured
+
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 PEERS_DIR = BENCH_DIR / "peers"
 PEERS_PYTHON = BENCH_DIR / ".venv-peers" / "bin" / "python"
 
-TOOLS = ("tabpilot", "flaml", "autogluon")
-TOOL_TITLES = {"tabpilot": "Tabpilot", "flaml": "raw FLAML", "autogluon": "AutoGluon"}
-SEED = 0
+SEED = 0  # also quality_run.SEED
 TEST_SIZE = 0.2
 METRICS = ("roc_auc", "log_loss", "rmse")
-DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
-SECONDARY_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
-METRIC_TITLES = {
-    "roc_auc": "ROC AUC",
-    "log_loss": "log loss",
-    "rmse": "RMSE",
-    "accuracy": "accuracy",
-    "balanced_accuracy": "bal. accuracy",
-    "r2": "R²",
-    "mae": "MAE",
-}
-
-# Targets of issue 2 (at a 60 s budget): never worse than raw FLAML beyond noise, better on
-# average, wall time within budget + 10% (+ a few seconds on tiny budgets).
-AUC_TOLERANCE = 0.005
-LOSS_TOLERANCE = 0.03
-WALL_TOLERANCE = 0.10
-WALL_GRACE_S = 5.0
-
-LOG_TAIL_CHARS = 3000
 PROBA_EPS = 1e-15
 
 
@@ -78,17 +69,6 @@ class BenchError(Exception):
 
 # --------------------------------------------------------------------------------------------
 # Datasets and the split
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    path: Path
-    target: str
-    task: str
-    metric: str
-    positive_class: str | None
-    leakage_columns: tuple[str, ...]
 
 
 @dataclass
@@ -183,148 +163,6 @@ def build_split(spec: DatasetSpec, workdir: Path) -> Split:
 
 
 # --------------------------------------------------------------------------------------------
-# Running one command: wall time and peak memory
-
-
-def _children_by_parent() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: the fields follow the last ')'.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def _status_kb(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process in KiB; (0, 0) once it is gone."""
-    rss = hwm = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, hwm
-
-
-class TreeMemoryPoller(threading.Thread):
-    """Samples the resident memory of a process and all its descendants.
-
-    GNU time reports the peak of the largest single process; a tool that works in several
-    processes (worker pools) uses their sum, which only sampling the tree can see.
-    """
-
-    def __init__(self, root_pid: int, *, include_root: bool, interval_s: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.root_pid = root_pid
-        self.include_root = include_root
-        self.interval_s = interval_s
-        self.peak_tree_kb = 0
-        self.peak_process_kb = 0
-        self._stop_event = threading.Event()
-        self.enabled = Path("/proc/self/status").exists()
-
-    def run(self) -> None:
-        while self.enabled and not self._stop_event.wait(self.interval_s):
-            self.sample()
-
-    def sample(self) -> None:
-        children = _children_by_parent()
-        pids, queue = [], [self.root_pid]
-        while queue:
-            pid = queue.pop()
-            pids.append(pid)
-            queue.extend(children.get(pid, ()))
-        total = 0
-        for pid in pids:
-            if pid == self.root_pid and not self.include_root:
-                continue
-            rss, hwm = _status_kb(pid)
-            total += rss
-            self.peak_process_kb = max(self.peak_process_kb, hwm)
-        self.peak_tree_kb = max(self.peak_tree_kb, total)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
-def _gnu_time() -> str | None:
-    path = Path("/usr/bin/time")
-    return str(path) if path.exists() else None
-
-
-def _tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return text[-chars:]
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONHASHSEED"] = str(SEED)
-    return env
-
-
-def run_measured(cmd: list[str], *, cwd: Path, name: str, timeout_s: float) -> dict[str, Any]:
-    """Run one command alone; its wall time, peak memory, exit code and output tails."""
-    stdout_path, stderr_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
-    time_path = cwd / f"{name}.time"
-    gnu_time = _gnu_time()
-    full = [gnu_time, "-f", "%e %M", "-o", str(time_path), *cmd] if gnu_time else cmd
-    timed_out = False
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            full, cwd=cwd, stdout=out, stderr=err, env=_child_env(), start_new_session=True
-        )
-        poller = TreeMemoryPoller(proc.pid, include_root=gnu_time is None)
-        poller.start()
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            returncode = proc.wait()
-        wall_s = time.perf_counter() - start
-        poller.stop()
-
-    largest_kb = None
-    if gnu_time and time_path.exists():
-        # On a failure GNU time writes "Command exited with non-zero status N" first.
-        lines = time_path.read_text().strip().splitlines()
-        try:
-            elapsed, maxrss = lines[-1].split()
-            wall_s, largest_kb = float(elapsed), int(maxrss)
-        except (IndexError, ValueError):
-            pass
-    # GNU time passes the child's exit status through; a signal shows as 128 + N.
-    peak_kb = max(largest_kb or 0, poller.peak_tree_kb, poller.peak_process_kb)
-    return {
-        "command": cmd,
-        "returncode": returncode,
-        "timed_out": timed_out,
-        "wall_s": round(wall_s, 2),
-        "peak_mb": round(peak_kb / 1024, 1) if peak_kb else None,
-        "peak_largest_process_mb": round(largest_kb / 1024, 1) if largest_kb else None,
-        "peak_process_tree_mb": round(poller.peak_tree_kb / 1024, 1) or None,
-        "memory_source": "GNU time + /proc sampling" if gnu_time else "/proc sampling",
-        "stderr_tail": _tail(stderr_path),
-        "stdout_tail": _tail(stdout_path, 1000),
-    }
-
-
-# --------------------------------------------------------------------------------------------
 # The tools
 
 
@@ -356,7 +194,7 @@ def check_tools(tools: list[str]) -> dict[str, str | None]:
                     [str(PEERS_PYTHON), "-c", "import autogluon.tabular"],
                     capture_output=True,
                     text=True,
-                    env=_child_env(),
+                    env=child_env(),
                     timeout=300,
                 )
                 if probe.returncode != 0:
@@ -416,6 +254,15 @@ def predict_command(tool: str, *, model_dir: Path, test_csv: Path, output: Path)
     return [python, str(PEERS_DIR / f"{tool}_peer.py"), "predict", *args]
 
 
+def _tabpilot_best(chosen: Any, method: dict[str, Any]) -> str | None:
+    """The chosen model's name and where it came from, e.g. "blend (bagged)"."""
+    if not isinstance(chosen, dict) or not chosen.get("name"):
+        return None
+    name, source = str(chosen["name"]), method.get("source")
+    kind = f"{source}: {name}" if source and source != name else name
+    return f"{kind} (bagged)" if method.get("bagged") else kind
+
+
 def _tool_info(tool: str, model_dir: Path) -> dict[str, Any]:
     """What the tool recorded about its model; `best` names the winner for every tool."""
     try:
@@ -423,8 +270,15 @@ def _tool_info(tool: str, model_dir: Path) -> dict[str, Any]:
             card = json.loads((model_dir / "model.json").read_text())
             keys = ("chosen", "problem_type", "budget", "timings", "versions")
             info = {k: card[k] for k in keys if k in card}
+            info["evaluation_method"] = card.get("evaluation_method") or {}
+            info["decisions"] = card.get("decisions") or []
+            info["candidates"] = [
+                {k: row.get(k) for k in ("estimator", "holdout_score", "cv_score", "valid_score")}
+                for row in card.get("leaderboard") or []
+                if row.get("candidate")
+            ]
             chosen = info.get("chosen")
-            best = chosen.get("name") if isinstance(chosen, dict) else None
+            best = _tabpilot_best(chosen, info["evaluation_method"])
         else:
             info = json.loads((model_dir / "peer.json").read_text())
             best = info.get("best_estimator") or info.get("best_model")
@@ -553,261 +407,6 @@ def run_tool(
 
 
 # --------------------------------------------------------------------------------------------
-# Comparison with the targets
-
-
-def wall_limit_s(budget: float) -> float:
-    return max(budget * (1 + WALL_TOLERANCE), budget + WALL_GRACE_S)
-
-
-def _metric(results: dict[str, Any], tool: str, name: str) -> float | None:
-    entry = results.get(tool) or {}
-    if entry.get("status") != "ok":
-        return None
-    value = entry.get("metrics", {}).get(name)
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def compare_dataset(spec: DatasetSpec, results: dict[str, Any], *, budget: float) -> dict[str, Any]:
-    """Tabpilot against raw FLAML on one dataset, against the issue's targets."""
-    tab = _metric(results, "tabpilot", spec.metric)
-    ref = _metric(results, "flaml", spec.metric)
-    tab_entry = results.get("tabpilot") or {}
-    wall = (tab_entry.get("train") or {}).get("wall_s")
-    limit = wall_limit_s(budget)
-    row: dict[str, Any] = {
-        "metric": spec.metric,
-        "tabpilot": tab,
-        "flaml": ref,
-        "autogluon": _metric(results, "autogluon", spec.metric),
-        "tabpilot_wall_s": wall,
-        "flaml_wall_s": ((results.get("flaml") or {}).get("train") or {}).get("wall_s"),
-        "wall_limit_s": round(limit, 1),
-        "within_budget": None if wall is None else wall <= limit,
-        "delta": None,
-        "gain": None,
-        "outcome": None,
-        "never_worse": None,
-    }
-    if tab is None:
-        row["never_worse"] = False if "tabpilot" in results else None
-        row["outcome"] = "Tabpilot failed" if "tabpilot" in results else None
-        return row
-    if ref is None:
-        return row
-    if spec.metric == "roc_auc":
-        delta = tab - ref
-        worse, better = delta < -AUC_TOLERANCE, delta > AUC_TOLERANCE
-        # Relative reduction of the error 1 - AUC, comparable with the loss metrics below.
-        gain = delta / max(1 - ref, 1e-9)
-    else:
-        delta = tab / ref - 1 if ref > 0 else tab - ref
-        worse, better = delta > LOSS_TOLERANCE, delta < -LOSS_TOLERANCE
-        gain = (ref - tab) / ref if ref > 0 else 0.0
-    row.update(
-        delta=delta,
-        # Clipped so that one dataset cannot carry the average alone.
-        gain=max(-1.0, min(1.0, gain)),
-        outcome="better" if better else "worse" if worse else "tie",
-        never_worse=not worse,
-    )
-    return row
-
-
-def summarise(rows: dict[str, dict[str, Any]], *, budget: float) -> dict[str, Any]:
-    judged = {name: row for name, row in rows.items() if row["never_worse"] is not None}
-    gains = [row["gain"] for row in rows.values() if row["gain"] is not None]
-    walls = [row["within_budget"] for row in rows.values() if row["within_budget"] is not None]
-    mean_gain = float(np.mean(gains)) if gains else None
-    summary = {
-        "budget_s": budget,
-        "wall_limit_s": round(wall_limit_s(budget), 1),
-        "datasets_compared": len(gains),
-        "better": sum(row["outcome"] == "better" for row in rows.values()),
-        "ties": sum(row["outcome"] == "tie" for row in rows.values()),
-        "worse": sum(row["outcome"] == "worse" for row in rows.values()),
-        "failed": sum(row["outcome"] == "Tabpilot failed" for row in rows.values()),
-        "never_worse": all(row["never_worse"] for row in judged.values()) if judged else None,
-        "mean_gain": mean_gain,
-        "better_on_average": None if mean_gain is None else mean_gain > 0,
-        "within_budget": all(walls) if walls else None,
-    }
-    verdicts = [summary["never_worse"], summary["better_on_average"], summary["within_budget"]]
-    summary["all_targets_met"] = False if False in verdicts else None if None in verdicts else True
-    return summary
-
-
-# --------------------------------------------------------------------------------------------
-# Output
-
-
-def render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) if _numeric(cell) else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def _numeric(cell: str) -> bool:
-    return bool(cell) and cell.replace(",", "").replace(".", "").lstrip("+-").isdigit()
-
-
-def fmt_metric(name: str, value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if name in ("rmse", "mae"):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
-    return f"{value:.4f}"
-
-
-def fmt_number(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
-
-
-def fmt_pass(value: bool | None) -> str:
-    return "n/a" if value is None else "PASS" if value else "FAIL"
-
-
-def _note(entry: dict[str, Any]) -> str:
-    if entry.get("status") == "ok":
-        best = (entry.get("info") or {}).get("best")
-        return f"best: {best}" if best else ""
-    if entry.get("status") == "not installed":
-        return entry.get("error", "not installed")
-    return entry.get("error", "failed")
-
-
-def render_dataset(spec: DatasetSpec, data: dict[str, Any], *, markdown: bool) -> str:
-    secondary = SECONDARY_METRIC[spec.task]
-    headers = [
-        "tool",
-        METRIC_TITLES[spec.metric],
-        METRIC_TITLES[secondary],
-        "wall s",
-        "peak MB",
-        "predict s",
-        "note",
-    ]
-    rows = []
-    for tool, entry in data["tools"].items():
-        metrics = entry.get("metrics") or {}
-        train, predict = entry.get("train") or {}, entry.get("predict") or {}
-        rows.append(
-            [
-                TOOL_TITLES[tool],
-                fmt_metric(spec.metric, metrics.get(spec.metric)),
-                fmt_metric(secondary, metrics.get(secondary)),
-                fmt_number(train.get("wall_s")),
-                fmt_number(train.get("peak_mb"), 0),
-                fmt_number(predict.get("wall_s")),
-                _note(entry),
-            ]
-        )
-    split = data["split"]
-    title = (
-        f"{spec.name}: {spec.task}, target {spec.target!r}, "
-        f"{split['rows_train']:,} train / {split['rows_test']:,} test rows"
-        + (
-            f", leakage dropped: {', '.join(split['dropped_columns'])}"
-            if split["dropped_columns"]
-            else ""
-        )
-    )
-    heading = f"### {title}" if markdown else title
-    return f"{heading}\n\n{render_table(headers, rows, markdown=markdown)}"
-
-
-def render_overview(
-    specs: list[DatasetSpec], datasets: dict[str, Any], tools: list[str], *, markdown: bool
-) -> str:
-    headers = ["dataset", "metric", *(TOOL_TITLES[t] for t in tools)]
-    rows = []
-    for spec in specs:
-        if spec.name not in datasets:
-            continue
-        cells = [spec.name, METRIC_TITLES[spec.metric]]
-        for tool in tools:
-            entry = datasets[spec.name]["tools"].get(tool) or {}
-            if entry.get("status") == "ok":
-                train = entry["train"]
-                cells.append(
-                    f"{fmt_metric(spec.metric, entry['metrics'].get(spec.metric))} "
-                    f"({fmt_number(train['wall_s'], 0)} s, {fmt_number(train['peak_mb'], 0)} MB)"
-                )
-            else:
-                cells.append(entry.get("status", "–"))
-        rows.append(cells)
-    return render_table(headers, rows, markdown=markdown)
-
-
-def render_summary(
-    specs: list[DatasetSpec], comparison: dict[str, Any], summary: dict[str, Any], *, markdown: bool
-) -> str:
-    headers = [
-        "dataset",
-        "metric",
-        "Tabpilot",
-        "raw FLAML",
-        "change",
-        "never worse",
-        "Tabpilot wall s",
-        "within budget",
-    ]
-    rows = []
-    for spec in specs:
-        row = comparison.get(spec.name)
-        if row is None:
-            continue
-        delta = row["delta"]
-        if delta is None:
-            change = "–"
-        elif spec.metric == "roc_auc":
-            change = f"{delta:+.4f}"
-        else:
-            change = f"{delta * 100:+.1f}%"
-        rows.append(
-            [
-                spec.name,
-                METRIC_TITLES[spec.metric],
-                fmt_metric(spec.metric, row["tabpilot"]),
-                fmt_metric(spec.metric, row["flaml"]),
-                change,
-                fmt_pass(row["never_worse"]),
-                f"{fmt_number(row['tabpilot_wall_s'])} / {row['wall_limit_s']:g}",
-                fmt_pass(row["within_budget"]),
-            ]
-        )
-    gain = summary["mean_gain"]
-    lines = [
-        f"- never worse than raw FLAML beyond noise (AUC -{AUC_TOLERANCE}, log loss and RMSE "
-        f"+{LOSS_TOLERANCE:.0%}): {fmt_pass(summary['never_worse'])} "
-        f"({summary['better']} better, {summary['ties']} within noise, {summary['worse']} worse, "
-        f"{summary['failed']} failed)",
-        "- better on average (mean relative error reduction against raw FLAML): "
-        + (f"{gain * 100:+.1f}%" if gain is not None else "–")
-        + f" {fmt_pass(summary['better_on_average'])}",
-        f"- training wall time within budget + {WALL_TOLERANCE:.0%} "
-        f"(limit {summary['wall_limit_s']:g} s): {fmt_pass(summary['within_budget'])}",
-        f"- all targets: {fmt_pass(summary['all_targets_met'])}",
-    ]
-    title = f"Tabpilot against raw FLAML at a {summary['budget_s']:g} s budget"
-    heading = f"### {title}" if markdown else title
-    table = render_table(headers, rows, markdown=markdown)
-    return f"{heading}\n\n{table}\n\n" + "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
 # Main
 
 
@@ -860,8 +459,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report",
         type=Path,
+        nargs="+",
         metavar="JSON",
-        help="print the tables of an earlier run from its JSON file; runs nothing",
+        help="print the tables of earlier runs from their JSON files (several: merged, e.g. "
+        "one run per tool); runs nothing",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 unless every target is met"
@@ -869,15 +470,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.report:
-        try:
-            report = json.loads(args.report.read_text())
-        except (OSError, ValueError) as exc:
-            sys.exit(f"Cannot read the results file {args.report}: {exc}")
-        print(render_report(report, markdown=args.markdown))
-        return 0
+def _specs_and_tools(args: argparse.Namespace) -> tuple[list[DatasetSpec], list[str]]:
+    """The datasets and tools asked for (exits with a clear message on a bad choice)."""
     if not (args.data_dir / "manifest.json").is_file():
         sys.exit(
             f"Datasets not found: {args.data_dir / 'manifest.json'} does not exist.\n"
@@ -898,6 +492,42 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [tool for tool in tools if tool not in TOOLS]
     if unknown or not tools:
         sys.exit(f"Unknown tool(s): {', '.join(unknown) or '(none)'}; known: {', '.join(TOOLS)}")
+    return specs, tools
+
+
+def _show_reports(paths: list[Path], *, markdown: bool) -> None:
+    reports = []
+    for path in paths:
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            sys.exit(f"Cannot read the results file {path}: {exc}")
+    print(render_report(merge_reports(reports), markdown=markdown))
+
+
+def _say_outcome(prefix: str, tool: str, spec: DatasetSpec, entry: dict[str, Any]) -> None:
+    train = entry.get("train") or {}
+    figure = fmt_metric(spec.metric, (entry.get("metrics") or {}).get(spec.metric))
+    outcome = (
+        f"{METRIC_TITLES[spec.metric]} {figure}"
+        if entry["status"] == "ok"
+        else f"FAILED: {entry.get('error')}"
+    )
+    wall, peak = fmt_number(train.get("wall_s")), fmt_number(train.get("peak_mb"), 0)
+    _progress(f"{prefix} {TOOL_TITLES[tool]}: {outcome}, {wall} s, {peak} MB")
+    if entry["status"] != "ok":
+        tail = (train.get("stderr_tail") or "").strip().splitlines()[-5:]
+        tail += ((entry.get("predict") or {}).get("stderr_tail") or "").strip().splitlines()[-5:]
+        for line in tail:
+            _progress(f"    {line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        _show_reports(args.report, markdown=args.markdown)
+        return 0
+    specs, tools = _specs_and_tools(args)
     timeout_s = args.timeout or args.budget * 3 + 120
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = args.out or BENCH_DIR / "results" / f"quality-{stamp}.json"
@@ -967,24 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                     timeout_s=timeout_s,
                 )
                 data["tools"][tool] = entry
-                train = entry.get("train") or {}
-                figure = fmt_metric(spec.metric, (entry.get("metrics") or {}).get(spec.metric))
-                outcome = (
-                    f"{METRIC_TITLES[spec.metric]} {figure}"
-                    if entry["status"] == "ok"
-                    else f"FAILED: {entry.get('error')}"
-                )
-                wall, peak = fmt_number(train.get("wall_s")), fmt_number(train.get("peak_mb"), 0)
-                _progress(f"{prefix} {TOOL_TITLES[tool]}: {outcome}, {wall} s, {peak} MB")
-                if entry["status"] != "ok":
-                    tail = (train.get("stderr_tail") or "").strip().splitlines()[-5:]
-                    tail += (
-                        ((entry.get("predict") or {}).get("stderr_tail") or "")
-                        .strip()
-                        .splitlines()[-5:]
-                    )
-                    for line in tail:
-                        _progress(f"    {line}")
+                _say_outcome(prefix, tool, spec, entry)
                 _write_json(out_path, report)
             comparison[spec.name] = compare_dataset(spec, data["tools"], budget=args.budget)
             data["comparison"] = comparison[spec.name]
@@ -1003,46 +616,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.strict and report["summary"]["all_targets_met"] is not True:
         return 1
     return 0
-
-
-def render_report(report: dict[str, Any], *, markdown: bool) -> str:
-    """Every table of a run, from its raw figures (as written to the JSON file)."""
-    budget, tools = float(report["budget_s"]), list(report["tools"])
-    specs = [
-        DatasetSpec(
-            name=name,
-            path=Path(name),
-            target=data["target"],
-            task=data["task"],
-            metric=data["metric"],
-            positive_class=None,
-            leakage_columns=(),
-        )
-        for name, data in report["datasets"].items()
-        if "tools" in data
-    ]
-    comparison = {
-        spec.name: compare_dataset(spec, report["datasets"][spec.name]["tools"], budget=budget)
-        for spec in specs
-    }
-    summary = summarise(comparison, budget=budget)
-    sections = [
-        render_dataset(spec, report["datasets"][spec.name], markdown=markdown) for spec in specs
-    ]
-    title = f"All datasets at a {budget:g} s budget: metric (training wall time, peak memory)"
-    sections.append(
-        (f"### {title}" if markdown else title)
-        + "\n\n"
-        + render_overview(specs, report["datasets"], tools, markdown=markdown)
-    )
-    if "tabpilot" in tools and "flaml" in tools:
-        sections.append(render_summary(specs, comparison, summary, markdown=markdown))
-    skipped = [
-        f"- {name}: {data['error']}" for name, data in report["datasets"].items() if "error" in data
-    ]
-    if skipped:
-        sections.append("Skipped datasets:\n" + "\n".join(skipped))
-    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":
