@@ -105,10 +105,12 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     _install_docs(app)
     install_error_handlers(app)
     app.include_router(health.router)
+    # Routes are matched in this order, one by one: predictions, the hot path, come early
+    # (about 25 fewer route checks each). The docs group operations by tag, in TAGS order.
+    app.include_router(models.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(compare.router)
-    app.include_router(models.router)
     install_web(app)  # the pages, and browser security for the API and pages alike
     # Body caps and body timeouts, before anything reads a body (see api/limits.py).
     app.add_middleware(BodyLimitMiddleware, settings=context.settings)
