@@ -192,9 +192,11 @@ def _stop(service: Service) -> None:
         service.process.wait()
 
 
-@pytest.fixture
-def serve(ray_head: RayHead, tmp_path: Path) -> Iterator[Service]:
-    """`tabpilot serve` whose runner is the Ray head, with stores in `tmp_path/data`."""
+@pytest.fixture(scope="module")
+def serve(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`tabpilot serve` whose runner is the Ray head (one for the module: connecting costs
+    seconds), with stores of its own."""
+    tmp_path = tmp_path_factory.mktemp("serve")
     port = free_port()
     env = server_environment(tmp_path / "data", runner_uri=f"{ray_head.address}?cpus=1")
     env.update(CLIENT_TIMEOUTS)
@@ -302,7 +304,7 @@ def test_a_killed_ray_worker_is_retried_once_then_the_job_fails_with_the_reason(
     assert failed_after < 15  # seen through Ray at once, not after a lease expires
 
 
-def test_tabpilot_worker_runs_jobs_on_ray_and_a_cancel_kills_the_task(
+def test_tabpilot_worker_runs_jobs_on_ray_and_a_cancel_in_the_store_stops_the_task(
     ray_head: RayHead, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
@@ -320,15 +322,16 @@ def test_tabpilot_worker_runs_jobs_on_ray_and_a_cancel_kills_the_task(
             phase = current.progress.get("phase")
             return pids[0] if current.status == JobStatus.RUNNING and phase and pids else None
 
-        pid = wait_for(training, timeout=90, what="the worker to run the job on Ray")
+        wait_for(training, timeout=90, what="the worker to run the job on Ray")
         assert ctx.metadata.get_job(job.id, owner=OWNER).lease_owner.startswith("ray-")
-        # Canceled in the store, as the API of another process does: the worker's heartbeat
-        # finds the lease gone and kills the task's process.
+        # Canceled in the store, as the API of another process does. Whichever notices first
+        # stops the task: the worker's heartbeat finds the lease gone and kills the task's
+        # process, or the task's next progress write finds the job no longer its own.
         canceled = ctx.metadata.transition_job(
             job.id, owner=None, expect=JobStatus.RUNNING, to=JobStatus.CANCELED, message="test"
         )
         assert canceled is not None
-        wait_for(lambda: not pid_alive(pid), timeout=20, what="the Ray worker process to die")
+        wait_for(lambda: not ray_head.task_pids(job.id), timeout=20, what="the job's task to stop")
         final = ctx.metadata.get_job(job.id, owner=OWNER)
         assert final.status == JobStatus.CANCELED and final.model_id is None
         assert list(ctx.metadata.list_models(owner=None, job_id=job.id).items) == []
@@ -336,6 +339,41 @@ def test_tabpilot_worker_runs_jobs_on_ray_and_a_cancel_kills_the_task(
         _stop(worker)
         ctx.metadata.close()
     assert "Ray runner started: 1 job(s) at a time" in worker.output()
+
+
+def test_the_runners_cancel_kills_the_task_process(ray_head: RayHead, tmp_path: Path) -> None:
+    """`RayRunner.cancel` with the job still running in the store: only killing the task's
+    process can stop it (the task itself sees nothing), and the runner records the cancel."""
+    from tabpilot.jobs.ray_runner import RayRunner
+
+    settings = load_settings(data_dir=tmp_path / "data", runner_uri="inline://")
+    runner = RayRunner(ray_head.address, cpus=1, jobs=1)
+    ctx = build_context(settings, runner=runner)
+    runner.start(ctx)
+    try:
+        job = add_job(ctx, add_dataset(ctx), time_budget=60.0)
+        runner.submit(job.id)
+
+        def training() -> int | None:
+            current = ctx.metadata.get_job(job.id, owner=OWNER)
+            pids = ray_head.task_pids(job.id)
+            phase = current.progress.get("phase")
+            return pids[0] if current.status == JobStatus.RUNNING and phase and pids else None
+
+        pid = wait_for(training, timeout=90, what="the job to train on Ray")
+        assert set(runner.running()) == {job.id}
+        runner.cancel(job.id)
+        wait_for(lambda: not pid_alive(pid), timeout=20, what="the task's process to be killed")
+        final = wait_for(
+            lambda: (j := ctx.metadata.get_job(job.id, owner=OWNER)).finished_at and j,
+            timeout=20,
+            what="the cancel to be recorded",
+        )
+        assert final.status == JobStatus.CANCELED and final.model_id is None
+        assert final.attempts == 1 and runner.running() == {}
+    finally:
+        runner.stop()
+        ctx.metadata.close()
 
 
 # Last in this module: it ends the module's Ray head.
