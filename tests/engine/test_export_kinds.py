@@ -116,14 +116,16 @@ def _card(model: TabpilotModel, inputs: list) -> ModelCard:
     )
 
 
-def check_parity(model: TabpilotModel, test: pd.DataFrame, *, proba_atol: float) -> float:
+def check_parity(
+    model: TabpilotModel, test: pd.DataFrame, *, proba_atol: float, value_rtol: float = 1e-4
+) -> float:
     """Assert ONNX == pickle; return the largest probability (or relative value) gap."""
     onnx_bytes, inputs = build_onnx(model)
     restored: TabpilotModel = pickle.loads(pickle.dumps(model))
     result = OnnxPredictor(onnx_bytes, _card(model, inputs)).predict(test.drop(columns=["label"]))
     expected = restored.predict(test)
     if model.classes is None:
-        np.testing.assert_allclose(result.labels, expected, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(result.labels, expected, rtol=value_rtol, atol=1e-3)
         scale = np.maximum(np.abs(expected), 1.0)
         return float(np.max(np.abs(np.asarray(result.labels, dtype=float) - expected) / scale))
     proba = restored.predict_proba(test).to_numpy()
@@ -149,11 +151,17 @@ KINDS = [*portfolio.names(), "bagged_lgbm", "bagged_mlp", "weighted", "blend"]
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_exports_to_onnx_that_agrees_with_the_pickle(task: str, kind: str) -> None:
     model, test = _fit(task, kind)
-    gap = check_parity(model, test, proba_atol=1e-5)
+    # Trees agree to float32 rounding (measured gaps about 1e-7); a neural net's float32 matrix
+    # products drift more (measured up to 1e-5 in probabilities, 6e-5 relative in values).
+    net = kind in ("mlp", "bagged_mlp", "blend")
+    gap = check_parity(
+        model, test, proba_atol=1e-4 if net else 1e-5, value_rtol=1e-3 if net else 1e-4
+    )
     if kind == "catboost":
         assert gap < 1e-6  # CatBoost's own trees, copied: as exact as float32 allows
 
 
+@pytest.mark.slow
 def test_catboost_graph_is_its_own_trees_after_the_preprocessor() -> None:
     model, _ = _fit("binary", "catboost")
     onnx_bytes, _ = build_onnx(model)

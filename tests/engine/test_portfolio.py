@@ -77,6 +77,7 @@ def test_estimates_grow_with_rows_columns_and_classes() -> None:
     assert est(10_000, 50, 10, "rf") < est(10_000, 50, 10, "lgbm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", [ProblemType.BINARY, ProblemType.REGRESSION])
 def test_early_stopping_stops_on_noise_and_keeps_the_best_iteration(problem: ProblemType) -> None:
     rng = np.random.default_rng(0)
@@ -90,6 +91,7 @@ def test_early_stopping_stops_on_noise_and_keeps_the_best_iteration(problem: Pro
     assert model.estimator_.booster_.current_iteration() == model.best_iteration_
 
 
+@pytest.mark.slow
 def test_validation_rows_given_by_the_caller_decide_the_stop() -> None:
     X, y = make_classification(800, 8, n_informative=5, random_state=0)
     honest = EarlyStoppedClassifier(_lgbm(ProblemType.BINARY), patience=20)
@@ -100,6 +102,7 @@ def test_validation_rows_given_by_the_caller_decide_the_stop() -> None:
     assert flipped.best_iteration_ == 1 < honest.best_iteration_
 
 
+@pytest.mark.slow
 def test_time_limit_stops_and_keeps_the_best_so_far() -> None:
     X, y = make_regression(3000, 20, noise=1.0, random_state=0)
     started = time.perf_counter()
@@ -111,6 +114,7 @@ def test_time_limit_stops_and_keeps_the_best_so_far() -> None:
     assert model.best_iteration_ >= 1
 
 
+@pytest.mark.slow
 def test_a_class_missing_from_the_rows_gets_probability_zero() -> None:
     X, y = make_classification(300, 6, n_informative=4, n_classes=3, random_state=0)
     keep = y != 1  # the model sees classes 0 and 2 only
@@ -119,6 +123,7 @@ def test_a_class_missing_from_the_rows_gets_probability_zero() -> None:
     assert set(model.predict(X)) <= {0, 2}
 
 
+@pytest.mark.slow
 def test_class_weights_raise_minority_recall() -> None:
     X, y = make_classification(
         2000, 8, n_informative=3, weights=[0.95, 0.05], flip_y=0.05, random_state=1
@@ -133,6 +138,7 @@ def test_class_weights_raise_minority_recall() -> None:
     assert recall[1] > recall[0]
 
 
+@pytest.mark.slow
 def test_regression_net_learns_a_target_far_from_zero() -> None:
     X, y = make_regression(800, 6, noise=1.0, random_state=0)
     y = 50_000 + 1_000 * y  # unscaled, a net without target scaling barely moves
@@ -142,6 +148,7 @@ def test_regression_net_learns_a_target_far_from_zero() -> None:
     assert rmse < 0.3 * np.std(y[600:])
 
 
+@pytest.mark.slow
 def test_fold_average_out_of_fold_outputs_come_from_the_model_that_never_saw_the_row() -> None:
     X, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=0)
     bag = fold_average(_lgbm(ProblemType.MULTICLASS, n_estimators=30), n_folds=4, seed=0)
@@ -164,6 +171,7 @@ def _stratified(y: np.ndarray, k: int) -> list:
     return list(StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
 
 
+@pytest.mark.slow
 def test_fold_average_uses_the_folds_it_is_given_and_early_stops_on_them() -> None:
     X, y = make_regression(300, 5, noise=5.0, random_state=0)
     folds = [(np.arange(100, 300), np.arange(100)), (np.arange(200), np.arange(200, 300))]
@@ -178,6 +186,7 @@ def test_fold_average_uses_the_folds_it_is_given_and_early_stops_on_them() -> No
     assert bag.estimators_[0].best_iteration_ == refit.best_iteration_
 
 
+@pytest.mark.slow
 def test_fold_average_from_fitted_models() -> None:
     X, y = make_classification(200, 5, random_state=0)
     models = [_lgbm(ProblemType.BINARY, n_estimators=10).fit(X[i::2], y[i::2]) for i in (0, 1)]
