@@ -122,6 +122,7 @@ def ray_head() -> Iterator[RayHead]:
     }
     command = [str(RAY), "start", "--head", "--block", "--num-cpus", "2"]
     command += ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false"]
+    command += ["--include-log-monitor", "false"]  # job logs are not forwarded: less memory
     command += ["--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats"]
     command += ["--temp-dir", str(temp_dir)]
     for flag, value in ports.items():
