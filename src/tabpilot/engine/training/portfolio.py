@@ -258,7 +258,7 @@ _KINDS: tuple[_Kind, ...] = (
         "mlp",
         "neural net (2 layers, standardised inputs, early stopping)",
         _mlp,
-        _Cost("net", 50, 5.0e-3, 6.5e-5, regression=0.4),
+        _Cost("net", 50, 3.0e-3, 3.5e-5, regression=0.4),
     ),
     _Kind(
         "xgboost",
