@@ -344,3 +344,13 @@ def test_the_init_stores_command_creates_the_table_once(
     ]
     with build_metadata_store(f"dynamodb://{prefix}") as store:
         store.ping()
+
+
+def test_a_job_too_large_for_an_item_is_refused_in_words(store: DynamoMetadataStore) -> None:
+    dataset = add_dataset(store, owner=OWNER)
+    with pytest.raises(InvalidInput, match="more than a DynamoDB item holds"):
+        add_job(store, dataset, notes="n" * 400_000)
+    job = add_job(store, dataset)
+    with pytest.raises(InvalidInput, match="shorten its spec, progress or notes"):
+        store.update_job(job.id, owner=OWNER, spec={"columns": ["c" * 50] * 10_000})
+    assert store.get_job(job.id, owner=OWNER) == job
