@@ -79,6 +79,7 @@ def select_blend(
     greater_is_better: bool,
     rounds: int = BLEND_ROUNDS,
     allow_single: bool = False,
+    max_members: int | None = None,
 ) -> Blend | None:
     """Greedy ensemble selection over `members`' selection predictions.
 
@@ -89,6 +90,9 @@ def select_blend(
         The best blend found (the best prefix of the greedy rounds), or None when it is a
         single model (then a blend brings nothing over that model alone) unless
         `allow_single`.
+
+    With `max_members`, once that many different members are in, later rounds choose only
+    among them (a blend's cost to predict and export grows with its members).
     """
     if not members or (len(members) < 2 and not allow_single):
         return None
@@ -98,7 +102,11 @@ def select_blend(
     best_counts: np.ndarray | None = None
     best_value = -np.inf
     for step in range(1, rounds + 1):
-        values = [sign * score((total + m.selection) / step) for m in members]
+        full = max_members is not None and int((counts > 0).sum()) >= max_members
+        values = [
+            sign * score((total + m.selection) / step) if not full or counts[i] > 0 else -np.inf
+            for i, m in enumerate(members)
+        ]
         pick = int(np.argmax(values))  # ties go to the earlier (higher-priority) member
         counts[pick] += 1
         total = total + members[pick].selection

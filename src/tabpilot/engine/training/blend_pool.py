@@ -32,6 +32,9 @@ from tabpilot.engine.training.outputs import native_output, score_output, split_
 # Temperatures are fitted on at least this many out-of-fold or validation rows: on fewer, a
 # near-separable problem's temperature rests on one or two uncertain rows.
 MIN_CALIBRATION_ROWS = 500
+# At most this many different models in a blend (bagged: each is k fold models): predicting,
+# permutation importance, the ONNX export and its memory grow with them, the score barely.
+MAX_MEMBERS, MAX_BAGGED_MEMBERS = 6, 3
 
 
 def pool_members(scored: list[Candidate], classes: list[Any] | None) -> list[BlendMember]:
@@ -113,6 +116,7 @@ def blend_candidate(
         lambda values: score_output(metric, y_selection, values, classes),
         greater_is_better=metric.greater_is_better,
         allow_single=calibrate,
+        max_members=MAX_BAGGED_MEMBERS if by_cv else MAX_MEMBERS,
     )
     if found is None or (len(found.members) == 1 and found.members[0].temperature is None):
         return None

@@ -101,13 +101,21 @@ class Clock:
             return True  # without it there may be nothing but the search: it stops in time
         if expected <= max(CHEAP_SECONDS, CHEAP_SHARE * self.budget):
             return expected <= self.training_seconds() * CHEAP_SHARE_OF_LEFT
-        return self.elapsed() + expected <= self.portfolio_deadline
+        ends = self.elapsed() + expected
+        return ends <= self.portfolio_deadline and expected <= (
+            self.training_seconds() - self.search_floor()
+        )
 
     def first_limit(self, expected: float) -> float:
         """Seconds the portfolio's first fit may take: its share, or twice its expected time
         when longer, within half the training time left (boosted trees stop early there)."""
         share = self.portfolio_deadline - self.elapsed()
-        return max(0.3, min(max(share, 2 * expected), 0.5 * self.training_seconds()))
+        room = min(0.5 * self.training_seconds(), self.training_seconds() - self.search_floor())
+        return max(0.3, min(max(share, 2 * expected), room))
+
+    def search_floor(self) -> float:
+        """The search's least seconds: SEARCH_MIN_SHARE of the planned training time."""
+        return SEARCH_MIN_SHARE * self.planned_training
 
     def reserve_refit(self, cost: float) -> float:
         """Reserve the refit's `cost` seconds (at most MAX_REFIT_SHARE of the training time)."""
@@ -119,7 +127,7 @@ class Clock:
         leaves, and at least SEARCH_MIN_SHARE of the planned training time (within the
         training time left)."""
         window = self.training_seconds() - self.refit_reserve
-        floor = min(SEARCH_MIN_SHARE * self.planned_training, self.training_seconds())
+        floor = min(self.search_floor(), self.training_seconds())
         return max(0.0, window, floor)
 
     def importance_limit(self) -> float:

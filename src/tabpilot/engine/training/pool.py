@@ -122,6 +122,8 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
 def reserve_refit(ctx: PoolContext, scored: list[Candidate]) -> None:
     """Reserve the refit on all rows of the pool's best few models (as measured; a blend
     rarely weighs more; the clock caps the reserve)."""
+    if ctx.split.bagged:
+        return  # a bagged model ships as trained: no refit
     models = sorted(
         (c for c in scored if c.source != "baseline"),
         key=lambda c: c.selection_score,
@@ -217,10 +219,11 @@ def _join(ctx: PoolContext, search: SearchOutcome, scored: list[Candidate]) -> N
 
 def _bag_fits(ctx: PoolContext, planned: PlannedCandidate, *, winner: bool) -> bool:
     """Whether bagging a searched configuration ends before the refit's reserve (the
-    search's winner: before the end's reserve)."""
-    expected = planned.cost * len(ctx.split.folds or ()) * 1.2
-    reserve = 0.0 if winner else ctx.clock.refit_reserve
-    if ctx.clock.training_seconds() - reserve >= expected:
+    search's winner: may take half the end's reserve too)."""
+    expected = ctx.clock.expected(planned.cost * len(ctx.split.folds or ()))
+    # The winner may use half the end's reserve: the search's result must be in the pool.
+    room = ctx.clock.training_seconds() + (0.5 * ctx.clock.end_reserve() if winner else 0.0)
+    if room - ctx.clock.refit_reserve >= expected:
         return True
     ctx.decisions.append(
         f"{_upper(planned.description)} was not bagged: its folds "

@@ -18,8 +18,10 @@ made up front (`clock.py`), so the strong result is the one that always happens:
    log loss (`calibrate.py`), and the best of blend, single models and a constant baseline
    is kept (`selection.py`): all chosen on out-of-fold or validation outputs, never on the
    held-out rows (the choice is recorded);
-6. refit of the chosen model on all rows, in the time reserved for it (otherwise the model
-   as trained on the training rows is kept, and the decisions say so);
+6. on larger data, refit of the chosen model on all rows, in the time reserved for it
+   (otherwise the model as trained on the training rows is kept, and the decisions say so);
+   on small data the bagged model ships as trained: its fold models together learned from
+   every training row;
 7. permutation importance of the chosen model as evaluated, on the held-out rows
    (`explain.py`), in the time left before export.
 """
@@ -372,6 +374,10 @@ class _Trainer:
     def _refit(self, chosen: Candidate, split: Split) -> tuple[Any, bool]:
         """The final pipeline (refitted on all rows in the time reserved) and whether it was."""
         final = chosen.pipeline
+        if split.bagged:
+            # Its fold models together learned from every training row; a refit would cost
+            # the bagging again.
+            return final, False
         cost = self._refit_cost(chosen)
         if chosen.source == "baseline" or not self.clock.refit_fits(cost):
             if chosen.source != "baseline":
@@ -454,6 +460,17 @@ def _unfolded(estimator: Any) -> Any:
     return clone(estimator).set_params(**dict.fromkeys(keys)) if keys else clone(estimator)
 
 
+def _final_words(split: Split, refit: bool) -> str:
+    if refit:
+        return "refitted on all rows after the evaluation"
+    if split.bagged:
+        return (
+            f"the average of the {len(split.folds or ())} fold models, as evaluated (together "
+            "they learned from every training row)"
+        )
+    return "as trained on the training rows, as evaluated"
+
+
 def _blas_threads(n: int) -> Any:
     """At most `n` BLAS threads (the neural net's and linear models' matrix products): on a
     busy machine, more threads than the run's share of cores slow it several times over."""
@@ -494,11 +511,7 @@ def _provenance(split: Split, chosen: Candidate, refit: bool) -> dict[str, Any]:
         ),
         "selection_score": chosen.selection_score,
         "source": chosen.source,
-        "final_model": (
-            "refitted on all rows after the evaluation"
-            if refit
-            else "as trained on the training rows"
-        ),
+        "final_model": _final_words(split, refit),
     }
 
 
