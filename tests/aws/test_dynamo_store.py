@@ -50,6 +50,7 @@ def prefix(aws_env: dict[str, str]) -> Iterator[str]:
     yield name
     with contextlib.suppress(client.exceptions.ResourceNotFoundException):
         client.delete_table(TableName=f"{name}-metadata")
+    client.close()
 
 
 @pytest.fixture

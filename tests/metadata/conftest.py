@@ -150,6 +150,7 @@ def dynamo_table(request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"dynamodb://{prefix}"
     finally:
         client.delete_table(TableName=f"{prefix}-metadata")
+        client.close()
 
 
 @pytest.fixture

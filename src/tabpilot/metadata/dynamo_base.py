@@ -244,8 +244,20 @@ class DynamoStoreBase(MetadataStore):
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
-        """TransactWriteItems: all of `items` or none; raises `Refused` with the reasons."""
-        self._call("transact_write_items", TransactItems=items)
+        """TransactWriteItems: all of `items` or none; raises `Refused` with the reasons.
+
+        A transaction canceled only because another one touched the same items at that
+        moment (TransactionConflict, no condition failed) is sent again.
+        """
+        for attempt in attempts():
+            try:
+                self._call("transact_write_items", TransactItems=items)
+                return
+            except Refused as refused:
+                if "ConditionalCheckFailed" in refused.reasons or attempt == ATTEMPTS - 1:
+                    raise
+                if not set(refused.reasons) & {"TransactionConflict", "ThrottlingError"}:
+                    raise
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         """BatchWriteItem in groups of 25, retrying what DynamoDB leaves unprocessed."""
