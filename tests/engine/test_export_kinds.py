@@ -39,10 +39,10 @@ def small(est: Any) -> Any:
     """`est` (a portfolio estimator) cut down so a test trains it in a fraction of a second;
     the graph to convert keeps every part (early stopping, wrappers, pipelines)."""
     est = clone(est)
-    if type(est).__name__.startswith(("RandomForest", "ExtraTrees")):
+    if type(est.get_params().get("estimator")).__name__.startswith(("RandomForest", "Extra")):
         # An odd count: a binary vote of pure leaves never ties at exactly 0.5, where float32
         # (ONNX) and float64 (the pickle) may break the tie differently.
-        return est.set_params(n_estimators=21)
+        return est.set_params(estimator__n_estimators=21)
     params = est.get_params()
     cuts = {
         "n_estimators": 60,

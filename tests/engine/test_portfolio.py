@@ -46,12 +46,12 @@ def test_multiclass_puts_the_neural_net_first_and_skips_catboost_on_many_classes
 
 def test_forests_are_sized_so_their_leaves_fit_in_memory_and_onnx() -> None:
     small = portfolio.portfolio(ProblemType.BINARY, n_rows=700, n_cols=50, n_classes=2)
-    rf = next(e for e in small if e.name == "rf").estimator
+    rf = next(e for e in small if e.name == "rf").estimator.estimator
     assert rf.n_estimators == portfolio.FOREST_TREES and rf.max_leaf_nodes is None
     many = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=16_000, n_cols=16, n_classes=26)
     for e in many:
         if e.kind in ("rf", "extra_tree"):
-            est = e.estimator
+            est = e.estimator.estimator
             assert est.n_estimators * est.max_leaf_nodes * 26 <= portfolio.FOREST_LEAF_VALUES
             assert f"{est.n_estimators} trees" in e.description
 
@@ -195,3 +195,15 @@ def test_fold_average_from_fitted_models() -> None:
     np.testing.assert_allclose(bag.predict_proba(X), expected)
     with pytest.raises(ValueError, match="classes"):
         FoldAverageClassifier.from_fitted(models)
+
+
+@pytest.mark.slow
+def test_a_forest_grows_every_tree_or_stops_when_its_time_is_up() -> None:
+    X, y = make_classification(3000, 20, random_state=0)
+    forest = portfolio.build("rf", ProblemType.BINARY, n_rows=3000)
+    full = clone(forest).set_params(estimator__n_estimators=30).fit(X, y)
+    assert len(full.estimator_.estimators_) == 30 and full.stopped_by_ == "max_iterations"
+    capped = clone(forest).set_params(max_seconds=0.05).fit(X, y)
+    assert capped.stopped_by_ == "time"
+    assert 0 < len(capped.estimator_.estimators_) < portfolio.FOREST_TREES
+    assert capped.best_iteration_ == len(capped.estimator_.estimators_)

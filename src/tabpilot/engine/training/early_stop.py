@@ -2,9 +2,11 @@
 epochs) when rows they do not learn from stop improving, and keep their best iteration.
 
 `EarlyStoppedClassifier` / `EarlyStoppedRegressor` wrap LightGBM, XGBoost, CatBoost or a
-scikit-learn MLP. `fit(X, y)` carves a validation slice out of `X` itself (stratified for
-classes), so `clone(est).fit(X, y)` alone is enough anywhere (a refit, a cross-validation fold,
-a fold average) and the stopping never sees a row outside `X`. A caller that holds rows of its
+scikit-learn MLP; also a random forest or extra trees, which have nothing to stop on but grow
+their trees in batches until `max_seconds` (and train on every row). `fit(X, y)` carves a
+validation slice out of `X` itself (stratified for classes), so `clone(est).fit(X, y)` alone
+is enough anywhere (a refit, a cross-validation fold, a fold average) and the stopping never
+sees a row outside `X`. A caller that holds rows of its
 own for this (a fold average's held-out fold) passes `X_valid`/`y_valid` instead.
 
 The wrapped model is fitted on label codes 0..k'-1 of the classes present in `y` (`classes_`
@@ -51,6 +53,10 @@ def _balanced_weights(y: np.ndarray) -> np.ndarray:
     counts = np.bincount(y)
     per_class = len(y) / (len(counts) * np.maximum(counts, 1))
     return per_class[y]
+
+
+def _is_forest(estimator: Any) -> bool:
+    return type(estimator).__name__.startswith(("RandomForest", "ExtraTrees"))
 
 
 def _input_dtype(estimator: Any) -> str:
@@ -142,23 +148,7 @@ class _EarlyStoppedBase(BaseEstimator):
             y = np.searchsorted(self.classes_, y)
         else:
             y = y.astype("float64")
-        if X_valid is None:
-            valid = _slice_rows(y, self.validation_fraction, self.seed, self._is_classifier())
-            keep = np.ones(len(y), dtype=bool)
-            keep[valid] = False
-            if not keep.any():
-                keep[:] = True
-            X_fit, y_fit, X_val, y_val = X[keep], y[keep], X[valid], y[valid]
-        else:
-            X_fit, y_fit = X, y
-            X_val = np.asarray(X_valid, dtype=X.dtype)
-            y_val = np.asarray(y_valid)
-            if self._is_classifier():
-                # A validation row of a class the training rows lack cannot be scored.
-                known = np.isin(y_val, self.classes_)
-                X_val, y_val = X_val[known], np.searchsorted(self.classes_, y_val[known])
-            else:
-                y_val = y_val.astype("float64")
+        X_fit, y_fit, X_val, y_val = self._rows(X, y, X_valid, y_valid)
         weights = None
         if self.class_weight == "balanced" and self._is_classifier():
             weights = _balanced_weights(y_fit)
@@ -178,6 +168,28 @@ class _EarlyStoppedBase(BaseEstimator):
         self.stopped_by_ = tracker.stopped_by
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _rows(
+        self, X: np.ndarray, y: np.ndarray, X_valid: Any, y_valid: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(training rows, their codes, validation rows, their codes): the caller's validation
+        rows, or a slice carved from X; a forest validates nothing and trains on all rows."""
+        if _is_forest(self.estimator):
+            return X, y, X[:0], y[:0]
+        if X_valid is None:
+            valid = _slice_rows(y, self.validation_fraction, self.seed, self._is_classifier())
+            keep = np.ones(len(y), dtype=bool)
+            keep[valid] = False
+            if not keep.any():
+                keep[:] = True
+            return X[keep], y[keep], X[valid], y[valid]
+        X_val = np.asarray(X_valid, dtype=X.dtype)
+        y_val = np.asarray(y_valid)
+        if self._is_classifier():
+            # A validation row of a class the training rows lack cannot be scored.
+            known = np.isin(y_val, self.classes_)
+            return X, y, X_val[known], np.searchsorted(self.classes_, y_val[known])
+        return X, y, X_val, y_val.astype("float64")
 
     def _inner_proba(self, X: Any) -> np.ndarray:
         with _one_blas_thread():
@@ -234,6 +246,8 @@ def _fit_family(
         return _fit_catboost(est, X, y, X_val, y_val, weights, tracker)
     if module == "sklearn" and type(est).__name__.startswith("MLP"):
         return _fit_mlp(est, X, y, X_val, y_val, weights, tracker, owner.seed)
+    if _is_forest(est):
+        return _fit_forest(est, X, y, weights, tracker)
     raise TypeError(f"no early stopping for {type(est).__name__}")
 
 
@@ -349,4 +363,29 @@ def _fit_mlp(est, X, y, X_val, y_val, weights, tracker, seed):  # type: ignore[n
         est.coefs_, est.intercepts_ = best
     est.set_params(random_state=seed)
     tracker.best_iteration = max(1, tracker.best_iteration)
+    return est
+
+
+# A forest grows its trees in this many batches, checking the time after each.
+FOREST_BATCHES = 10
+
+
+def _fit_forest(est, X, y, weights, tracker):  # type: ignore[no-untyped-def]
+    """A forest has nothing to stop on, but may run out of time: its trees grow in batches
+    (warm start) until all are grown or `max_seconds` has passed."""
+    total = int(est.get_params()["n_estimators"])
+    step = max(1, -(-total // FOREST_BATCHES))
+    est.set_params(warm_start=True)
+    grown = 0
+    tracker.stopped_by = "max_iterations"
+    while grown < total:
+        grown = min(total, grown + step)
+        est.set_params(n_estimators=grown)
+        est.fit(X, y, sample_weight=weights)
+        if tracker.deadline is not None and time.perf_counter() > tracker.deadline:
+            if grown < total:
+                tracker.stopped_by = "time"
+            break
+    est.set_params(warm_start=False)
+    tracker.best_iteration = grown
     return est

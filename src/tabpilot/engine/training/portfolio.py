@@ -209,7 +209,9 @@ def _forest(extra: bool) -> Callable[[ProblemType, int, int], Any]:
             cls: Any = ExtraTreesRegressor if extra else RandomForestRegressor
         else:
             cls = ExtraTreesClassifier if extra else RandomForestClassifier
-        return cls(n_estimators=FOREST_TREES, random_state=seed, n_jobs=n_jobs)
+        # Wrapped only so that `max_seconds` can cut its growth short (no validation rows).
+        forest = cls(n_estimators=FOREST_TREES, random_state=seed, n_jobs=n_jobs)
+        return early_stopped(forest, seed=seed)
 
     return build
 
@@ -348,16 +350,20 @@ def build(
         values = n_classes if problem == ProblemType.MULTICLASS else 1
         leaves = max(100, FOREST_LEAF_VALUES // (trees * values))
         # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
-        est.set_params(n_estimators=trees, max_leaf_nodes=leaves if leaves < n_rows else None)
+        est.set_params(
+            estimator__n_estimators=trees,
+            estimator__max_leaf_nodes=leaves if leaves < n_rows else None,
+        )
     return est
 
 
 def _describe(kind: _Kind, est: Any) -> str:
     if kind.cost.shape != "forest":
         return kind.description
-    cap = est.get_params()["max_leaf_nodes"]
+    params = est.get_params()
+    cap = params["estimator__max_leaf_nodes"]
     limit = f", at most {cap} leaves each" if cap else ""
-    return f"{kind.description} ({est.get_params()['n_estimators']} trees{limit})"
+    return f"{kind.description} ({params['estimator__n_estimators']} trees{limit})"
 
 
 def with_class_weights(estimator: Any) -> Any | None:
