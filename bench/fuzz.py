@@ -8,7 +8,7 @@ alice's and bob's real objects) until at least `--cases` requests were sent, pas
 with a new seed each. Prints a table (cases, operations, answers by status, failures by kind,
 5xx, duration) and writes it as JSON to bench/results/fuzz-<time>.json.
 
-    python bench/fuzz.py                  # 10,000 cases or more (about 8 minutes on 2 cores)
+    python bench/fuzz.py                  # 10,000 cases or more (about 6 minutes on 2 cores)
     python bench/fuzz.py --cases 2000     # a shorter run
 
 Exits 1 when any check failed (each failure is printed with a curl command to reproduce it).

@@ -18,7 +18,8 @@ A test that needs other settings (a small limit, say) starts its own with
 `stop_server(server)`, in a try/finally; keep those few, since each costs a second or two.
 
 Memory: `read_rss_kib(pid)` and `read_peak_rss_kib(pid)` read /proc/<pid>/status (VmRSS,
-VmHWM), so psutil is not needed; `child_pids(pid)` lists a process's children (job workers).
+VmHWM), so psutil is not needed; `reset_peak_rss(pid)` starts a new high-water mark, so a peak
+read after it is a test's own; `child_pids(pid)` lists a process's children (job workers).
 The job runner is `local://?workers=1&warm=0`: jobs run in a child process, started per job.
 """
 
@@ -57,6 +58,12 @@ def read_rss_kib(pid: int) -> int:
 def read_peak_rss_kib(pid: int) -> int:
     """The highest resident memory the process has had so far (high-water mark), in KiB."""
     return read_status_kib(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Set a process's high-water mark (VmHWM) back to its resident memory now (writing 5 to
+    /proc/<pid>/clear_refs), so that a peak read next belongs to what ran in between."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def child_pids(pid: int) -> list[int]:
@@ -101,6 +108,9 @@ class SecServer:
 
     def peak_rss_kib(self) -> int:
         return read_peak_rss_kib(self.pid)
+
+    def reset_peak_rss(self) -> None:
+        reset_peak_rss(self.pid)
 
     def log(self) -> str:
         """What the server wrote to stdout and stderr so far."""

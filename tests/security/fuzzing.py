@@ -395,6 +395,8 @@ class Fuzzer:
         self.tally.cases += 1
         self.tally.by_operation[label] += 1
         headers = self._headers(plan.caller)
+        if plan.caller == "anonymous" and case.headers:
+            case.headers.pop("Authorization", None)  # schemathesis makes up a bearer token
         try:
             answer = case.call(
                 base_url=self.server.base_url,

@@ -20,8 +20,10 @@ from tabpilot.errors import InvalidInput
 GZIP_MAGIC = b"\x1f\x8b"
 """The first two bytes of every gzip file."""
 
-MAX_RECORD_BYTES = 64 << 20
-"""A CSV record (row) may not be longer than this when a stream is split."""
+MAX_RECORD_BYTES = 8 << 20
+"""A CSV record (row) may not be longer than this when a stream is split. A record is parsed
+whole in the serving process, and a tiny gzip can inflate to one endless line: at 64 MiB a
+60 KB request cost half a minute and +300 MB there; 8 MiB is still far beyond any real row."""
 
 _READ_BYTES = 1 << 20
 
@@ -217,7 +219,8 @@ def _chunks(source: BinaryIO, buffer: bytes, eof: bool, chunk_bytes: int) -> Ite
             if len(buffer) > MAX_RECORD_BYTES:
                 raise InvalidInput(
                     f"A row of the CSV is longer than {MAX_RECORD_BYTES >> 20} MB, which "
-                    'usually means a quote (") is never closed; check the quotes in the file'
+                    'usually means a quote (") is never closed, or a value is far too long; '
+                    "check the quotes and the long values in the file"
                 )
             block = _read(source, chunk_bytes)
             if not block:
