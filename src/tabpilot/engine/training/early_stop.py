@@ -379,12 +379,18 @@ def _fit_forest(est, X, y, weights, tracker):  # type: ignore[no-untyped-def]
     grown = 0
     tracker.stopped_by = "max_iterations"
     while grown < total:
+        began = time.perf_counter()
         grown = min(total, grown + step)
         est.set_params(n_estimators=grown)
         est.fit(X, y, sample_weight=weights)
-        if tracker.deadline is not None and time.perf_counter() > tracker.deadline:
-            if grown < total:
-                tracker.stopped_by = "time"
+        now = time.perf_counter()
+        # Stop before a batch that would end past the deadline (batches take about as long).
+        if (
+            tracker.deadline is not None
+            and grown < total
+            and now + (now - began) > tracker.deadline
+        ):
+            tracker.stopped_by = "time"
             break
     est.set_params(warm_start=False)
     tracker.best_iteration = grown
