@@ -63,6 +63,7 @@ from tabpilot.metadata.dynamo_items import (
 from tabpilot.metadata.dynamo_records import model_items
 from tabpilot.metadata.transitions import (
     STATUS_EVENT,
+    check_model_for,
     expected_statuses,
     plan_transition,
     status_event_data,
@@ -78,14 +79,6 @@ CLAIM_CANDIDATES = 10
 def _insert_event(store: DynamoStoreBase, event: JobEvent) -> dict[str, Any]:
     """The transaction item that appends `event` (only if its `seq` is still free)."""
     return {"Put": store.put_op(event_attrs(event), lambda e: f"attribute_not_exists({e.n('pk')})")}
-
-
-def _check_model_for(job_id: str, to: JobStatus, model: ModelRecord) -> None:
-    if to is not JobStatus.SUCCEEDED or model.job_id != job_id:
-        raise InvalidInput(
-            f"A model record goes only with its own job ({model.job_id}) moving to succeeded, "
-            f"not with job {job_id} moving to {to.value}"
-        )
 
 
 def _check_size(kind: str, record_id: str, values: dict[str, Any]) -> None:
@@ -290,7 +283,7 @@ class DynamoJobs(DynamoStoreBase):
     ) -> JobRecord | None:
         sources = expected_statuses(expect, to)
         if model is not None:
-            _check_model_for(job_id, JobStatus(to), model)
+            check_model_for(job_id, JobStatus(to), model)
         fields = {
             "message": message,
             "worker_id": worker_id,

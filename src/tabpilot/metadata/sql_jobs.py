@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from tabpilot.errors import Conflict, InvalidInput
+from tabpilot.errors import Conflict
 from tabpilot.metadata.base import (
     DEFAULT_JOB_SORT,
     DEFAULT_PAGE_LIMIT,
@@ -28,6 +28,7 @@ from tabpilot.metadata.sql_rows import insert_new, paginate, row_to_job, scope
 from tabpilot.metadata.sql_tables import datasets, job_events, job_tags, jobs, models
 from tabpilot.metadata.transitions import (
     STATUS_EVENT,
+    check_model_for,
     expected_statuses,
     plan_transition,
     status_event_data,
@@ -35,14 +36,6 @@ from tabpilot.metadata.transitions import (
 from tabpilot.records import JobEvent, JobRecord, JobStatus, ModelRecord, utc_now
 
 _QUEUED = frozenset({JobStatus.QUEUED})
-
-
-def _check_model_for(job_id: str, to: JobStatus, model: ModelRecord) -> None:
-    if to is not JobStatus.SUCCEEDED or model.job_id != job_id:
-        raise InvalidInput(
-            f"A model record goes only with its own job ({model.job_id}) moving to succeeded, "
-            f"not with job {job_id} moving to {to.value}"
-        )
 
 
 def insert_model(conn: Connection, model: ModelRecord) -> None:
@@ -178,7 +171,7 @@ class SqlJobs(SqlStoreBase):
     ) -> JobRecord | None:
         sources = expected_statuses(expect, to)
         if model is not None:
-            _check_model_for(job_id, JobStatus(to), model)
+            check_model_for(job_id, JobStatus(to), model)
         fields = {
             "message": message,
             "worker_id": worker_id,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tabpilot.errors import InvalidInput
-from tabpilot.records import JOB_TRANSITIONS, JobRecord, JobStatus, can_transition
+from tabpilot.records import JOB_TRANSITIONS, JobRecord, JobStatus, ModelRecord, can_transition
 from tabpilot.scrub import scrub_paths
 
 STATUS_EVENT = "status"
@@ -65,6 +65,16 @@ def expected_statuses(
             f"A job cannot go from {' or '.join(refused)} to {target.value}; allowed: {allowed}"
         )
     return sources
+
+
+def check_model_for(job_id: str, to: JobStatus, model: ModelRecord) -> None:
+    """Refuse a model record with a transition it does not belong to (a programming error):
+    only a job moving to SUCCEEDED stores a model, and only its own."""
+    if to is not JobStatus.SUCCEEDED or model.job_id != job_id:
+        raise InvalidInput(
+            f"A model record goes only with its own job ({model.job_id}) moving to succeeded, "
+            f"not with job {job_id} moving to {to.value}"
+        )
 
 
 def status_event_data(
