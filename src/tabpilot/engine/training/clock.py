@@ -5,11 +5,11 @@ up front, when the data is prepared, so the strong result is the one that always
 
 1. `END_SHARE` of the budget (at least `MIN_END_SECONDS`) is kept for what follows the
    training: the blend, permutation importance, export and reports;
-2. the portfolio of strong defaults trains first, within `PORTFOLIO_SHARE` of the rest
-   (each fit is started only if its expected time, corrected by how fast the fits so far
-   ran, ends inside that share);
+2. the portfolio of strong defaults trains first, within `PORTFOLIO_SHARE` of the rest and
+   never into the search's floor (`SEARCH_MIN_SHARE`): each fit is started only if its
+   expected time, corrected by how fast the fits so far ran, ends inside that share;
 3. the refit of the best models on all rows is reserved next (measured from the portfolio's
-   own fits), and on small data the bagging of the search's winners;
+   own fits; none on small data, where bagged models ship as trained);
 4. FLAML's search gets the time that is left; the blend costs no training (its members are
    trained) and always happens.
 
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 END_SHARE, MIN_END_SECONDS = 0.15, 1.5
-PORTFOLIO_SHARE = 0.45
+PORTFOLIO_SHARE = 0.6
 # A fit expected to take at most CHEAP_SECONDS or CHEAP_SHARE of the budget (a linear model)
 # is always made while the training time left is five times as long: it costs nothing that
 # matters, and it is often what a blend of trees lacks.
