@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-END_SHARE, MIN_END_SECONDS = 0.15, 1.5
+END_SHARE, MIN_END_SECONDS = 0.2, 1.5
 PORTFOLIO_SHARE = 0.6
 # A fit expected to take at most CHEAP_SECONDS or CHEAP_SHARE of the budget (a linear model)
 # is always made while the training time left is five times as long: it costs nothing that
@@ -39,8 +39,9 @@ MIN_SEARCH_SECONDS = 0.5
 # Permutation importance gets at least this long (a repeat or two on small data).
 MIN_IMPORTANCE_SECONDS = 0.5
 # The refit on all rows happens if this share of the budget (at least MIN_EXPORT_SECONDS) is
-# still left after it, for the export and the reports.
-REFIT_RESERVE, MIN_EXPORT_SECONDS = 0.03, 0.5
+# still left after it, for importance, the export (ONNX conversion of every member) and the
+# reports.
+REFIT_RESERVE, MIN_EXPORT_SECONDS = 0.12, 1.0
 
 
 def refit_cost(fit_seconds: float, test_size: float) -> float:
