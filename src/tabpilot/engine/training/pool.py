@@ -29,7 +29,7 @@ from tabpilot.engine.training.clock import (
 from tabpilot.engine.training.estimators import searched_estimator
 from tabpilot.engine.training.holdout import Split
 from tabpilot.engine.training.metrics import MetricSpec
-from tabpilot.engine.training.scoring import fit_candidate
+from tabpilot.engine.training.scoring import MAX_TREE_NODES, fit_candidate, tree_nodes
 from tabpilot.engine.training.search import SearchOutcome, run_search
 from tabpilot.engine.wording import about_seconds
 
@@ -115,7 +115,7 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
             cand, split, metric=ctx.metric, classes=ctx.classes, max_seconds=limit
         )
         ctx.clock.record_fit(cand.cost * folds, fitted.fit_seconds)
-        scored.append(fitted)
+        _add_if_exportable(ctx, scored, fitted)
     return scored
 
 
@@ -198,12 +198,14 @@ def _join(ctx: PoolContext, search: SearchOutcome, scored: list[Candidate]) -> N
                 continue
             bag = fit_candidate(planned, ctx.split, metric=ctx.metric, classes=ctx.classes)
             ctx.clock.record_fit(planned.cost * len(ctx.split.folds or ()), bag.fit_seconds)
-            scored.append(bag)
+            _add_if_exportable(ctx, scored, bag)
             continue
         fitted = search.best_model if name == "search" else search.fitted.get(kind)
         if fitted is None:
             continue
-        scored.append(
+        _add_if_exportable(
+            ctx,
+            scored,
             fit_candidate(
                 planned,
                 ctx.split,
@@ -211,7 +213,7 @@ def _join(ctx: PoolContext, search: SearchOutcome, scored: list[Candidate]) -> N
                 classes=ctx.classes,
                 fitted=fitted,
                 fit_seconds=planned.cost,
-            )
+            ),
         )
     search.fitted.clear()  # held by the candidates now; the rest is freed
     search.best_model = None
@@ -230,6 +232,18 @@ def _bag_fits(ctx: PoolContext, planned: PlannedCandidate, *, winner: bool) -> b
         f"({about_seconds(expected)}) did not fit before the time reserved for the refit."
     )
     return False
+
+
+def _add_if_exportable(ctx: PoolContext, scored: list[Candidate], cand: Candidate) -> None:
+    """Add `cand` to the pool unless its trees are too many to export (memory)."""
+    nodes = tree_nodes(cand.model)
+    if nodes <= MAX_TREE_NODES:
+        scored.append(cand)
+        return
+    ctx.decisions.append(
+        f"{_upper(cand.description)} was left out: its {nodes:,} tree nodes would make the "
+        f"exported model too large (the limit is {MAX_TREE_NODES:,})."
+    )
 
 
 def _upper(text: str) -> str:

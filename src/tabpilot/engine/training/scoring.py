@@ -140,3 +140,28 @@ def first_folds(model: Any) -> Any:
         view.estimator_ = first_folds(model.estimator_)
         return view
     return model
+
+
+# A model with more decision-tree nodes than this is left out of the pool: its ONNX export
+# alone would take gigabytes (skl2onnx builds every node's attributes as Python lists; a
+# 300-tree extra-trees regressor of 2 million nodes peaked at 2.2 GB).
+MAX_TREE_NODES = 600_000
+
+
+def tree_nodes(model: Any) -> int:
+    """Decision-tree nodes of scikit-learn forests inside a fitted model (through fold
+    averages, pipelines, temperature scaling and early-stopping wrappers); boosted trees
+    (small, early-stopped) count 0."""
+    if hasattr(model, "tree_") and hasattr(model.tree_, "node_count"):
+        return int(model.tree_.node_count)
+    total = 0
+    for attr in ("estimators_", "estimator_", "steps"):
+        inner = getattr(model, attr, None)
+        if inner is None:
+            continue
+        items = inner if isinstance(inner, list) else [inner]
+        for item in items:
+            part = item[1] if isinstance(item, tuple) else item
+            if hasattr(part, "get_params"):
+                total += tree_nodes(part)
+    return total
