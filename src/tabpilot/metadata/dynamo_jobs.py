@@ -12,6 +12,7 @@ without the record fields, which keeps `seq` gap-free.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from itertools import islice
@@ -175,21 +176,48 @@ class DynamoJobs(DynamoStoreBase):
         after = decode_cursor(cursor, sort) if cursor else None
         if after is not None and key != "status":
             after = (cursor_time(after[0], sort), after[1])
+        # First what sorting needs, for every matching job; then the page's jobs in full.
         e = Expr()
-        condition = f"{e.n(INDEXES[index])} = {e.v(partition)}"
-        params: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": condition}
+        params: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": f"{e.n(INDEXES[index])} = {e.v(partition)}",
+            "ProjectionExpression": ", ".join(e.n(a) for a in ("id", key, "tags")),
+        }
         expression = filters(e)
         if expression:
             params["FilterExpression"] = expression
-        jobs = [job for job in map(to_job, self._query(**params, **e.params())) if keep(job)]
-        ordered = sorted(jobs, key=lambda j: (_sort_value(j, key), j.id), reverse=descending)
+        places = sorted(
+            (
+                (str(values.get(key) or time_text(FAR_PAST)), values["id"])
+                for values in self._query(**params, **e.params())
+                if tag is None or tag in json.loads(values.get("tags") or "[]")
+            ),
+            reverse=descending,
+        )
         if after is not None:
-            ordered = [
-                j for j in ordered if _beyond((_sort_value(j, key), j.id), after, descending)
-            ]
-        page, more = ordered[:limit], len(ordered) > limit
-        next_cursor = encode_cursor(sort, _sort_value(page[-1], key), page[-1].id) if more else None
+            places = [place for place in places if _beyond(place, after, descending)]
+        wanted = [job_id for _, job_id in places[:limit]]
+        page = [job for job in self._jobs_by_id(index, partition, wanted) if keep(job)]
+        more = len(places) > limit
+        next_cursor = (
+            encode_cursor(sort, places[limit - 1][0], places[limit - 1][1]) if more else None
+        )
         return Page(page, next_cursor)
+
+    def _jobs_by_id(self, index: str, partition: str, job_ids: list[str]) -> list[JobRecord]:
+        """The jobs `job_ids` of an index partition, in that order (a Query per 100 ids)."""
+        found: dict[str, JobRecord] = {}
+        for start in range(0, len(job_ids), 100):
+            e = Expr()
+            chunk = ", ".join(e.v(job_id) for job_id in job_ids[start : start + 100])
+            params = {
+                "IndexName": index,
+                "KeyConditionExpression": f"{e.n(INDEXES[index])} = {e.v(partition)}",
+                "FilterExpression": f"{e.n('id')} IN ({chunk})",
+            }
+            for values in self._query(**params, **e.params()):
+                found[values["id"]] = to_job(values)
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     def update_job(
         self,
@@ -544,14 +572,6 @@ def _filter_expression(
     if text:
         parts.append(f"contains({e.n('search_text')}, {e.v(text.lower())})")
     return " AND ".join(parts) or None
-
-
-def _sort_value(job: JobRecord, key: str) -> str:
-    """The job's value for sort `key`, as text that orders like the value."""
-    raw = getattr(job, key)
-    if isinstance(raw, JobStatus):
-        return raw.value
-    return time_text(raw or FAR_PAST)
 
 
 def _beyond(place: tuple[str, str], after: tuple[str | None, str], descending: bool) -> bool:
