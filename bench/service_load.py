@@ -3,12 +3,16 @@ with `/health` probed throughout (issue 11: its p99 stays under 50 ms).
 
 Bounded and loopback only: a fixed number of client threads, each looping until a deadline
 (the training job's end or `Plan.load_seconds`, whichever comes first); every request has a
-timeout. The clients run in this process, so their own waits are part of what is measured:
-the figures are what a client sees, an upper bound on the server's share.
+timeout. The predict and listing clients are threads of this process, so their own waits
+count in their figures (what a client sees); the /health probe is a process of its own, so
+its figures are not delayed by theirs.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +72,46 @@ def _loop(
                 stop.wait(pause)
 
 
+PROBE = """
+import json, sys, time, httpx
+seconds, failures = [], []
+with httpx.Client(base_url=sys.argv[1], timeout=10) as client:
+    while not sys.stdin.closed:
+        started = time.perf_counter()
+        try:
+            status = client.get("/health").status_code
+            if status >= 400:
+                failures.append(str(status))
+        except httpx.HTTPError as exc:
+            failures.append(type(exc).__name__)
+        seconds.append(time.perf_counter() - started)
+        import select
+        if select.select([sys.stdin], [], [], float(sys.argv[2]))[0]:
+            break
+print(json.dumps({"seconds": seconds, "failures": failures}))
+"""
+"""The /health probe, a process of its own: threads of this process would make it wait for
+their turn (the GIL), which is no delay of the server's."""
+
+
+def start_probe(base_url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", PROBE, base_url, str(HEALTH_INTERVAL_S)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_probe(probe: subprocess.Popen[str], health: Stream) -> None:
+    """Stop the probe (a line on its stdin) and add what it measured to `health`."""
+    out, _ = probe.communicate("stop\n", timeout=60)
+    found = json.loads(out.strip().splitlines()[-1])
+    for elapsed in found["seconds"]:
+        health.record(elapsed, None)
+    health.failures.extend(found["failures"])
+
+
 def measure_load(
     client: httpx.Client,
     dataset_id: str,
@@ -110,12 +154,6 @@ def measure_load(
     workers = [
         threading.Thread(
             target=_loop,
-            args=(base, health, lambda c: c.get("/health"), stop, HEALTH_INTERVAL_S),
-        )
-    ]
-    workers += [
-        threading.Thread(
-            target=_loop,
             args=(base, predict, lambda c: c.post(f"/api/models/{model_id}/predict", json=body)),
             kwargs={"stop": stop},
         )
@@ -134,6 +172,7 @@ def measure_load(
         for _ in range(LIST_CLIENTS)
     ]
     started = time.monotonic()
+    probe = start_probe(base)
     for worker in workers:
         worker.start()
     try:
@@ -146,6 +185,7 @@ def measure_load(
         stop.set()
         for worker in workers:
             worker.join(timeout=30)
+        read_probe(probe, health)
     seconds = time.monotonic() - started
     job = wait_for_job(client, job_id, timeout=plan.load_budget * 3 + 120)
     report_load(results, job, seconds, health, predict, listing)
