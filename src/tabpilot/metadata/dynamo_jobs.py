@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from itertools import islice
@@ -409,7 +410,11 @@ class DynamoJobs(DynamoStoreBase):
             candidates = list(islice(self._query(**params, **e.params()), CLAIM_CANDIDATES))
             if not candidates:
                 return None
-            for values in candidates:
+            # The oldest first; after losing it, the others in random order, so that workers
+            # that lost the same race do not all race again for the next one.
+            rest = candidates[1:]
+            random.shuffle(rest)
+            for values in [candidates[0], *rest]:
                 claimed = self._try_transition(
                     values["id"], None, _QUEUED, None, JobStatus.RUNNING, lease, values=values
                 )
