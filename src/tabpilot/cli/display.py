@@ -164,6 +164,9 @@ def _leaderboards(card: ModelCard) -> tuple[Table, Table]:
     """The search's leaderboard (one row per kind) and the candidates compared held out."""
     label = card.metric.label
     with_cv = any(r.get("cv_score") is not None for r in card.leaderboard)
+    # Above the bagging size the candidates are chosen on validation rows instead.
+    chosen_by = "cv_score" if with_cv else "valid_score"
+    with_cv = with_cv or any(r.get("valid_score") is not None for r in card.leaderboard)
     searched: list[list[str]] = []
     candidates: list[list[str]] = []
     for row in card.leaderboard:
@@ -171,7 +174,7 @@ def _leaderboards(card: ModelCard) -> tuple[Table, Table]:
             mark = " ✔" if row["estimator"] == card.chosen.name else ""
             cells = [row["label"] + mark]
             if with_cv:
-                cells.append(fmt(row.get("cv_score")))
+                cells.append(fmt(row.get(chosen_by)))
             candidates.append([*cells, fmt(row["holdout_score"]), fmt(row["fit_seconds"])])
         else:
             searched.append(
@@ -189,7 +192,8 @@ def _leaderboards(card: ModelCard) -> tuple[Table, Table]:
     )
     columns = ["model"]
     if with_cv:
-        columns.append(f"{label} (5-fold CV, training rows)")
+        where = "out-of-fold, training rows" if chosen_by == "cv_score" else "validation rows"
+        columns.append(f"{label} ({where})")
     columns += [f"{label} (held-out)", "fit seconds"]
     return board, _table("Candidates", columns, candidates)
 
