@@ -143,7 +143,7 @@ def check_parity(
     return float(np.max(np.abs(result.probabilities.to_numpy() - proba)))
 
 
-KINDS = [*portfolio.names(), "bagged_lgbm", "bagged_mlp", "weighted", "blend"]
+KINDS = [*portfolio.names(), "bagged_lgbm", "bagged_mlp", "bagged_rf", "weighted", "blend"]
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ def test_forests_are_sized_so_their_leaves_fit_in_memory_and_onnx() -> None:
         if e.kind in ("rf", "extra_tree"):
             est = e.estimator.estimator
             assert est.n_estimators * est.max_leaf_nodes * 26 <= portfolio.FOREST_LEAF_VALUES
+            assert est.n_estimators * est.max_leaf_nodes <= portfolio.FOREST_LEAVES
             assert f"{est.n_estimators} trees" in e.description
 
 
@@ -207,3 +208,31 @@ def test_a_forest_grows_every_tree_or_stops_when_its_time_is_up() -> None:
     assert capped.stopped_by_ == "time"
     assert 0 < len(capped.estimator_.estimators_) < portfolio.FOREST_TREES
     assert capped.best_iteration_ == len(capped.estimator_.estimators_)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", [ProblemType.MULTICLASS, ProblemType.REGRESSION])
+def test_a_bagged_random_forest_is_one_forest_with_out_of_bag_outputs(problem: ProblemType) -> None:
+    if problem.is_classification:
+        X, y = make_classification(600, 8, n_informative=4, n_classes=3, random_state=0)
+    else:
+        X, y = make_regression(600, 8, noise=20.0, random_state=0)
+    rf = portfolio.build("rf", problem, n_classes=3, n_rows=600).set_params(
+        estimator__n_estimators=60
+    )
+    bag = fold_average(rf, n_folds=5).fit(X, y)
+    assert len(bag.estimators_) == 1  # one forest, not five
+    inside = bag.estimators_[0].predict_proba(X) if problem.is_classification else bag.predict(X)
+    if problem.is_classification:
+        assert bag.oof_.shape == (600, 3)
+        np.testing.assert_allclose(bag.oof_.sum(axis=1), 1.0)
+        # Out of bag is honest: far less sure of the true class than the forest on its rows.
+        picked = np.arange(600), y
+        assert bag.oof_[picked].mean() < inside[picked].mean() - 0.1
+    else:
+        oob_error = np.mean((bag.oof_ - y) ** 2)
+        assert oob_error > 2 * np.mean((inside - y) ** 2)
+    # Asked for folds, a forest without bootstrap (extra trees) is still bagged by folds.
+    xt = portfolio.build("xt", problem, n_classes=3, n_rows=600)
+    xt.set_params(estimator__n_estimators=20)
+    assert len(fold_average(xt, n_folds=3).fit(X, y).estimators_) == 3

@@ -375,7 +375,9 @@ def _fit_forest(est, X, y, weights, tracker):  # type: ignore[no-untyped-def]
     (warm start) until all are grown or `max_seconds` has passed."""
     total = int(est.get_params()["n_estimators"])
     step = max(1, -(-total // FOREST_BATCHES))
-    est.set_params(warm_start=True)
+    # Out-of-bag outputs are computed once, at the end, not after every batch.
+    want_oob = bool(est.get_params().get("oob_score"))
+    est.set_params(warm_start=True, oob_score=False)
     grown = 0
     tracker.stopped_by = "max_iterations"
     while grown < total:
@@ -392,6 +394,13 @@ def _fit_forest(est, X, y, weights, tracker):  # type: ignore[no-untyped-def]
         ):
             tracker.stopped_by = "time"
             break
+    if want_oob:
+        import warnings
+
+        with warnings.catch_warnings():
+            # "fitting without increasing n_estimators": wanted, it only scores out of bag.
+            warnings.simplefilter("ignore")
+            est.set_params(oob_score=True).fit(X, y, sample_weight=weights)
     est.set_params(warm_start=False)
     tracker.best_iteration = grown
     return est

@@ -40,10 +40,12 @@ PATIENCE_EPOCHS = 10
 # Trees in a random forest / extra trees; fewer on larger data, where every tree is large.
 FOREST_TREES = 300
 FOREST_TREES_LARGE, FOREST_LARGE_ROWS = 100, 10_000
-# A forest keeps a value per class in every node, in memory, in model.pkl and in model.onnx:
-# its leaves (trees x leaves x values per leaf) are capped at this many values (1,000,000
-# values: about 30-60 MB of ONNX). Full-depth trees on 16,000 rows have about 8,000 leaves.
-FOREST_LEAF_VALUES = 1_000_000
+# A forest's size is its nodes (about twice its leaves) and a value per class in every node,
+# in memory, in model.pkl and in model.onnx (skl2onnx builds every node's attributes as Python
+# lists: 2 million nodes peaked at 2.2 GB). Leaves x trees are capped at FOREST_LEAVES (500,000
+# nodes, under the training pool's limit) and leaves x trees x classes at FOREST_LEAF_VALUES.
+FOREST_LEAVES = 250_000
+FOREST_LEAF_VALUES = 5_000_000
 # CatBoost on many classes is far too slow on a few cores (26 classes: minutes on letter).
 CATBOOST_MAX_CLASSES = 5
 # Above this many classes boosting grows a tree per class per round: LightGBM learns at 0.1,
@@ -348,7 +350,7 @@ def build(
     if kind.cost.shape == "forest" and n_rows is not None:
         trees = forest_trees(n_rows)
         values = n_classes if problem == ProblemType.MULTICLASS else 1
-        leaves = max(100, FOREST_LEAF_VALUES // (trees * values))
+        leaves = max(100, min(FOREST_LEAVES // trees, FOREST_LEAF_VALUES // (trees * values)))
         # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
         est.set_params(
             estimator__n_estimators=trees,
