@@ -9,7 +9,9 @@ Bounded: about thirty small requests.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -194,12 +196,13 @@ def test_hostile_predict_json_gets_a_clear_answer(
 @pytest.mark.slow
 def test_hostile_names_and_values_train_and_predict(sec_server: SecServer) -> None:
     """Markup, formula, non-Latin and multi-line column names and values all the way through
-    training: the job succeeds, its files are served sandboxed, predict answers by those names."""
+    training: the job succeeds, its files are served sandboxed and its pages escape them,
+    predict answers by those names, and predict.csv writes the `=cmd|` label as text."""
     names = [MARKUP, FORMULA, "日本", "a\nb", "label"]
     lines = [",".join(quoted(n) for n in names)]
     for i in range(80):
         value = [IMG, FORMULA, "\u00e9t\u00e9"][i % 3]
-        lines.append(f"{i % 7},{quoted(value)},{i % 4},{i % 5},{quoted(MARKUP if i % 2 else 'ok')}")
+        lines.append(f"{i % 7},{quoted(value)},{i % 4},{i % 5},{quoted(MARKUP if i % 2 else CMD)}")
     body = ("\n".join(lines) + "\n").encode()
     with sec_server.client(timeout=60) as client:
         uploaded = client.post("/api/datasets", files={"file": ("hostile.csv", body, "text/csv")})
@@ -228,12 +231,15 @@ def test_hostile_names_and_values_train_and_predict(sec_server: SecServer) -> No
         row = {MARKUP: 3, FORMULA: IMG, "日本": 1, "a\nb": 2}
         answer = client.post(f"/api/models/{model_id}/predict", json={"rows": [row]})
         assert answer.status_code == 200, answer.text
-        assert answer.json()["predictions"][0] in (MARKUP, "ok")
+        assert answer.json()["predictions"][0] in (MARKUP, CMD)  # JSON keeps labels as they are
         table = client.post(
             f"/api/models/{model_id}/predict.csv",
-            files={"file": ("rows.csv", "\n".join(lines[:4]).encode() + b"\n", "text/csv")},
+            files={"file": ("rows.csv", "\n".join(lines[:41]).encode() + b"\n", "text/csv")},
         )
         assert table.status_code == 200, table.text
+    written = [row[0] for row in csv.reader(io.StringIO(table.text))][1:]
+    assert len(written) == 40 and set(written) <= {MARKUP, "'" + CMD}, set(written)
+    assert "'" + CMD in written  # the formula label, neutralised for spreadsheets
     assert staged_files(sec_server) == []
 
 
