@@ -287,6 +287,16 @@ def queue_job_offline(data_dir: Path, dataset_id: str) -> str:
         ctx.metadata.close()
 
 
+def wait_claimed(data_dir: Path, job_id: str, timeout: float = 120) -> None:
+    """Wait until a worker has claimed the job (read from the store: no server runs)."""
+    deadline = time.monotonic() + timeout
+    with stores(data_dir) as (metadata, _):
+        while metadata.get_job(job_id, owner=None).status is JobStatus.QUEUED:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no worker claimed job {job_id} within {timeout} s")
+            time.sleep(0.1)
+
+
 def test_worker_killed_mid_job_is_settled_by_the_server(tmp_path: Path) -> None:
     """`tabpilot serve` and a separate `tabpilot worker` on the same stores (the documented
     layout). The worker claims a job; `kill -9` of the worker and its job's process while it
@@ -302,6 +312,7 @@ def test_worker_killed_mid_job_is_settled_by_the_server(tmp_path: Path) -> None:
     job_id = queue_job_offline(server.data_dir, dataset["id"])
     worker = start_worker(tmp_path, server.data_dir)
     try:
+        wait_claimed(server.data_dir, job_id)  # by the worker: the server is not up yet
         restarted = start_server(tmp_path)
         try:
             with restarted.client() as client:
