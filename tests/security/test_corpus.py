@@ -426,3 +426,42 @@ def test_predict_csv_refuses_one_endless_line_without_the_memory(
     grown_mib = (sec_server.peak_rss_kib() - peak) / 1024
     assert grown_mib < 40, grown_mib
     assert staged_files(sec_server) == []
+
+
+@pytest.mark.slow
+def test_an_odd_but_readable_file_trains_and_predicts(sec_server: SecServer) -> None:
+    """Latin-1, tab-delimited, CRLF, with quoted line breaks and accented labels: the worker
+    reads the stored file as the upload was read, the job succeeds, and rows to predict in the
+    same format are answered row for row."""
+    labels, colours = ("oui", "n\u00e9"), ("rouge", "vert", "bleu")
+    lines = ["size\tcolour\tnote\tlabel"]
+    for i in range(80):
+        note = '"two\r\nlines"' if i % 4 == 0 else "caf\u00e9"
+        lines.append(f"{i % 9}\t{colours[i % 3]}\t{note}\t{labels[i % 2]}")
+    body = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+    with sec_server.client(timeout=60) as client:
+        uploaded = client.post("/api/datasets", files={"file": ("odd.csv", body, "text/csv")})
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["file"]["delimiter"] == "\t"
+        created = client.post(
+            "/api/jobs",
+            json={
+                "dataset_id": uploaded.json()["id"],
+                "target": "label",
+                "time_budget": 5,
+                "estimators": ["rf"],
+            },
+        )
+        assert created.status_code == 202, created.text
+        job = wait_for_job(client, created.json()["id"])
+        assert job["status"] == "succeeded", job
+        rows = ("\r\n".join(lines[:11]) + "\r\n").encode("latin-1")
+        table = client.post(
+            f"/api/models/{job['model_id']}/predict.csv",
+            files={"file": ("rows.csv", rows, "text/csv")},
+        )
+    assert table.status_code == 200, table.text
+    written = [row[0] for row in csv.reader(io.StringIO(table.text))]
+    assert written[0] == "prediction" and len(written) == 11, written
+    assert set(written[1:]) <= set(labels), written
+    assert staged_files(sec_server) == []
