@@ -44,11 +44,11 @@ def _early_stopper(est: Any) -> _EarlyStoppedBase | None:
 
 
 def _bootstrapped_forest(est: Any) -> Any | None:
-    """The random forest (bootstrapped, so with out-of-bag rows) that `est` is or wraps."""
+    """The forest with bootstrap samples (so with out-of-bag rows) that `est` is or wraps."""
     inner = est.estimator_ if hasattr(est, "estimator_") else getattr(est, "estimator", None)
     forest = inner if isinstance(est, _EarlyStoppedBase) else est
     name = type(forest).__name__
-    if name.startswith("RandomForest") and forest.get_params().get("bootstrap"):
+    if name.startswith(("RandomForest", "ExtraTrees")) and forest.get_params().get("bootstrap"):
         return forest
     return None
 
@@ -100,7 +100,7 @@ class _FoldAverageBase(BaseEstimator):
         self.out_of_bag = out_of_bag
 
     def _fit_out_of_bag(self, X: np.ndarray, y: np.ndarray) -> _FoldAverageBase:
-        """One random forest on every row; its out-of-bag outputs (each row predicted by the
+        """One forest on every row; its out-of-bag outputs (each row predicted by the
         trees that did not draw it) are the out-of-fold outputs, as AutoGluon does for forests:
         a fifth of the cost and of the nodes of five fold forests."""
         model = clone(self.estimator)

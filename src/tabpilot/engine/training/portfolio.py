@@ -213,6 +213,11 @@ def _forest(extra: bool) -> Callable[[ProblemType, int, int], Any]:
             cls = ExtraTreesClassifier if extra else RandomForestClassifier
         # Wrapped only so that `max_seconds` can cut its growth short (no validation rows).
         forest = cls(n_estimators=FOREST_TREES, random_state=seed, n_jobs=n_jobs)
+        if extra and problem.is_classification:
+            # Each tree on a bootstrap sample: +0.005 to +0.018 ROC AUC in 11 of 12 splits of
+            # titanic, credit_g, adult (3,000 rows) and ibm_hr_attrition; and out-of-bag
+            # outputs for a fold average. Regression lost 0.3-8% RMSE with it: not there.
+            forest.set_params(bootstrap=True)
         return early_stopped(forest, seed=seed)
 
     return build
