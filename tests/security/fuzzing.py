@@ -16,11 +16,12 @@ Each answer is checked (failure kinds):
 - `cross_user`: a request naming one of bob's objects succeeded;
 - `leak`: one of bob's ids, his deploy key or his marker text is in the answer, though the
   request did not carry it (a 404 may name the id it was given);
-- `trace`: "Traceback", 'File "', the data directory, the repository, the Python installation
-  or "site-packages" is in the answer, though the request did not carry it;
+- `trace`: "Traceback", 'File "', the data directory, the repository or the folder holding it,
+  the Python installation or "site-packages" is in the answer, though the request did not
+  carry it;
 - `envelope`: a 4xx that is not the JSON error envelope with a code and a message.
 
-After the run `bob_unchanged` reads bob's objects again as bob: the same as before, and his
+After the run `bob_changes` reads bob's objects again as bob: the same as before, and his
 deploy key still predicts. The server is `tests.security.conftest.start_server` in token
 mode with two local workers (`fuzz_server`): the seed jobs train side by side, and every job
 the fuzzer gets queued is canceled at once, so the run trains nothing else.
@@ -304,6 +305,8 @@ class Fuzzer:
         self.secrets.update(i for ids in self.bob.ids.values() for i in ids)
         data_dir = server.data_dir
         self.server_paths = {str(data_dir), str(data_dir.resolve()), str(REPO_ROOT), sys.prefix}
+        if len(REPO_ROOT.parent.parts) > 1:  # the checkout's folder too (/work), never "/"
+            self.server_paths.add(str(REPO_ROOT.parent))
         self.server_paths.update(SECURITY_TEXT)
         self.session = requests.Session()
         self.tally = Tally()
