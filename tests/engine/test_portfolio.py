@@ -14,6 +14,7 @@ from tabpilot.engine.training import portfolio
 from tabpilot.engine.training.bagging import (
     FoldAverageClassifier,
     FoldAverageRegressor,
+    fits_per_average,
     fold_average,
 )
 from tabpilot.engine.training.early_stop import (
@@ -238,3 +239,4 @@ def test_a_bagged_random_forest_is_one_forest_with_out_of_bag_outputs(problem: P
     xt.set_params(estimator__n_estimators=20)
     folds = 1 if problem.is_classification else 3
     assert len(fold_average(xt, n_folds=3).fit(X, y).estimators_) == folds
+    assert fits_per_average(xt, 3) == folds and fits_per_average(rf, 5) == 1

@@ -197,6 +197,12 @@ class FoldAverageRegressor(RegressorMixin, _FoldAverageBase):
         return self._average(X)
 
 
+def fits_per_average(estimator: Any, n_folds: int) -> int:
+    """How many fits a fold average of `estimator` trains: one for a forest with bootstrap
+    samples (its out-of-bag outputs stand in for the folds), else one per fold."""
+    return 1 if _bootstrapped_forest(estimator) is not None else n_folds
+
+
 def fold_average(estimator: Any, **kwargs: Any) -> _FoldAverageBase:
     """A fold average of `estimator`: the classifier or the regressor that fits it."""
     if is_classifier(estimator):
