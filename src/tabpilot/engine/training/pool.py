@@ -241,8 +241,9 @@ def _add_if_exportable(ctx: PoolContext, scored: list[Candidate], cand: Candidat
         scored.append(cand)
         return
     ctx.decisions.append(
-        f"{_upper(cand.description)} was left out: its {nodes:,} tree nodes would make the "
-        f"exported model too large (the limit is {MAX_TREE_NODES:,})."
+        f"{_upper(cand.description)} was left out: its trees (size {nodes:,}: nodes and "
+        f"class values) would make the exported model too large (the limit is "
+        f"{MAX_TREE_NODES:,})."
     )
 
 

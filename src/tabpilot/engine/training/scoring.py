@@ -142,18 +142,21 @@ def first_folds(model: Any) -> Any:
     return model
 
 
-# A model with more decision-tree nodes than this is left out of the pool: its ONNX export
-# alone would take gigabytes (skl2onnx builds every node's attributes as Python lists; a
-# 300-tree extra-trees regressor of 2 million nodes peaked at 2.2 GB).
-MAX_TREE_NODES = 600_000
+# A model of more forest size than this is left out of the pool: its ONNX export alone would
+# take gigabytes (skl2onnx builds every node's attributes, and every leaf's value per class,
+# as Python lists): a 300-tree extra-trees regressor of 2 million nodes peaked at 2.2 GB, a
+# 26-class random forest and extra trees of 385,000 nodes each at 3.5 GB. The size counts a
+# node plus half a node's class values (a leaf holds one per class; about half are leaves).
+MAX_TREE_NODES = 1_200_000
 
 
 def tree_nodes(model: Any) -> int:
-    """Decision-tree nodes of scikit-learn forests inside a fitted model (through fold
-    averages, pipelines, temperature scaling and early-stopping wrappers); boosted trees
-    (small, early-stopped) count 0."""
+    """The size of the scikit-learn forests inside a fitted model, in nodes (each counting
+    1 + half its values per class; through fold averages, pipelines, temperature scaling and
+    early-stopping wrappers); boosted trees (small, early-stopped) count 0."""
     if hasattr(model, "tree_") and hasattr(model.tree_, "node_count"):
-        return int(model.tree_.node_count)
+        values_per_leaf = int(model.tree_.value.shape[-1])
+        return int(model.tree_.node_count * (1 + values_per_leaf / 2))
     total = 0
     for attr in ("estimators_", "estimator_", "steps"):
         inner = getattr(model, attr, None)
