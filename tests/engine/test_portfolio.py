@@ -240,3 +240,23 @@ def test_a_bagged_random_forest_is_one_forest_with_out_of_bag_outputs(problem: P
     folds = 1 if problem.is_classification else 3
     assert len(fold_average(xt, n_folds=3).fit(X, y).estimators_) == folds
     assert fits_per_average(xt, 3) == folds and fits_per_average(rf, 5) == 1
+
+
+def test_forests_planned_as_fold_averages_share_their_size_across_the_folds() -> None:
+    def forest(name: str, problem: ProblemType, folds: int) -> object:
+        entries = portfolio.portfolio(problem, n_rows=6000, n_cols=16, n_classes=2, n_folds=folds)
+        return next(e for e in entries if e.name == name)
+
+    # Regression extra trees (no bootstrap) train one forest per fold: the folds share the size.
+    alone = forest("xt", ProblemType.REGRESSION, 1).estimator.estimator
+    folded = forest("xt", ProblemType.REGRESSION, 5).estimator.estimator
+    assert folded.n_estimators * folded.max_leaf_nodes * 5 <= portfolio.FOREST_LEAVES
+    assert alone.n_estimators * alone.max_leaf_nodes <= portfolio.FOREST_LEAVES
+    assert folded.n_estimators < alone.n_estimators
+    assert (
+        forest("xt", ProblemType.REGRESSION, 5).seconds
+        < forest("xt", ProblemType.REGRESSION, 1).seconds
+    )
+    # A random forest's fold average is one out-of-bag forest: sized as one.
+    rf = forest("rf", ProblemType.REGRESSION, 5).estimator.estimator
+    assert rf.n_estimators == portfolio.FOREST_TREES

@@ -46,6 +46,7 @@ FOREST_TREES_LARGE, FOREST_LARGE_ROWS = 100, 10_000
 # nodes, under the training pool's limit) and leaves x trees x classes at FOREST_LEAF_VALUES.
 FOREST_LEAVES = 250_000
 FOREST_LEAF_VALUES = 5_000_000
+FOREST_MIN_TREES_PER_FOLD = 60
 # CatBoost on many classes is far too slow on a few cores (26 classes: minutes on letter).
 CATBOOST_MAX_CLASSES = 5
 # Above this many classes boosting grows a tree per class per round: LightGBM learns at 0.1,
@@ -293,9 +294,17 @@ def names() -> list[str]:
 
 
 def estimate_seconds(
-    name: str, problem: ProblemType, *, n_rows: int, n_cols: int, n_classes: int
+    name: str,
+    problem: ProblemType,
+    *,
+    n_rows: int,
+    n_cols: int,
+    n_classes: int,
+    n_folds: int = 1,
 ) -> float:
-    """Expected seconds to fit portfolio kind `name` on one core.
+    """Expected seconds of one fit of portfolio kind `name` on one core (a forest sized for
+    `n_folds` folds, see `build`; `bagging.fits_per_average` says how many fits a fold average
+    trains).
 
     Measured on the shared 2-core machine while other jobs ran (load about 13), one thread:
     titanic, credit_g, penguins, letter and california_housing (within a factor of about 2 of
@@ -308,7 +317,10 @@ def estimate_seconds(
     kind = _BY_NAME[name]
     cost = kind.cost
     rows, cols = max(1, n_rows), max(1, n_cols)
-    rounds = forest_trees(rows) if cost.shape == "forest" else cost.rounds
+    rounds, depth = cost.rounds, math.log2(rows + 1)
+    if cost.shape == "forest":
+        rounds, leaves = _forest_shape(name, problem, rows, n_classes, n_folds)
+        depth = math.log2(min(rows, leaves or rows) + 1)  # capped trees are shallower
     multiclass = problem == ProblemType.MULTICLASS
     if cost.shape == "boost":
         trees = cost.rounds * (n_classes if multiclass else 1)
@@ -317,7 +329,7 @@ def estimate_seconds(
         seconds = trees * (cost.per_round + cost.per_cell * rows * cols)
     elif cost.shape == "forest":
         tried = cols if problem == ProblemType.REGRESSION else math.sqrt(cols)
-        seconds = rounds * (cost.per_round + cost.per_cell * rows * math.log2(rows + 1) * tried)
+        seconds = rounds * (cost.per_round + cost.per_cell * rows * depth * tried)
     else:
         width = (cols * 256 + 256 * 128 + 128 * max(1, n_classes)) / 40_000
         seconds = cost.rounds * (cost.per_round + cost.per_cell * rows * width)
@@ -337,6 +349,23 @@ def forest_trees(n_rows: int) -> int:
     return FOREST_TREES if n_rows <= FOREST_LARGE_ROWS else FOREST_TREES_LARGE
 
 
+def _forest_shape(
+    name: str, problem: ProblemType, n_rows: int, n_classes: int, n_folds: int
+) -> tuple[int, int | None]:
+    """(trees, leaf cap or None) of portfolio forest `name`. In a fold average of `n_folds`
+    folds that is not one out-of-bag forest, the folds share the trees and the node cap."""
+    bootstrapped = name == "rf" or problem.is_classification
+    fits = 1 if bootstrapped else max(1, n_folds)
+    trees = forest_trees(n_rows)
+    if fits > 1:
+        trees = max(FOREST_MIN_TREES_PER_FOLD, trees // fits)
+    values = n_classes if problem == ProblemType.MULTICLASS else 1
+    budget = min(FOREST_LEAVES // fits, FOREST_LEAF_VALUES // (fits * values))
+    leaves = max(100, budget // trees)
+    # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
+    return trees, leaves if leaves < n_rows else None
+
+
 def build(
     name: str,
     problem: ProblemType,
@@ -345,22 +374,18 @@ def build(
     n_jobs: int = 1,
     n_classes: int = 2,
     n_rows: int | None = None,
+    n_folds: int = 1,
 ) -> Any:
     """A fresh, unfitted estimator of portfolio kind `name` for `n_classes` classes (and
-    `n_rows` training rows: forests are sized by them)."""
+    `n_rows` training rows, and a fold average of `n_folds` folds if one is planned: forests
+    are sized by them)."""
     kind = _BY_NAME[name]
     est = kind.build(problem, seed, n_jobs)
     if n_classes > MANY_CLASSES and kind.family == "lgbm":
         est.set_params(estimator__learning_rate=MANY_CLASSES_LEARNING_RATE)
     if kind.cost.shape == "forest" and n_rows is not None:
-        trees = forest_trees(n_rows)
-        values = n_classes if problem == ProblemType.MULTICLASS else 1
-        leaves = max(100, min(FOREST_LEAVES // trees, FOREST_LEAF_VALUES // (trees * values)))
-        # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
-        est.set_params(
-            estimator__n_estimators=trees,
-            estimator__max_leaf_nodes=leaves if leaves < n_rows else None,
-        )
+        trees, leaves = _forest_shape(name, problem, n_rows, n_classes, n_folds)
+        est.set_params(estimator__n_estimators=trees, estimator__max_leaf_nodes=leaves)
     return est
 
 
@@ -395,20 +420,33 @@ def portfolio(
     n_classes: int,
     seed: int = 0,
     n_jobs: int = 1,
+    n_folds: int = 1,
 ) -> list[Entry]:
     """The portfolio for `problem` on `n_rows` x `n_cols` (preprocessed) rows, in priority
-    order, with expected seconds; classification entries carry a class-weighted twin where the
-    kind supports one."""
+    order, with expected seconds of one fit; `n_folds` > 1 when each entry will be a fold
+    average (forests are then sized so that their folds together stay small).
+    Classification entries carry a class-weighted twin where the kind supports one."""
     kinds = [k for k in _KINDS if _usable(k, problem, n_classes)]
     if problem == ProblemType.MULTICLASS:
         kinds.sort(key=lambda k: k.name != "mlp")  # stable: the rest keep their order
     out = []
     for kind in kinds:
         est = build(
-            kind.name, problem, seed=seed, n_jobs=n_jobs, n_classes=n_classes, n_rows=n_rows
+            kind.name,
+            problem,
+            seed=seed,
+            n_jobs=n_jobs,
+            n_classes=n_classes,
+            n_rows=n_rows,
+            n_folds=n_folds,
         )
         seconds = estimate_seconds(
-            kind.name, problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes
+            kind.name,
+            problem,
+            n_rows=n_rows,
+            n_cols=n_cols,
+            n_classes=n_classes,
+            n_folds=n_folds,
         )
         out.append(
             Entry(
