@@ -89,6 +89,7 @@ def plan_portfolio(
     n_jobs: int,
     balanced: bool = False,
     small: bool = False,
+    n_folds: int = 1,
 ) -> list[PlannedCandidate]:
     """The portfolio of strong default configurations in priority order (see
         `portfolio.py`), restricted to the kinds a user asked for (the first LightGBM, the safe
@@ -98,7 +99,7 @@ def plan_portfolio(
     n_rows, n_cols = shape
     out: list[PlannedCandidate] = []
     weighted_added = not balanced
-    entries = _portfolio_entries(problem, n_rows, n_cols, n_classes, seed, n_jobs)
+    entries = _portfolio_entries(problem, n_rows, n_cols, n_classes, seed, n_jobs, n_folds)
     if small:
         # The neural net leads on many classes and many rows; on small data it costs the
         # most of all kinds (k times, bagged) and rarely beats the trees: it comes later.
@@ -161,7 +162,13 @@ class _Entry(NamedTuple):
 
 
 def _portfolio_entries(
-    problem: ProblemType, n_rows: int, n_cols: int, n_classes: int, seed: int, n_jobs: int
+    problem: ProblemType,
+    n_rows: int,
+    n_cols: int,
+    n_classes: int,
+    seed: int,
+    n_jobs: int,
+    n_folds: int,
 ) -> list[_Entry]:
     """The model kinds' portfolio (`portfolio.py`); a default LightGBM if it is missing."""
     try:
@@ -180,7 +187,13 @@ def _portfolio_entries(
     return [
         _Entry(e.name, e.description, e.estimator, float(e.seconds), e.class_weighted)
         for e in portfolio(
-            problem, n_rows=n_rows, n_cols=n_cols, n_classes=n_classes, seed=seed, n_jobs=n_jobs
+            problem,
+            n_rows=n_rows,
+            n_cols=n_cols,
+            n_classes=n_classes,
+            seed=seed,
+            n_jobs=n_jobs,
+            n_folds=n_folds,  # forests kept k-fold get smaller, to stay exportable together
         )
     ]
 

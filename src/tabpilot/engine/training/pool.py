@@ -14,6 +14,7 @@ import numpy as np
 
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.training.bagging import fits_per_average
 from tabpilot.engine.training.candidates import (
     Candidate,
     PlannedCandidate,
@@ -87,6 +88,7 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
         n_jobs=ctx.n_jobs,
         balanced=balanced,
         small=split.bagged,
+        n_folds=len(split.folds) if split.folds is not None else 1,
     )
     if balanced:
         ctx.decisions.append(
@@ -94,8 +96,9 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
             "class-weighted model is compared too."
         )
     ctx.clock.plan_portfolio()
-    folds = len(split.folds) if split.folds is not None else 1
     for i, cand in enumerate(planned):
+        # Bagged: k fits, or one for a forest whose out-of-bag outputs stand for the folds.
+        folds = fits_per_average(cand.estimator, len(split.folds)) if split.folds else 1
         expected = ctx.clock.expected(cand.cost * folds)
         if not ctx.clock.portfolio_fits(expected, first=i == 0):
             ctx.decisions.append(
