@@ -30,7 +30,7 @@ CHEAP_SECONDS, CHEAP_SHARE, CHEAP_SHARE_OF_LEFT = 0.5, 0.02, 0.2
 # The refit on all rows may take at most this share of the training time.
 MAX_REFIT_SHARE = 0.3
 # On small data, this share of the search's window bags its best configurations.
-SEARCH_JOIN_SHARE = 0.3
+SEARCH_JOIN_SHARE = 0.15
 # The search gets at least this share of the training time planned at the start (before the
 # refit's reserve, which then may not be met: on tiny budgets a search beats a refit).
 SEARCH_MIN_SHARE = 0.25
