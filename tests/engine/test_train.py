@@ -202,3 +202,18 @@ def test_datetime_parts_are_features(tmp_path: Path) -> None:
     result = train(frame, TrainSpec(target="y", time_budget=5, estimators=("lgbm",)))
     assert result.holdout_metrics["accuracy"] > 0.95
     assert result.importance[0].feature == "when"
+
+
+def test_a_run_keeps_to_the_cores_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OMP_NUM_THREADS (which Ray sets to a task's CPUs) caps the run's threads; without it a
+    run uses the cores the process may run on."""
+    import os
+
+    from tabpilot.engine.training.train import usable_cpus
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert usable_cpus() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert usable_cpus() == len(os.sched_getaffinity(0))

@@ -87,6 +87,20 @@ MIN_ROWS = MIN_TRAINING_ROWS  # defined with the data-quality check that warns o
 PARALLEL_ROWS = 50_000
 
 
+def usable_cpus() -> int:
+    """The cores a run may use: those this process may run on (a container's cpuset), at most
+    OMP_NUM_THREADS when that is set. Ray sets it to a task's CPUs (the ray:// runner's
+    `cpus`), so a job there keeps to its share instead of taking the whole node."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if limit.isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return max(1, cores)
+
+
 @dataclass
 class ProgressEvent:
     """What a progress display needs; sent to the `progress` callback."""
@@ -217,7 +231,7 @@ class _Trainer:
         )
         self.timings: dict[str, float] = {}
         self.decisions: list[str] = []
-        self.n_jobs = max(1, os.cpu_count() or 1)
+        self.n_jobs = usable_cpus()
 
     def emit(self, phase: str, message: str = "", **kw: Any) -> None:
         if self.progress is not None:
