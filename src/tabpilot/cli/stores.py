@@ -17,9 +17,10 @@ def init_stores(data_dir: Path | None) -> None:
     """Create what the configured stores name when it is missing (an S3 bucket, a DynamoDB
     table); safe to repeat.
 
-    For development and tests: in a real AWS deployment Terraform creates the bucket and table. SQLite
-    databases, local folders and the local runners create what they need when first used, so
-    for them there is nothing to do. Each backend's own init does the work (backends.py).
+    For development and tests: in a real AWS deployment Terraform creates the bucket and
+    table. SQLite databases, local folders and the local runners create what they need when
+    first used, so for them there is nothing to do. Each backend's own init does the work
+    (backends.py).
     """
     from tabpilot.jobs.registry import RUNNERS
     from tabpilot.metadata.registry import METADATA_STORES
