@@ -43,7 +43,7 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's floor is 75 MiB; memory is shared
 # defaults: 30 s to reconnect, up to 30 s per connection attempt).
 CLIENT_TIMEOUTS = {
     "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "5",
-    "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "1",
+    "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "5",  # Ray's default: a busy head needs it
     "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "2",
 }
 

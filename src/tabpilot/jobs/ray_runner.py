@@ -103,6 +103,10 @@ class _Running:
     """Why the runner cancelled the task: canceled, lease lost, overtime, stopping."""
 
 
+INIT_ATTEMPTS = 3
+"""Connection attempts when the head fails to set a client connection up."""
+
+
 class RayRunner(JobRunner):
     """Runs each job as a Ray task on the cluster at `address`, `jobs` at a time, oldest first.
 
@@ -246,17 +250,34 @@ class RayRunner(JobRunner):
         if failure:
             raise failure[0]
 
+    def _init_ray(self) -> None:
+        """`ray.init` on the client address, tried again when the head's client server fails
+        to set the connection up ("Initialization failure from server": it starts a process
+        per client, which a busy head can fail to do in time); other errors are final."""
+        for attempt in range(1, INIT_ATTEMPTS + 1):
+            try:
+                ray.init(
+                    self.address,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,  # job logs stay in the cluster's worker log files
+                )
+                return
+            except ConnectionAbortedError:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()  # whatever half of a connection there is
+                if attempt == INIT_ATTEMPTS:
+                    raise
+                time.sleep(2.0 * attempt)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                raise
+
     def _connect(self) -> None:
         """Connect to the cluster; check its nodes can see the stores."""
         try:
-            ray.init(
-                self.address,
-                logging_level=logging.WARNING,
-                log_to_driver=False,  # job logs stay in the cluster's worker log files
-            )
+            self._init_ray()
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                ray.shutdown()  # whatever half of a connection there is
             raise RUNNERS.error(
                 f"cannot reach the Ray cluster at {self.address} ({type(exc).__name__}: "
                 f"{_first_line(exc)}); start it with `ray start --head` (its client port is "
