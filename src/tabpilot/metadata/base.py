@@ -381,6 +381,21 @@ class MetadataStore(ABC):
 # -- helpers shared by backends ----------------------------------------------------------------
 
 
+def job_search_text(record: JobRecord) -> str:
+    """What a `text` filter of `list_jobs` searches, lower case, in every store: the job's id,
+    dataset, target, problem type, metric, names, tags and notes."""
+    spec = record.spec or {}
+    fields = ("target", "problem_type", "metric", "name", "dataset_name")
+    parts = [
+        record.id,
+        record.dataset_id,
+        *(str(spec[k]) for k in fields if spec.get(k)),
+        *record.tags,
+        record.notes,
+    ]
+    return "\n".join(part for part in parts if part).lower()
+
+
 def not_found(kind: str, record_id: str) -> NotFound:
     return NotFound(f'{kind} "{record_id}" not found', details={"id": record_id})
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from tabpilot.metadata.base import job_search_text
 from tabpilot.records import DatasetRecord, JobEvent, JobRecord, JobStatus, ModelRecord, UserRecord
 
 TABLE_SUFFIX = "-metadata"
@@ -229,22 +230,8 @@ def job_fields(record: JobRecord, names: list[str]) -> dict[str, Any]:
             values[name] = raw
     if {"spec", "tags", "notes"} & set(names):
         values["problem_type"] = record.problem_type
-        values["search_text"] = search_text(record)
+        values["search_text"] = job_search_text(record)
     return values
-
-
-def search_text(record: JobRecord) -> str:
-    """What a `text` filter of `list_jobs` searches, lower case (as the SQL store)."""
-    spec = record.spec or {}
-    fields = ("target", "problem_type", "metric", "name", "dataset_name")
-    parts = [
-        record.id,
-        record.dataset_id,
-        *(str(spec[k]) for k in fields if spec.get(k)),
-        *record.tags,
-        record.notes,
-    ]
-    return "\n".join(part for part in parts if part).lower()
 
 
 def model_attrs(record: ModelRecord) -> dict[str, Any]:

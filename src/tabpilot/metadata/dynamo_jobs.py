@@ -31,6 +31,7 @@ from tabpilot.metadata.base import (
     check_limit,
     decode_cursor,
     encode_cursor,
+    job_search_text,
     not_found,
     parse_job_sort,
     parse_statuses,
@@ -57,7 +58,6 @@ from tabpilot.metadata.dynamo_items import (
     job_fields,
     json_text,
     record_pk,
-    search_text,
     time_text,
     to_event,
     to_job,
@@ -65,10 +65,10 @@ from tabpilot.metadata.dynamo_items import (
 from tabpilot.metadata.dynamo_records import model_items
 from tabpilot.metadata.transitions import (
     STATUS_EVENT,
-    check_model_for,
     expected_statuses,
     plan_transition,
     status_event_data,
+    transition_fields,
 )
 from tabpilot.records import JobEvent, JobRecord, JobStatus, ModelRecord, utc_now
 
@@ -311,16 +311,17 @@ class DynamoJobs(DynamoStoreBase):
         model: ModelRecord | None = None,
     ) -> JobRecord | None:
         sources = expected_statuses(expect, to)
-        if model is not None:
-            check_model_for(job_id, JobStatus(to), model)
-        fields = {
-            "message": message,
-            "worker_id": worker_id,
-            "lease_seconds": lease_seconds,
-            "error": error,
-            "model_id": model.id if model is not None and model_id is None else model_id,
-            "progress": progress,
-        }
+        fields = transition_fields(
+            job_id,
+            JobStatus(to),
+            model,
+            message=message,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            error=error,
+            model_id=model_id,
+            progress=progress,
+        )
         card = None
         if model is not None:
             card = dynamo_docs.prepare(record_pk("model", model.id), "card", model.card)
@@ -545,7 +546,7 @@ def _job_filter(
             and (tag is None or tag in job.tags)
             and (dataset_id is None or job.dataset_id == dataset_id)
             and (problem_type is None or job.problem_type == problem_type)
-            and (needle is None or needle in search_text(job))
+            and (needle is None or needle in job_search_text(job))
         )
 
     return keep

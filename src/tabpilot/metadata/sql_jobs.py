@@ -19,6 +19,7 @@ from tabpilot.metadata.base import (
     Page,
     check_changes,
     check_limit,
+    job_search_text,
     not_found,
     parse_job_sort,
     parse_statuses,
@@ -28,10 +29,10 @@ from tabpilot.metadata.sql_rows import insert_new, paginate, row_to_job, scope
 from tabpilot.metadata.sql_tables import datasets, job_events, job_tags, jobs, models
 from tabpilot.metadata.transitions import (
     STATUS_EVENT,
-    check_model_for,
     expected_statuses,
     plan_transition,
     status_event_data,
+    transition_fields,
 )
 from tabpilot.records import JobEvent, JobRecord, JobStatus, ModelRecord, utc_now
 
@@ -170,16 +171,17 @@ class SqlJobs(SqlStoreBase):
         model: ModelRecord | None = None,
     ) -> JobRecord | None:
         sources = expected_statuses(expect, to)
-        if model is not None:
-            check_model_for(job_id, JobStatus(to), model)
-        fields = {
-            "message": message,
-            "worker_id": worker_id,
-            "lease_seconds": lease_seconds,
-            "error": error,
-            "model_id": model.id if model is not None and model_id is None else model_id,
-            "progress": progress,
-        }
+        fields = transition_fields(
+            job_id,
+            JobStatus(to),
+            model,
+            message=message,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            error=error,
+            model_id=model_id,
+            progress=progress,
+        )
         with self._tx(write=True) as conn:
             moved = self._transition(conn, job_id, owner, sources, held_by, JobStatus(to), fields)
             if moved is not None and model is not None:
@@ -340,21 +342,8 @@ def _job_values(record: JobRecord) -> dict[str, Any]:
     values = dataclasses.asdict(record)
     values["status"] = JobStatus(record.status).value
     values["problem_type"] = record.problem_type
-    values["search_text"] = _search_text(record)
+    values["search_text"] = job_search_text(record)
     return values
-
-
-def _search_text(record: JobRecord) -> str:
-    spec = record.spec or {}
-    fields = ("target", "problem_type", "metric", "name", "dataset_name")
-    parts = [
-        record.id,
-        record.dataset_id,
-        *(str(spec[k]) for k in fields if spec.get(k)),
-        *record.tags,
-        record.notes,
-    ]
-    return "\n".join(part for part in parts if part).lower()
 
 
 def _escape_like(value: str) -> str:

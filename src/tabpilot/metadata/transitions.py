@@ -77,6 +77,19 @@ def check_model_for(job_id: str, to: JobStatus, model: ModelRecord) -> None:
         )
 
 
+def transition_fields(
+    job_id: str, to: JobStatus, model: ModelRecord | None, **fields: Any
+) -> dict[str, Any]:
+    """The job fields a transition writes (message, worker_id, lease_seconds, error, model_id,
+    progress), for every store: a model record is checked against the job and, unless
+    `model_id` is given, names it."""
+    if model is not None:
+        check_model_for(job_id, to, model)
+        if fields.get("model_id") is None:
+            fields["model_id"] = model.id
+    return fields
+
+
 def status_event_data(
     job: JobRecord, *, previous: JobStatus | None, message: str, worker: str | None
 ) -> dict[str, Any]:
