@@ -23,35 +23,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TABPILOT = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    t0 = time.perf_counter()
-    tree, root, data_dir = sys.argv[1:4]
-    sys.path = [tree, root] + [p for p in sys.path if "-packages" not in p and p]
+# Each child: HEAD, then the app's part (imports, `t1`, and `make_handle`), then TAIL, which
+# times the first request (building the handler included) and a warm one.
+HEAD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+tree, root, data_dir = sys.argv[1:4]
+sys.path = [tree, root] + [p for p in sys.path if "-packages" not in p and p]
+"""
+
+TAIL = """
+from tests.aws.lambda_events import API_HOST, http_event
+handle = make_handle()
+status = handle(http_event("GET", "/health"), None)["statusCode"]
+t2 = time.perf_counter()
+handle(http_event("GET", "/health"), None)
+t3 = time.perf_counter()
+cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+print(json.dumps({"import": t1 - t0, "first": t2 - t1, "warm": t3 - t2, "status": status,
+                  "cpu": cpu}))
+"""
+
+TABPILOT = (
+    HEAD
+    + textwrap.dedent(
+        """
     import tabpilot.aws.lambda_handler as handler_module
     t1 = time.perf_counter()
-    from tabpilot.settings import load_settings
-    from tests.aws.lambda_events import API_HOST, http_event
-    settings = load_settings(data_dir=data_dir, auth="token", runner_uri="inline://",
-                             allowed_hosts=API_HOST)
-    handle = handler_module.build_handler(settings)
-    status = handle(http_event("GET", "/health"), None)["statusCode"]
-    t2 = time.perf_counter()
-    handle(http_event("GET", "/health"), None)
-    t3 = time.perf_counter()
-    cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-    print(json.dumps({"import": t1 - t0, "first": t2 - t1, "warm": t3 - t2, "status": status,
-                      "cpu": cpu}))
+
+    def make_handle():
+        from tabpilot.settings import load_settings
+        settings = load_settings(data_dir=data_dir, auth="token", runner_uri="inline://",
+                                 allowed_hosts=API_HOST)
+        return handler_module.build_handler(settings)
     """
+    )
+    + TAIL
 )
 
-FLOOR = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    t0 = time.perf_counter()
-    tree, root, data_dir = sys.argv[1:4]
-    sys.path = [tree, root] + [p for p in sys.path if "-packages" not in p and p]
+FLOOR = (
+    HEAD
+    + textwrap.dedent(
+        """
     from fastapi import FastAPI
     from mangum import Mangum
     app = FastAPI()
@@ -60,17 +73,13 @@ FLOOR = textwrap.dedent(
     def health():
         return {"status": "ok"}
 
-    handle = Mangum(app, lifespan="off")
     t1 = time.perf_counter()
-    from tests.aws.lambda_events import http_event
-    status = handle(http_event("GET", "/health"), None)["statusCode"]
-    t2 = time.perf_counter()
-    handle(http_event("GET", "/health"), None)
-    t3 = time.perf_counter()
-    cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-    print(json.dumps({"import": t1 - t0, "first": t2 - t1, "warm": t3 - t2, "status": status,
-                      "cpu": cpu}))
+
+    def make_handle():
+        return Mangum(app, lifespan="off")
     """
+    )
+    + TAIL
 )
 
 
