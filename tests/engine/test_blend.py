@@ -160,20 +160,23 @@ def test_a_chosen_blend_of_bagged_models_is_explained_and_exported(
     # The search only tunes the linear model, so the portfolio's LightGBM (the safe choice,
     # kept when a user names kinds) and the linear models are the blend's material. The plan
     # trains the cheap linear model whatever the time; on 480 training rows every model is
-    # bagged and the blend of fold averages ships as evaluated (no refit to run out of time).
+    # bagged, and the blend's fold averages are then drawn anew over all 600 rows.
     frame = _linear_plus_step(600, seed=1, task=task)
     started = time.perf_counter()
     result = train(frame, TrainSpec(target="label", time_budget=12, estimators=("linear",)))
     write_bundle(result, tmp_path, elapsed=time.perf_counter() - started)
     assert result.chosen == "blend", result.decisions
     assert result.chosen_description.startswith("weighted average of")
-    assert not result.refit_on_all_rows
+    assert result.refit_on_all_rows, result.decisions
+    assert result.provenance["final_model"] == "refitted on all rows after the evaluation"
     ensemble = result.model.pipeline.named_steps["model"]
     assert len(ensemble.estimators_) >= 2 and ensemble.weights is not None
-    # Each member is the average of its 5 fold models (temperature-scaled or not).
+    # Each member is the average of its 5 fold models (temperature-scaled or not), drawn over
+    # all 600 rows (the evaluated ones had 480, whose out-of-fold outputs chose the blend).
     for member in ensemble.estimators_:
         inner = getattr(member, "estimator_", member)
         assert len(inner.estimators_) == 5, type(inner)
+        assert len(inner.oof_) == 600
     blend_row = next(r for r in result.leaderboard if r["estimator"] == "blend")
     assert blend_row["cv_score"] is not None  # chosen on out-of-fold outputs of 480 rows
     assert result.provenance["selection"] == "out_of_fold" and result.provenance["bagged"]

@@ -22,6 +22,7 @@ from tabpilot.engine.training.early_stop import (
     EarlyStoppedRegressor,
     early_stopped,
 )
+from tabpilot.engine.training.sizes import MAX_TREE_NODES
 
 
 def _lgbm(problem: ProblemType, **params: object) -> object:
@@ -46,15 +47,15 @@ def test_multiclass_puts_the_neural_net_first_and_skips_catboost_on_many_classes
 
 
 def test_forests_are_sized_so_their_leaves_fit_in_memory_and_onnx() -> None:
-    small = portfolio.portfolio(ProblemType.BINARY, n_rows=700, n_cols=50, n_classes=2)
+    small = portfolio.portfolio(ProblemType.BINARY, n_rows=400, n_cols=50, n_classes=2)
     rf = next(e for e in small if e.name == "rf").estimator.estimator
     assert rf.n_estimators == portfolio.FOREST_TREES and rf.max_leaf_nodes is None
     many = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=16_000, n_cols=16, n_classes=26)
     for e in many:
         if e.kind in ("rf", "extra_tree"):
             est = e.estimator.estimator
-            assert est.n_estimators * est.max_leaf_nodes * 26 <= portfolio.FOREST_LEAF_VALUES
-            assert est.n_estimators * est.max_leaf_nodes <= portfolio.FOREST_LEAVES
+            # 2 nodes a leaf, each node 1 + 26 / 2: within the size a model may have.
+            assert est.n_estimators * est.max_leaf_nodes * 2 * 14 <= MAX_TREE_NODES
             assert f"{est.n_estimators} trees" in e.description
 
 
@@ -250,8 +251,10 @@ def test_forests_planned_as_fold_averages_share_their_size_across_the_folds() ->
     # Regression extra trees (no bootstrap) train one forest per fold: the folds share the size.
     alone = forest("xt", ProblemType.REGRESSION, 1).estimator.estimator
     folded = forest("xt", ProblemType.REGRESSION, 5).estimator.estimator
-    assert folded.n_estimators * folded.max_leaf_nodes * 5 <= portfolio.FOREST_LEAVES
-    assert alone.n_estimators * alone.max_leaf_nodes <= portfolio.FOREST_LEAVES
+    leaves = portfolio.forest_leaves(ProblemType.REGRESSION, 0)
+    assert folded.n_estimators * folded.max_leaf_nodes * 5 <= leaves
+    assert alone.n_estimators * alone.max_leaf_nodes <= leaves
+    assert leaves * 2 * 1.5 <= MAX_TREE_NODES  # 2 nodes a leaf, each 1 + half a value
     assert folded.n_estimators < alone.n_estimators
     assert (
         forest("xt", ProblemType.REGRESSION, 5).seconds

@@ -35,6 +35,7 @@ class BlendMember:
     predict: Callable[[Any], np.ndarray]  # the fitted model on raw rows: probabilities or values
     temperature: float | None = None  # set when its probabilities are temperature-scaled
     fitted: Any = None  # the model trained on the training rows (preprocessed inputs)
+    size: int = 0  # its trees' size (`sizes.py`)
 
 
 @dataclass
@@ -80,6 +81,7 @@ def select_blend(
     rounds: int = BLEND_ROUNDS,
     allow_single: bool = False,
     max_members: int | None = None,
+    max_size: int | None = None,
 ) -> Blend | None:
     """Greedy ensemble selection over `members`' selection predictions.
 
@@ -92,7 +94,9 @@ def select_blend(
         `allow_single`.
 
     With `max_members`, once that many different members are in, later rounds choose only
-    among them (a blend's cost to predict and export grows with its members).
+    among them (a blend's cost to predict and export grows with its members); with
+    `max_size`, a member joins only if the members' sizes together stay within it (the first
+    member always may).
     """
     if not members or (len(members) < 2 and not allow_single):
         return None
@@ -102,9 +106,9 @@ def select_blend(
     best_counts: np.ndarray | None = None
     best_value = -np.inf
     for step in range(1, rounds + 1):
-        full = max_members is not None and int((counts > 0).sum()) >= max_members
+        allowed = _may_join(members, counts, max_members, max_size)
         values = [
-            sign * score((total + m.selection) / step) if not full or counts[i] > 0 else -np.inf
+            sign * score((total + m.selection) / step) if allowed[i] else -np.inf
             for i, m in enumerate(members)
         ]
         pick = int(np.argmax(values))  # ties go to the earlier (higher-priority) member
@@ -121,3 +125,21 @@ def select_blend(
         weights=[int(best_counts[i]) for i in used],
         selection_score=sign * best_value,
     )
+
+
+def _may_join(
+    members: Sequence[BlendMember],
+    counts: np.ndarray,
+    max_members: int | None,
+    max_size: int | None,
+) -> list[bool]:
+    """Which members the next round may pick: those in already, and new ones while the
+    blend has room for another member of their size."""
+    inside = counts > 0
+    full = max_members is not None and int(inside.sum()) >= max_members
+    used = sum(m.size for m, i in zip(members, inside, strict=True) if i)
+    return [
+        bool(inside[j])
+        or (not full and (max_size is None or not inside.any() or used + m.size <= max_size))
+        for j, m in enumerate(members)
+    ]

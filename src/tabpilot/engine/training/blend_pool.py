@@ -59,6 +59,7 @@ def pool_members(scored: list[Candidate], classes: list[Any] | None) -> list[Ble
                 fit_seconds=cand.fit_seconds,
                 predict=predict,
                 fitted=model,
+                size=cand.size,
             )
         )
     return out
@@ -83,6 +84,7 @@ def calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
         fit_seconds=member.fit_seconds,
         predict=predict,
         temperature=temperature,
+        size=member.size,
         fitted=(
             None if member.fitted is None else fitted_with_temperature(member.fitted, temperature)
         ),
@@ -99,10 +101,12 @@ def blend_candidate(
     y_test: np.ndarray,
     classes: list[Any] | None,
     by_cv: bool,
+    max_size: int | None = None,
 ) -> Candidate | None:
     """A weighted blend of the pool, its weights (and temperatures) chosen on the selection
     outputs, as a candidate fitted from its members; None if no blend beats its best member
-    (for log loss, a single calibrated member counts as a blend)."""
+    (for log loss, a single calibrated member counts as a blend). `max_size`: the most tree
+    size its members may have together (`sizes.blend_size_limit`)."""
     calibrate = (
         classes is not None
         and metric.name == "log_loss"
@@ -118,6 +122,7 @@ def blend_candidate(
         greater_is_better=metric.greater_is_better,
         allow_single=calibrate,
         max_members=MAX_BAGGED_MEMBERS if by_cv else MAX_MEMBERS,
+        max_size=max_size,
     )
     if found is None or (len(found.members) == 1 and found.members[0].temperature is None):
         return None
@@ -151,4 +156,5 @@ def blend_candidate(
         source="blend",
         estimator=unfitted,
         holdout=holdout,
+        size=sum(m.size for m in found.members),
     )

@@ -44,6 +44,7 @@ class Candidate:
     estimator: Any = None  # unfitted, with its configuration: what the refit on all rows trains
     selection: np.ndarray | None = None  # outputs the choice is made on (out-of-fold or validation)
     holdout: np.ndarray | None = None  # outputs on the held-out rows
+    size: int = 0  # its trees' size (`sizes.py`): what exporting it costs
 
     @property
     def selection_score(self) -> float:

@@ -15,6 +15,8 @@ import numpy as np
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.bagging import fits_per_average
+from tabpilot.engine.training.blend import select_blend
+from tabpilot.engine.training.blend_pool import MAX_BAGGED_MEMBERS, MAX_MEMBERS, pool_members
 from tabpilot.engine.training.candidates import (
     Candidate,
     PlannedCandidate,
@@ -30,8 +32,10 @@ from tabpilot.engine.training.clock import (
 from tabpilot.engine.training.estimators import searched_estimator
 from tabpilot.engine.training.holdout import Split
 from tabpilot.engine.training.metrics import MetricSpec
-from tabpilot.engine.training.scoring import MAX_TREE_NODES, fit_candidate, tree_nodes
+from tabpilot.engine.training.outputs import score_output
+from tabpilot.engine.training.scoring import fit_candidate
 from tabpilot.engine.training.search import SearchOutcome, run_search
+from tabpilot.engine.training.sizes import MAX_TREE_NODES, blend_size_limit, tree_nodes
 from tabpilot.engine.wording import about_seconds
 
 # Metrics that reward the minority classes: class weights are tried for them on imbalanced
@@ -39,8 +43,9 @@ from tabpilot.engine.wording import about_seconds
 # loss, ROC AUC) are not helped by reweighting: it distorts the probabilities.
 WEIGHTED_METRICS = ("f1", "macro_f1", "balanced_accuracy")
 IMBALANCED_SHARE = 0.2
-# The refit reserve covers this many of the best models of the pool.
-REFIT_MEMBERS = 4
+# The refit's reserve: the portfolio blend's members and this much more (a searched model
+# may join the blend at the end).
+SEARCH_MEMBER_MARGIN = 1.25
 
 
 @dataclass
@@ -123,17 +128,24 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
 
 
 def reserve_refit(ctx: PoolContext, scored: list[Candidate]) -> None:
-    """Reserve the refit on all rows of the pool's best few models (as measured; a blend
-    rarely weighs more; the clock caps the reserve)."""
-    if ctx.split.bagged:
-        return  # a bagged model ships as trained: no refit
-    models = sorted(
-        (c for c in scored if c.source != "baseline"),
-        key=lambda c: c.selection_score,
-        reverse=ctx.metric.greater_is_better,
-    )[:REFIT_MEMBERS]
-    cost = refit_cost(sum(c.fit_seconds for c in models), ctx.test_size) if models else 0.0
-    ctx.clock.reserve_refit(cost)
+    """Reserve the refit on all rows of what the blend of the pool so far would hold (its
+    members as measured, plus a share for a searched model joining it; the clock caps the
+    reserve). The blend is chosen as at the end, on the selection outputs: cheap, and it
+    names the members the refit will train (the best few by score often are not those)."""
+    members = pool_members(scored, ctx.classes)
+    if not members:
+        return
+    y_selection = ctx.split.y_selection
+    blend = select_blend(
+        members,
+        lambda values: score_output(ctx.metric, y_selection, values, ctx.classes),
+        greater_is_better=ctx.metric.greater_is_better,
+        allow_single=True,
+        max_members=MAX_BAGGED_MEMBERS if ctx.split.bagged else MAX_MEMBERS,
+        max_size=blend_size_limit(ctx.clock.end_reserve()),
+    )
+    seconds = blend.fit_seconds if blend is not None else members[0].fit_seconds
+    ctx.clock.reserve_refit(refit_cost(seconds * SEARCH_MEMBER_MARGIN, ctx.test_size))
 
 
 def search_and_join(
@@ -241,6 +253,7 @@ def _add_if_exportable(ctx: PoolContext, scored: list[Candidate], cand: Candidat
     """Add `cand` to the pool unless its trees are too many to export (memory)."""
     nodes = tree_nodes(cand.model)
     if nodes <= MAX_TREE_NODES:
+        cand.size = nodes
         scored.append(cand)
         return
     ctx.decisions.append(

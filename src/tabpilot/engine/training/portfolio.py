@@ -30,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.early_stop import early_stopped
+from tabpilot.engine.training.sizes import MAX_TREE_NODES
 
 # Most trees a boosted model may grow; early stopping usually ends far sooner.
 MAX_TREES = 10_000
@@ -41,11 +42,10 @@ PATIENCE_EPOCHS = 10
 FOREST_TREES = 300
 FOREST_TREES_LARGE, FOREST_LARGE_ROWS = 100, 10_000
 # A forest's size is its nodes (about twice its leaves) and a value per class in every node,
-# in memory, in model.pkl and in model.onnx (skl2onnx builds every node's attributes as Python
-# lists: 2 million nodes peaked at 2.2 GB). Leaves x trees are capped at FOREST_LEAVES (500,000
-# nodes, under the training pool's limit) and leaves x trees x classes at FOREST_LEAF_VALUES.
-FOREST_LEAVES = 250_000
-FOREST_LEAF_VALUES = 5_000_000
+# in memory, in model.pkl and in model.onnx (see `sizes.py`). Its leaves are capped so that
+# it stays within FOREST_SIZE_SHARE of the pool's size limit: a forest grown past it would be
+# trained only to be left out.
+FOREST_SIZE_SHARE = 0.9
 FOREST_MIN_TREES_PER_FOLD = 60
 # CatBoost on many classes is far too slow on a few cores (26 classes: minutes on letter).
 CATBOOST_MAX_CLASSES = 5
@@ -349,6 +349,14 @@ def forest_trees(n_rows: int) -> int:
     return FOREST_TREES if n_rows <= FOREST_LARGE_ROWS else FOREST_TREES_LARGE
 
 
+def forest_leaves(problem: ProblemType, n_classes: int) -> int:
+    """The most leaves a portfolio forest (or the forests of a fold average together) may
+    have: a tree of L leaves has 2L - 1 nodes, each counting 1 + half its values (one per
+    class for classification, one for regression) against `sizes.MAX_TREE_NODES`."""
+    values = max(2, n_classes) if problem.is_classification else 1
+    return int(FOREST_SIZE_SHARE * MAX_TREE_NODES / (2 * (1 + values / 2)))
+
+
 def _forest_shape(
     name: str, problem: ProblemType, n_rows: int, n_classes: int, n_folds: int
 ) -> tuple[int, int | None]:
@@ -359,9 +367,7 @@ def _forest_shape(
     trees = forest_trees(n_rows)
     if fits > 1:
         trees = max(FOREST_MIN_TREES_PER_FOLD, trees // fits)
-    values = n_classes if problem == ProblemType.MULTICLASS else 1
-    budget = min(FOREST_LEAVES // fits, FOREST_LEAF_VALUES // (fits * values))
-    leaves = max(100, budget // trees)
+    leaves = max(16, forest_leaves(problem, n_classes) // (fits * trees))
     # Full depth (no cap) when the rows cannot grow more leaves than the cap anyway.
     return trees, leaves if leaves < n_rows else None
 

@@ -140,32 +140,3 @@ def first_folds(model: Any) -> Any:
         view.estimator_ = first_folds(model.estimator_)
         return view
     return model
-
-
-# A model of more forest size than this is left out of the pool: its ONNX export alone would
-# take gigabytes (skl2onnx builds every node's attributes, and every leaf's value per class,
-# as Python lists): a 300-tree extra-trees regressor of 2 million nodes peaked at 2.2 GB, a
-# 26-class random forest and extra trees of 385,000 nodes each at 3.5 GB, diamonds with an
-# extra-trees regressor of size 750,000 at 1.07 GB. The size counts a node plus half a node's
-# class values (a leaf holds one per class; about half the nodes are leaves).
-MAX_TREE_NODES = 600_000
-
-
-def tree_nodes(model: Any) -> int:
-    """The size of the scikit-learn forests inside a fitted model, in nodes (each counting
-    1 + half its values per class; through fold averages, pipelines, temperature scaling and
-    early-stopping wrappers); boosted trees (small, early-stopped) count 0."""
-    if hasattr(model, "tree_") and hasattr(model.tree_, "node_count"):
-        values_per_leaf = int(model.tree_.value.shape[-1])
-        return int(model.tree_.node_count * (1 + values_per_leaf / 2))
-    total = 0
-    for attr in ("estimators_", "estimator_", "steps"):
-        inner = getattr(model, attr, None)
-        if inner is None:
-            continue
-        items = inner if isinstance(inner, list) else [inner]
-        for item in items:
-            part = item[1] if isinstance(item, tuple) else item
-            if hasattr(part, "get_params"):
-                total += tree_nodes(part)
-    return total

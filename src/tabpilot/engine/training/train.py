@@ -18,10 +18,10 @@ made up front (`clock.py`), so the strong result is the one that always happens:
    log loss (`calibrate.py`), and the best of blend, single models and a constant baseline
    is kept (`selection.py`): all chosen on out-of-fold or validation outputs, never on the
    held-out rows (the choice is recorded);
-6. on larger data, refit of the chosen model on all rows, in the time reserved for it
-   (otherwise the model as trained on the training rows is kept, and the decisions say so);
-   on small data the bagged model ships as trained: its fold models together learned from
-   every training row;
+6. the chosen model (each member of a blend) is refitted on all rows, held-out rows
+   included, in the time reserved for it (`refit.py`: on small data as a fold average drawn
+   anew over every row); a part whose refit does not fit is kept as trained, and the
+   decisions say so;
 7. permutation importance of the chosen model as evaluated, on the held-out rows
    (`explain.py`), in the time left before export.
 """
@@ -43,7 +43,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from tabpilot.engine.budget import auto_budget
@@ -56,7 +55,7 @@ from tabpilot.engine.serialize import to_jsonable
 from tabpilot.engine.spec import SET_BY_USER, TrainSpec
 from tabpilot.engine.training.blend_pool import blend_candidate, pool_members
 from tabpilot.engine.training.candidates import Candidate
-from tabpilot.engine.training.clock import Clock, refit_cost
+from tabpilot.engine.training.clock import Clock
 from tabpilot.engine.training.evaluation import holdout_evaluation
 from tabpilot.engine.training.explain import FeatureImportance, compute_permutation_importance
 from tabpilot.engine.training.holdout import Split, split_rows
@@ -75,11 +74,12 @@ from tabpilot.engine.training.pool import (
     search_and_join,
     train_portfolio,
 )
-from tabpilot.engine.training.scoring import first_folds, with_time_limit
+from tabpilot.engine.training.refit import RefitOutcome, refit_chosen
+from tabpilot.engine.training.scoring import first_folds
 from tabpilot.engine.training.search import SearchOutcome
 from tabpilot.engine.training.selection import choose_winner
+from tabpilot.engine.training.sizes import blend_size_limit
 from tabpilot.engine.training.targets import Target, prepare_target
-from tabpilot.engine.wording import about_seconds
 from tabpilot.errors import InvalidInput
 
 MIN_ROWS = MIN_TRAINING_ROWS  # defined with the data-quality check that warns of it
@@ -277,11 +277,11 @@ class _Trainer:
             evaluation = self._evaluate(split, planned, scored)
         # The refit had its time reserved; importance takes what is left of the end's share.
         with self._timed("refit"):
-            final, refit = self._refit(evaluation.chosen, split)
+            refit = self._refit(evaluation.chosen, split, planned)
         with self._timed("importance"):
             importance, importance_note = self._explain(evaluation.chosen, split, planned)
         return self._result(
-            profile, planned, split, search, evaluation, final, refit, importance, importance_note
+            profile, planned, split, search, evaluation, refit, importance, importance_note
         )
 
     # -- steps ---------------------------------------------------------------------------------
@@ -350,6 +350,7 @@ class _Trainer:
             y_test=split.y_test,
             classes=classes,
             by_cv=split.bagged,
+            max_size=blend_size_limit(self.clock.end_reserve()),
         )
         baseline = scored[0]
         ordered = [*scored[1:], *([blend] if blend is not None else []), baseline]
@@ -383,36 +384,19 @@ class _Trainer:
             note += " (of bagged models, the first fold model: five times quicker)"
         return found, note
 
-    def _refit_cost(self, chosen: Candidate) -> float:
-        if chosen.source == "baseline":
-            return 0.0
-        return refit_cost(chosen.fit_seconds, self.spec.test_size)
-
-    def _refit(self, chosen: Candidate, split: Split) -> tuple[Any, bool]:
-        """The final pipeline (refitted on all rows in the time reserved) and whether it was."""
-        final = chosen.pipeline
-        if split.bagged:
-            # Its fold models together learned from every training row; a refit would cost
-            # the bagging again.
-            return final, False
-        cost = self._refit_cost(chosen)
-        if chosen.source == "baseline" or not self.clock.refit_fits(cost):
-            if chosen.source != "baseline":
-                self.decisions.append(
-                    f"The model was not refitted on all rows: the refit ({about_seconds(cost)}) "
-                    "did not fit in the time left; it is the model as trained on the training "
-                    "rows."
-                )
-            return final, False
-        self.emit("refitting", "refitting the chosen model on all rows")
-        estimator = _unfolded(chosen.estimator)
-        # Early-stopped kinds stop at the time left (keeping their best iteration so far).
-        estimator = with_time_limit(estimator, self.clock.refit_seconds())
-        final = Pipeline([("pre", clone(split.pre)), ("model", estimator)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            final.fit(split.prepared, split.y)
-        return final, True
+    def _refit(self, chosen: Candidate, split: Split, planned: _Plan) -> RefitOutcome:
+        """The shipped model: the chosen one refitted on all rows, as far as time allows."""
+        classes = planned.target.classes
+        return refit_chosen(
+            chosen,
+            split,
+            problem=planned.target.problem.problem_type,
+            n_classes=0 if classes is None else len(classes),
+            clock=self.clock,
+            test_size=self.spec.test_size,
+            decisions=self.decisions,
+            emit=self.emit,
+        )
 
     def _result(
         self,
@@ -421,14 +405,13 @@ class _Trainer:
         split: Split,
         search: SearchOutcome | None,
         evaluation: _Evaluation,
-        final: Any,
-        refit: bool,
+        refit: RefitOutcome,
         importance: list[FeatureImportance],
         importance_note: str,
     ) -> TrainResult:
         target, chosen = planned.target, evaluation.chosen
         model = TabpilotModel(
-            pipeline=final,
+            pipeline=refit.pipeline,
             features=planned.plan.features,
             problem_type=target.problem.problem_type,
             classes=target.classes,
@@ -458,9 +441,11 @@ class _Trainer:
             importance_note=importance_note,
             search_history=search.history if search is not None else [],
             timings=self.timings,
-            refit_on_all_rows=refit,
+            refit_on_all_rows=refit.any,
             holdout=_holdout_frame(target, split, chosen),
-            estimator_params=to_jsonable(final.named_steps["model"].get_params(deep=False)),
+            estimator_params=to_jsonable(
+                refit.pipeline.named_steps["model"].get_params(deep=False)
+            ),
             evaluation=holdout_evaluation(
                 split.y_test, chosen.predictions, chosen.proba, target.classes, seed=self.spec.seed
             ),
@@ -469,16 +454,14 @@ class _Trainer:
         )
 
 
-def _unfolded(estimator: Any) -> Any:
-    """`estimator` with new folds for its fold averages (their folds were the training
-    rows'; a refit on all rows draws its own)."""
-    params = estimator.get_params(deep=True)
-    keys = [k for k, v in params.items() if (k == "folds" or k.endswith("__folds")) and v]
-    return clone(estimator).set_params(**dict.fromkeys(keys)) if keys else clone(estimator)
-
-
-def _final_words(split: Split, refit: bool) -> str:
-    if refit:
+def _final_words(split: Split, refit: RefitOutcome) -> str:
+    if refit.any and refit.kept:
+        return (
+            "refitted on all rows after the evaluation, except "
+            f"{', '.join(refit.kept)} (as trained on the training rows: its refit did not fit "
+            "in the time left)"
+        )
+    if refit.any:
         return "refitted on all rows after the evaluation"
     if split.bagged:
         return (
@@ -508,7 +491,7 @@ def _release(scored: list[Candidate], chosen: Candidate) -> None:
             member.selection = member.holdout = None  # type: ignore[assignment]
 
 
-def _provenance(split: Split, chosen: Candidate, refit: bool) -> dict[str, Any]:
+def _provenance(split: Split, chosen: Candidate, refit: RefitOutcome) -> dict[str, Any]:
     """How each figure of the card was obtained (the card's `evaluation_method`)."""
     if split.bagged:
         kind = {

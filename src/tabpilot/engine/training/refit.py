@@ -1,0 +1,145 @@
+"""The final model: the chosen one refitted on every usable row, held-out rows included.
+
+What is evaluated learned from the training rows only (on larger data 64% of the rows, less
+the slice each boosted model stops on; on small data each fold model 80% of the training
+rows). The shipped model then learns from all of them: on small data as a fold average drawn
+anew over every row, on larger data as the same configuration fitted on every row (each
+early-stopped model stopping on a slice of its own). The figures reported stay those of the
+model as evaluated, on rows it never saw.
+
+A blend is refitted member by member, heaviest weight first, each in its share of the time
+reserved for the refit (`clock.py`); a member whose refit does not fit in what is left is
+kept as trained, and the decisions say which. The weights (and temperatures) stay those
+chosen on the selection rows. Every member takes the preprocessor as fitted on the training
+rows, so refitted and kept members read the same inputs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from tabpilot.engine.data.problem import ProblemType
+from tabpilot.engine.training.candidates import Candidate
+from tabpilot.engine.training.clock import Clock, refit_cost
+from tabpilot.engine.training.estimators import fitted_ensemble
+from tabpilot.engine.training.holdout import Split
+from tabpilot.engine.training.scoring import with_time_limit
+from tabpilot.engine.wording import about_seconds
+
+# A member's refit may run this many times its expected seconds when time is left over
+# (early stopping on more rows can take more rounds).
+STRETCH = 2.0
+
+
+@dataclass
+class _Part:
+    """One model to refit: the chosen model, or one member of the chosen blend."""
+
+    label: str
+    key: str
+    estimator: Any  # unfitted, with its configuration
+    fitted: Any  # as trained on the training rows
+    cost: float  # expected seconds of its refit on all rows
+    weight: int = 1
+
+
+@dataclass
+class RefitOutcome:
+    """The shipped model and which parts of it learned from every row."""
+
+    pipeline: Any  # preprocessor + model
+    refitted: list[str] = field(default_factory=list)  # labels of the parts refitted
+    kept: list[str] = field(default_factory=list)  # labels of the parts kept as trained
+
+    @property
+    def any(self) -> bool:
+        return bool(self.refitted)
+
+
+def _parts(chosen: Candidate, test_size: float) -> list[_Part]:
+    """What the refit trains: each member of a blend, else the chosen model itself."""
+    blend = chosen.blend
+    if blend is not None and len(blend.members) > 1:
+        return [
+            _Part(m.label, m.key, m.estimator, m.fitted, refit_cost(m.fit_seconds, test_size), w)
+            for m, w in zip(blend.members, blend.weights, strict=True)
+        ]
+    cost = refit_cost(chosen.fit_seconds, test_size)
+    return [_Part(chosen.description, chosen.name, chosen.estimator, chosen.model, cost)]
+
+
+def unfolded(estimator: Any) -> Any:
+    """A fresh copy of `estimator` whose fold averages draw new folds (theirs were the training
+    rows'; a refit on all rows draws its own)."""
+    params = estimator.get_params(deep=True)
+    keys = [k for k, v in params.items() if (k == "folds" or k.endswith("__folds")) and v]
+    return clone(estimator).set_params(**dict.fromkeys(keys)) if keys else clone(estimator)
+
+
+def _plan(parts: list[_Part], seconds: float) -> list[_Part]:
+    """The parts whose refits fit in `seconds`, heaviest weight first (then cheapest)."""
+    chosen, left = [], seconds
+    for part in sorted(parts, key=lambda p: (-p.weight, p.cost)):
+        if part.cost <= left:
+            chosen.append(part)
+            left -= part.cost
+    return chosen
+
+
+def refit_chosen(
+    chosen: Candidate,
+    split: Split,
+    *,
+    problem: ProblemType,
+    n_classes: int,
+    clock: Clock,
+    test_size: float,
+    decisions: list[str],
+    emit: Callable[..., None],
+) -> RefitOutcome:
+    """The chosen model refitted on all rows, as far as the time left allows."""
+    if chosen.source == "baseline" or chosen.estimator is None:
+        return RefitOutcome(chosen.pipeline)
+    parts = _parts(chosen, test_size)
+    planned = _plan(parts, clock.refit_seconds())
+    kept = [p for p in parts if p not in planned]
+    for part in kept:
+        what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
+        decisions.append(
+            f"{what} was not refitted on all rows: its refit ({about_seconds(part.cost)}) did "
+            "not fit in the time left; it is used as trained on the training rows."
+        )
+    if not planned:
+        return RefitOutcome(chosen.pipeline, kept=[p.label for p in kept])
+    emit("refitting", "refitting the chosen model on all rows")
+    Xt = split.pre.transform(split.prepared)
+    models: dict[str, Any] = {p.key: p.fitted for p in kept}
+    for i, part in enumerate(planned):
+        # The time left is shared by the refits still to come, in proportion to their cost.
+        still = sum(p.cost for p in planned[i:])
+        share = clock.refit_seconds() * part.cost / max(still, 1e-9)
+        limit = max(0.2, min(share, STRETCH * part.cost))
+        estimator = with_time_limit(unfolded(part.estimator), limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models[part.key] = estimator.fit(Xt, split.y)
+    if len(parts) == 1:
+        model = models[parts[0].key]
+    else:
+        model = fitted_ensemble(
+            [(p.key, clone(p.estimator), models[p.key]) for p in parts],
+            problem,
+            weights=[p.weight for p in parts],
+            n_classes=n_classes,
+        )
+    return RefitOutcome(
+        Pipeline([("pre", split.pre), ("model", model)]),
+        refitted=[p.label for p in planned],
+        kept=[p.label for p in kept],
+    )
