@@ -36,7 +36,9 @@ def test_xgboost_and_catboost_sizes_grow_with_their_trees() -> None:
     assert 0 < tree_nodes(small) < tree_nodes(large)
     frame = large.get_booster().trees_to_dataframe()
     assert tree_nodes(large) == int(len(frame) * 1.25)
-    cat = CatBoostClassifier(iterations=10, depth=3, verbose=False, thread_count=1)
+    cat = CatBoostClassifier(
+        iterations=10, depth=3, verbose=False, thread_count=1, allow_writing_files=False
+    )
     cat.fit(X, y)
     # 10 symmetric trees of depth 3: 15 nodes each, 8 leaves of 3 class values.
     assert tree_nodes(cat) == 10 * (15 + 8 * 3 / 2)
