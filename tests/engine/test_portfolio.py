@@ -263,3 +263,32 @@ def test_forests_planned_as_fold_averages_share_their_size_across_the_folds() ->
     # A random forest's fold average is one out-of-bag forest: sized as one.
     rf = forest("rf", ProblemType.REGRESSION, 5).estimator.estimator
     assert rf.n_estimators == portfolio.FOREST_TREES
+
+
+@pytest.mark.parametrize("problem", [ProblemType.BINARY, ProblemType.REGRESSION])
+def test_repeated_folds_average_each_rows_out_of_fold_outputs(problem: ProblemType) -> None:
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    classify = problem.is_classification
+    y = (X[:, 0] > 0).astype(int) if classify else X[:, 0] * 2.0 + rng.normal(size=60)
+    est = LogisticRegression() if classify else LinearRegression()
+    once = fold_average(est, n_folds=3, seed=0).fit(X, y)
+    thrice = fold_average(est, n_folds=3, seed=0, n_repeats=3).fit(X, y)
+    assert len(once.estimators_) == 3 and len(thrice.estimators_) == 9
+    # The folds drawn as the fold average draws them: each row is held out once per draw,
+    # and its out-of-fold output is the average of the three models that did not see it.
+    splitter = (
+        RepeatedStratifiedKFold(n_splits=3, n_repeats=3, random_state=0)
+        if classify
+        else RepeatedKFold(n_splits=3, n_repeats=3, random_state=0)
+    )
+    row, outputs = 7, []
+    for model, (_, valid) in zip(thrice.estimators_, splitter.split(X, y), strict=True):
+        if row in valid:
+            out = model.predict_proba(X[[row]]) if classify else model.predict(X[[row]])
+            outputs.append(out[0])
+    assert len(outputs) == 3
+    np.testing.assert_allclose(thrice.oof_[row], np.mean(outputs, axis=0))

@@ -40,8 +40,8 @@ def test_xgboost_and_catboost_sizes_grow_with_their_trees() -> None:
         iterations=10, depth=3, verbose=False, thread_count=1, allow_writing_files=False
     )
     cat.fit(X, y)
-    # 10 symmetric trees of depth 3: 15 nodes each, 8 leaves of 3 class values.
-    assert tree_nodes(cat) == 10 * (15 + 8 * 3 / 2)
+    # CatBoost exports itself (C++): quick however large, so it does not count.
+    assert tree_nodes(cat) == 0
 
 
 def test_wrappers_are_looked_through() -> None:

@@ -23,15 +23,17 @@ Folds = list[tuple[np.ndarray, np.ndarray]]
 DEFAULT_FOLDS = 5
 
 
-def _split(y: np.ndarray, n_folds: int, seed: int, classify: bool) -> Folds:
-    from sklearn.model_selection import KFold, StratifiedKFold
+def _split(y: np.ndarray, n_folds: int, seed: int, classify: bool, repeats: int = 1) -> Folds:
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
     if classify:
         smallest = int(np.bincount(np.searchsorted(np.unique(y), y)).min())
         if smallest >= 2:
-            splitter: Any = StratifiedKFold(min(n_folds, smallest), shuffle=True, random_state=seed)
+            splitter: Any = RepeatedStratifiedKFold(
+                n_splits=min(n_folds, smallest), n_repeats=repeats, random_state=seed
+            )
             return list(splitter.split(np.zeros(len(y)), y))
-    splitter = KFold(min(n_folds, len(y)), shuffle=True, random_state=seed)
+    splitter = RepeatedKFold(n_splits=min(n_folds, len(y)), n_repeats=repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(y))))
 
 
@@ -81,7 +83,9 @@ class _FoldAverageBase(BaseEstimator):
         n_folds: folds when `folds` is not given (fewer when a class has fewer rows).
         seed: shuffles the folds.
         folds: (train_rows, valid_rows) pairs to use instead, e.g. the same for every kind
-            so that out-of-fold outputs are comparable.
+            so that out-of-fold outputs are comparable; with repeated folds a row is in
+            several held-out folds, and its out-of-fold output is their average.
+        n_repeats: times the `n_folds` folds are drawn over when `folds` is not given.
     """
 
     def __init__(
@@ -92,12 +96,14 @@ class _FoldAverageBase(BaseEstimator):
         seed: int = 0,
         folds: Folds | None = None,
         out_of_bag: bool = True,
+        n_repeats: int = 1,
     ) -> None:
         self.estimator = estimator
         self.n_folds = n_folds
         self.seed = seed
         self.folds = folds
         self.out_of_bag = out_of_bag
+        self.n_repeats = n_repeats
 
     def _fit_out_of_bag(self, X: np.ndarray, y: np.ndarray) -> _FoldAverageBase:
         """One forest on every row; its out-of-bag outputs (each row predicted by the
@@ -138,14 +144,17 @@ class _FoldAverageBase(BaseEstimator):
             self.classes_ = np.unique(y)
         if self.out_of_bag and _bootstrapped_forest(self.estimator) is not None:
             return self._fit_out_of_bag(X, y)
-        folds = self.folds or _split(y, self.n_folds, self.seed, classify)
+        folds = self.folds or _split(y, self.n_folds, self.seed, classify, self.n_repeats)
         self.estimators_ = []
         oof = np.zeros((len(y), len(self.classes_)) if classify else len(y))
+        times = np.zeros(len(y))
         for train, valid in folds:
             model = _fit_fold(clone(self.estimator), X, y, np.asarray(train), np.asarray(valid))
             self.estimators_.append(model)
-            oof[valid] = self._member_output(model, X[valid])
-        self.oof_ = oof
+            oof[valid] += self._member_output(model, X[valid])
+            times[valid] += 1
+        # Each row's average over the draws that held it out (once per draw of the folds).
+        self.oof_ = oof / np.maximum(times, 1).reshape((-1,) + (1,) * (oof.ndim - 1))
         self.n_features_in_ = X.shape[1]
         return self
 

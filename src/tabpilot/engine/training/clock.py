@@ -8,8 +8,8 @@ up front, when the data is prepared, so the strong result is the one that always
 2. the portfolio of strong defaults trains first, within `PORTFOLIO_SHARE` of the rest and
    never into the search's floor (`SEARCH_MIN_SHARE`): each fit is started only if its
    expected time, corrected by how fast the fits so far ran, ends inside that share;
-3. the refit of the best models on all rows is reserved next (measured from the portfolio's
-   own fits; none on small data, where bagged models ship as trained);
+3. the refit on all rows of what the portfolio's blend holds is reserved next (measured from
+   the portfolio's own fits; `refit.py` refits the chosen model member by member in it);
 4. FLAML's search gets the time that is left; the blend costs no training (its members are
    trained) and always happens.
 

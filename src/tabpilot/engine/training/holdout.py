@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, train_test_split
 
 from tabpilot.engine.data.columns import FeaturePlan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame
@@ -31,6 +31,11 @@ from tabpilot.engine.training.targets import Target
 # validation slice is cheaper and large enough to tell good from lucky.
 BAG_ROWS = 8_000
 BAG_FOLDS = 5
+# Up to this many training rows the k folds are drawn BAG_REPEATS times over (repeated k-fold,
+# as AutoGluon's best-quality presets do): on a few hundred rows one draw of the folds leaves
+# the out-of-fold scores, and so the choice, noisy, and each fold model varies more; the fits
+# are cheap there and the run's budget mostly unused.
+REPEAT_ROWS, BAG_REPEATS = 1_000, 3
 # Share of the training rows held back for validation above BAG_ROWS (at most VALID_MAX_ROWS).
 VALID_SHARE = 0.2
 VALID_MAX_ROWS = 50_000
@@ -57,7 +62,8 @@ class Split:
     X_valid: pd.DataFrame | None = None
     y_valid: np.ndarray | None = None
     Xt_valid: Any = None
-    folds: Folds | None = None  # on small data: the k folds of the training rows
+    folds: Folds | None = None  # on small data: the k folds of the training rows (x repeats)
+    repeats: int = 1  # how many times over the k folds were drawn
 
     @property
     def bagged(self) -> bool:
@@ -77,23 +83,29 @@ class Split:
     def selection_words(self) -> str:
         """How the model, blend weights and temperatures were chosen, for people."""
         if self.folds is not None:
+            k = len(self.folds) // self.repeats
+            times = f", drawn {self.repeats} times over" if self.repeats > 1 else ""
             return (
-                f"{len(self.folds)}-fold out-of-fold predictions on the {len(self.train_idx):,} "
+                f"{k}-fold out-of-fold predictions{times} on the {len(self.train_idx):,} "
                 "training rows"
             )
         return f"{self.n_valid:,} validation rows that no model trained on"
 
 
-def make_folds(y: np.ndarray, classes: list[Any] | None, *, seed: int) -> Folds | None:
-    """BAG_FOLDS folds (stratified for classification), or None when a class has fewer than
-    two rows."""
+def make_folds(
+    y: np.ndarray, classes: list[Any] | None, *, seed: int, repeats: int = 1
+) -> Folds | None:
+    """BAG_FOLDS folds (stratified for classification), drawn `repeats` times over (each
+    draw's folds after the previous one's), or None when a class has fewer than two rows."""
     if classes is None:
-        splitter: Any = KFold(BAG_FOLDS, shuffle=True, random_state=seed)
+        splitter: Any = RepeatedKFold(n_splits=BAG_FOLDS, n_repeats=repeats, random_state=seed)
     else:
         smallest = int(np.bincount(y, minlength=len(classes)).min())
         if smallest < 2:
             return None
-        splitter = StratifiedKFold(min(BAG_FOLDS, smallest), shuffle=True, random_state=seed)
+        splitter = RepeatedStratifiedKFold(
+            n_splits=min(BAG_FOLDS, smallest), n_repeats=repeats, random_state=seed
+        )
     return list(splitter.split(np.zeros(len(y)), y))
 
 
@@ -118,7 +130,12 @@ def split_rows(
     train_idx, test_idx = train_test_split(
         idx, test_size=n_test, random_state=seed, stratify=stratify
     )
-    folds = make_folds(y[train_idx], classes, seed=seed) if len(train_idx) <= bag_rows else None
+    repeats = BAG_REPEATS if len(train_idx) <= REPEAT_ROWS else 1
+    folds = (
+        make_folds(y[train_idx], classes, seed=seed, repeats=repeats)
+        if len(train_idx) <= bag_rows
+        else None
+    )
     valid_idx = None
     if folds is None:
         n_valid = min(VALID_MAX_ROWS, max(round(len(train_idx) * VALID_SHARE), len(classes or ())))
@@ -145,6 +162,7 @@ def split_rows(
         Xt_train,
         Xt_test=pre.transform(X_test),
         folds=folds,
+        repeats=repeats if folds is not None else 1,
     )
     if valid_idx is not None:
         split.valid_idx = valid_idx

@@ -25,7 +25,7 @@ def bagged(estimator: Any, split: Split) -> Any:
     """`estimator` as an average of fold models over the split's folds."""
     from tabpilot.engine.training.bagging import fold_average
 
-    return fold_average(estimator, folds=split.folds)
+    return fold_average(estimator, folds=split.folds, n_repeats=split.repeats)
 
 
 def with_time_limit(estimator: Any, seconds: float) -> Any:
@@ -52,7 +52,7 @@ def _fits_under(params: dict[str, Any], key: str) -> int:
         if folds:
             fits *= len(folds)
         elif isinstance(n_folds, int):
-            fits *= n_folds
+            fits *= n_folds * int(params.get(f"{at}n_repeats") or 1)
     return fits
 
 

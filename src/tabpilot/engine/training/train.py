@@ -496,7 +496,8 @@ def _provenance(split: Split, chosen: Candidate, refit: RefitOutcome) -> dict[st
     if split.bagged:
         kind = {
             "selection": "out_of_fold",
-            "folds": len(split.folds or ()),
+            "folds": len(split.folds or ()) // split.repeats,
+            "repeats": split.repeats,
             "bagged": chosen.source != "baseline",
         }
     else:
