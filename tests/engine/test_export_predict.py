@@ -18,7 +18,7 @@ from tabpilot.engine.data.columns import build_feature_plan
 from tabpilot.engine.data.inputs import input_columns, prepare_frame, prepare_row
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.data.profiling import profile_frame
-from tabpilot.engine.serving.predict import OnnxPredictor
+from tabpilot.engine.serving.predict import SMALL_BATCH_ROWS, OnnxPredictor
 from tabpilot.engine.training.calibrate import TemperatureScaled, with_temperature
 from tabpilot.engine.training.estimators import (
     build_ensemble,
@@ -355,3 +355,15 @@ def test_single_rows_agree_with_the_batch_and_the_pickle(task: str) -> None:
         np.testing.assert_allclose(
             np.vstack([one.proba for one in singles]), batch.proba, rtol=0, atol=1e-6
         )
+    # A few rows run on a one-thread session, larger batches on the default one: they agree.
+    assert predictor._session_for(1).get_session_options().intra_op_num_threads == 1
+    big = pd.DataFrame.from_records(rows * 3)
+    assert len(big) > SMALL_BATCH_ROWS and predictor._session_for(len(big)) is predictor.session
+    np.testing.assert_allclose(
+        np.asarray(predictor.predict(big).values[:25], dtype=float)
+        if model.classes is None
+        else predictor.predict(big).proba[:25],
+        np.asarray(batch.values, dtype=float) if model.classes is None else batch.proba,
+        rtol=1e-6,
+        atol=1e-6,
+    )

@@ -97,3 +97,6 @@ def test_a_trained_bundle_shows_its_charts(ctx: AppContext, tmp_path: Path, task
     charts = BINARY_CHARTS if task == "binary" else REGRESSION_CHARTS
     assert all(c in figure_ids(html) for c in charts), figure_ids(html)
     assert OLD_CARD_SENTENCE not in html
+    # What the download is: the card's own words (refitted on all rows, or why not).
+    final_model = card["evaluation_method"]["final_model"]
+    assert f"The model you download: {final_model}." in html

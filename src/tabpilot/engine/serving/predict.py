@@ -33,6 +33,8 @@ from tabpilot.errors import InvalidInput, NotFound
 # A text cell starting with one of these is run as a formula by spreadsheet programs
 # (=HYPERLINK(...), +cmd|..., @SUM(...)); tab and CR are stripped by some before that check.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Up to this many rows run on a one-thread onnxruntime session (see `_session_for`).
+SMALL_BATCH_ROWS = 64
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -152,6 +154,8 @@ class OnnxPredictor:
         self.session = ort.InferenceSession(
             onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
+        self._onnx_bytes = onnx_bytes
+        self._small_session: Any = None  # built on the first few-row prediction
         self.card = card
         self.features = [FeatureSpec(f.name, f.kind, f.has_time) for f in card.features]
         self.inputs = card.inputs
@@ -236,9 +240,28 @@ class OnnxPredictor:
         }
         return PreparedInput(feed, ignored, started)
 
+    def _session_for(self, n_rows: int) -> Any:
+        """The session to run `n_rows` rows on: a one-thread session for a few rows (the
+        default pool wakes a thread per core, whose start and idle spinning cost more than a
+        row of trees: measured over HTTP on 2 cores, single-row p50 0.76 -> 0.66 ms and p99
+        4.9 -> 1.6 ms), the default multi-threaded one for batches."""
+        if n_rows > SMALL_BATCH_ROWS:
+            return self.session
+        if self._small_session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            self._small_session = ort.InferenceSession(
+                self._onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        return self._small_session
+
     def run(self, prepared: PreparedInput) -> Predictions:
         """Run the graph on a prepared feed."""
-        results = self.session.run(None, prepared.feed)
+        n_rows = len(next(iter(prepared.feed.values()))) if prepared.feed else 0
+        results = self._session_for(n_rows).run(None, prepared.feed)
         if self._class_array is None:
             values = np.asarray(results[0], dtype="float64").reshape(-1)
             return Predictions(
