@@ -71,6 +71,10 @@ def test_unknown_route_and_method_use_the_envelope(api: TestClient) -> None:
     response = api.put("/api/datasets")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+    # Predictions have a route of their own, ahead of the rest (models.predict_direct).
+    response = api.get("/api/models/mdl_x/predict")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_unexpected_errors_are_500_with_an_id_and_no_internals(

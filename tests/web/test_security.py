@@ -172,6 +172,12 @@ def test_session_cookie_authenticates_api_calls_with_the_csrf_header(
         created = client.post("/api/datasets", files=upload, headers={"X-CSRF-Token": csrf})
         assert created.status_code == 201
         assert client.get("/", headers=HTML).status_code == 200
+        # The token is worth nothing without the CSRF cookie it was made for.
+        client.cookies.delete("tabpilot_csrf")
+        bare = client.post("/api/datasets", files=upload, headers={"X-CSRF-Token": csrf})
+        assert bare.status_code == 403
+        assert bare.json()["error"]["code"] == "csrf_failed"
+        assert "set-cookie" not in bare.headers  # API answers mint no cookie
 
         rotate_token(token_ctx.metadata, name="bob")  # ends every session of bob
         assert client.get("/api/datasets").status_code == 401

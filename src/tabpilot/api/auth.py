@@ -100,7 +100,9 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _principal(request: Request) -> Principal:
-    cached = getattr(request.state, "principal", None)
+    # The state dict itself (what `request.state` wraps): a miss costs no AttributeError.
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
     ctx = request.app.state.ctx
@@ -111,7 +113,7 @@ def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization")
     token = bearer_token(request) if mode == "local" else parse_bearer(header)
     principal = authenticate(ctx.metadata, mode=mode, token=token)
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
 
 

@@ -75,6 +75,13 @@ def local_owner() -> str:
     return name.strip() or "local"
 
 
+@functools.cache
+def local_principal() -> Principal:
+    """The principal of every local-mode request (immutable, so one is shared by all)."""
+    name = local_owner()
+    return Principal(owner=name, name=name, auth="local")
+
+
 def authenticate(store: MetadataStore, *, mode: AuthMode | str, token: str | None) -> Principal:
     """The principal a caller acts as, from the auth mode and the token it presented (if any).
 
@@ -90,8 +97,7 @@ def authenticate(store: MetadataStore, *, mode: AuthMode | str, token: str | Non
                 "A prediction key only works for its model's predict endpoints; "
                 "this endpoint needs no key on this server, so send none."
             )
-        name = local_owner()
-        return Principal(owner=name, name=name, auth="local")
+        return local_principal()
     if not token:
         raise Unauthenticated(
             "This server needs an API token. "

@@ -56,9 +56,13 @@ class LoginRequired(Exception):
 
 def is_page_request(request: Request) -> bool:
     path = request.url.path
-    if path in NOT_PAGE_PATHS or path.startswith(NOT_PAGE_PREFIXES):
+    if _not_page_path(path):
         return False
     return "text/html" in request.headers.get("accept", "") or "hx-request" in request.headers
+
+
+def _not_page_path(path: str) -> bool:
+    return path in NOT_PAGE_PATHS or path.startswith(NOT_PAGE_PREFIXES)
 
 
 def error_page(
@@ -128,7 +132,13 @@ class PageErrorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_page_request(Request(scope)):
+        # The raw path first: an API call (the common case) builds no `Request` here. A path
+        # that is not a page path as sent is not one once `Request.url` has escaped it either.
+        if (
+            scope["type"] != "http"
+            or _not_page_path(scope["path"])
+            or not is_page_request(Request(scope))
+        ):
             await self.app(scope, receive, send)
             return
         started = False

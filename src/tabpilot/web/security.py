@@ -16,7 +16,10 @@ goes through these checks, in this order:
    `request.state.principal`, where the API's auth dependency finds it.
 4. **CSRF.** Every browser gets a random CSRF cookie; `request.state.csrf_token` is the token
    pages embed. A state-changing `/api/` request authenticated by the session cookie must carry
-   the token in the `X-CSRF-Token` header (page forms are checked by `require_csrf`).
+   the token in the `X-CSRF-Token` header (page forms are checked by `require_csrf`). The JSON
+   API renders no page, so under `/api/` the token is not computed and a new cookie is minted
+   only when the answer is HTML (a report file): API calls, single-row predictions among them,
+   cost no HMAC and no random bytes.
 5. **Headers.** Every answer gets `X-Content-Type-Options: nosniff` and a same-origin
    `Referrer-Policy`; HTML outside `/api/` and the API docs gets `CSP` (no inline script, no
    framing).
@@ -29,8 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tabpilot.settings import Settings
@@ -72,6 +74,16 @@ COMMON_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
+_COMMON_RAW = [(name.encode(), value.encode()) for name, value in COMMON_HEADERS.items()]
+_CSP_RAW = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+_HTML = b"text/html"
+
+# The request headers the checks read. They are taken from the raw ASGI headers in one pass
+# (each the first value, as `Request.headers.get` reads it; cookies from every Cookie header,
+# as `Request.cookies` reads them), so the common case builds no `Request` at all.
+_CHECKED_HEADERS = frozenset(
+    {b"host", b"origin", b"sec-fetch-site", b"authorization", CSRF_HEADER.encode()}
+)
 
 
 @dataclass(frozen=True)
@@ -125,22 +137,33 @@ def host_refused_message(name: str | None) -> str:
     )
 
 
-def cross_site_problem(request: Request) -> str | None:
-    """Why a state-changing request looks cross-site, or None if it does not."""
-    site = request.headers.get("sec-fetch-site")
+def cross_site_problem(site: str | None, origin: str | None, host: str | None) -> str | None:
+    """Why a state-changing request looks cross-site, or None if it does not, from its
+    `Sec-Fetch-Site`, `Origin` and `Host` headers."""
     if site is not None and site.lower() not in ACCEPTED_FETCH_SITES:
         return f"the browser marked it {site} (Sec-Fetch-Site)"
-    origin = request.headers.get("origin")
     if origin is None:
         return None
     if origin.strip().lower() == "null":
         return "it came from an opaque origin (null)"
     parts = urlsplit(origin.strip().lower())
     default = DEFAULT_PORTS.get(parts.scheme)
-    host = (request.headers.get("host") or "").strip().lower()
+    host = (host or "").strip().lower()
     if _without_port(parts.netloc, default) != _without_port(host, default):
         return f"it came from {origin}"
     return None
+
+
+def checked_headers(scope: Scope) -> tuple[dict[bytes, str], dict[str, str]]:
+    """The request's `_CHECKED_HEADERS` (first values, decoded) and its cookies."""
+    found: dict[bytes, str] = {}
+    cookies: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            cookies.update(cookie_parser(value.decode("latin-1")))
+        elif name in _CHECKED_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found, cookies
 
 
 def _without_port(netloc: str, default: str | None) -> str:
@@ -163,26 +186,31 @@ class BrowserSecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        refused = self._refusal(request)
+        headers, cookies = checked_headers(scope)
+        refused = self._refusal(scope, headers)
         if refused is not None:
             await refused(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        cookie = request.cookies.get(CSRF_COOKIE)
+        cookie = cookies.get(CSRF_COOKIE)
+        has_cookie = is_csrf_cookie(cookie)
+        if not has_cookie:
+            cookie = None
+        api = scope["path"].startswith("/api/")
         fresh_cookie = None
-        if not is_csrf_cookie(cookie):
-            cookie = fresh_cookie = new_csrf_cookie()
-        state["csrf_token"] = csrf_token_for(self.secret, cookie or "")
-        await self._resolve_session(request, state)
+        if not api:  # a page (or the docs) may embed the token: it is needed now
+            if cookie is None:
+                cookie = fresh_cookie = new_csrf_cookie()
+            state["csrf_token"] = csrf_token_for(self.secret, cookie)
+        await self._resolve_session(scope, headers, cookies, state)
         if (
-            request.method in UNSAFE_METHODS
-            and scope["path"].startswith("/api/")
+            api
+            and scope["method"] in UNSAFE_METHODS
             and state.get("session_user")
-            and not csrf_matches(self.secret, cookie, request.headers.get(CSRF_HEADER))
+            and not csrf_matches(self.secret, cookie, headers.get(CSRF_HEADER.encode()))
         ):
             answer = refusal(
-                request,
+                Request(scope),
                 403,
                 "csrf_failed",
                 "This request came with your login cookie but without the page's CSRF token "
@@ -190,52 +218,72 @@ class BrowserSecurityMiddleware:
             )
             await answer(scope, receive, send)
             return
-        await self.app(scope, receive, self._sender(send, scope, fresh_cookie))
+        sender = self._sender(send, scope, needs_cookie=not has_cookie, fresh_cookie=fresh_cookie)
+        await self.app(scope, receive, sender)
 
-    def _refusal(self, request: Request) -> Any:
-        path = request.url.path
+    def _refusal(self, scope: Scope, headers: dict[bytes, str]) -> Any:
+        path: str = scope["path"]
         if path not in HOST_EXEMPT_PATHS:
-            name = host_name(request.headers.get("host"))
+            name = host_name(headers.get(b"host"))
             if not self.hosts.allows(name):
-                return refusal(request, 400, "bad_host", host_refused_message(name))
-        if request.method in UNSAFE_METHODS:
-            problem = cross_site_problem(request)
+                return refusal(Request(scope), 400, "bad_host", host_refused_message(name))
+        method: str = scope["method"]
+        if method in UNSAFE_METHODS:
+            problem = cross_site_problem(
+                headers.get(b"sec-fetch-site"), headers.get(b"origin"), headers.get(b"host")
+            )
             if problem:
                 return refusal(
-                    request,
+                    Request(scope),
                     403,
                     "cross_site",
-                    f"Refused a {request.method} to {path} because {problem}: Tabpilot accepts "
+                    f"Refused a {method} to {path} because {problem}: Tabpilot accepts "
                     "changes only from its own pages or from programs (curl, scripts).",
                 )
         return None
 
-    async def _resolve_session(self, request: Request, state: dict[str, Any]) -> None:
-        if self.settings.auth != "token" or "authorization" in request.headers:
+    async def _resolve_session(
+        self,
+        scope: Scope,
+        headers: dict[bytes, str],
+        cookies: dict[str, str],
+        state: dict[str, Any],
+    ) -> None:
+        if self.settings.auth != "token" or b"authorization" in headers:
             return
-        value = request.cookies.get(SESSION_COOKIE)
-        if not value or request.url.path.startswith("/static/"):
+        value = cookies.get(SESSION_COOKIE)
+        if not value or scope["path"].startswith("/static/"):
             return
-        store = request.app.state.ctx.metadata
+        store = scope["app"].state.ctx.metadata
         principal = await anyio.to_thread.run_sync(read_session, self.secret, value, store)
         if principal is not None:
             state["principal"] = principal
             state["session_user"] = principal.user_id
 
-    def _sender(self, send: Send, scope: Scope, fresh_cookie: str | None) -> Send:
+    def _sender(
+        self, send: Send, scope: Scope, *, needs_cookie: bool, fresh_cookie: str | None
+    ) -> Send:
+        """`send`, adding the headers of the module docstring to the answer; a browser without
+        a CSRF cookie gets one with an HTML answer (`fresh_cookie`, or one minted then)."""
         path: str = scope["path"]
         secure = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in COMMON_HEADERS.items():
-                    headers.setdefault(name, value)
-                html = headers.get("content-type", "").startswith("text/html")
-                if html and not path.startswith(NO_CSP_PREFIXES):
-                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
-                if fresh_cookie and html:  # pages only: API clients need no CSRF cookie
-                    headers.append("set-cookie", cookie_header(CSRF_COOKIE, fresh_cookie, secure))
+                headers = list(message.get("headers", ()))
+                names = {name for name, _ in headers}
+                headers.extend(pair for pair in _COMMON_RAW if pair[0] not in names)
+                content_type = next((v for n, v in headers if n == b"content-type"), b"")
+                if content_type.startswith(_HTML):
+                    if b"content-security-policy" not in names and not path.startswith(
+                        NO_CSP_PREFIXES
+                    ):
+                        headers.append(_CSP_RAW)
+                    if needs_cookie:  # pages only: API clients need no CSRF cookie
+                        value = fresh_cookie or new_csrf_cookie()
+                        cookie = cookie_header(CSRF_COOKIE, value, secure)
+                        headers.append((b"set-cookie", cookie.encode("latin-1")))
+                message["headers"] = headers
             await send(message)
 
         return send_with_headers
