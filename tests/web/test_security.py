@@ -88,6 +88,9 @@ def test_foreign_hosts_and_cross_site_changes_are_refused(local_ctx: AppContext)
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "bad_host"
         assert client.get("/health", headers={"Host": "10.0.0.7"}).status_code == 200
+        # Only the path requested is exempt, whatever the Host header says.
+        crafted = client.get("/api/datasets", headers={"Host": "rebind.example/health?"})
+        assert crafted.status_code == 400
         upload = {"file": ("a.csv", b"a,b\n1,2\n3,4\n")}
         for headers in (
             {"Origin": "http://evil.example"},
