@@ -136,10 +136,9 @@ def _may_join(
     """Which members the next round may pick: those in already, and new ones while the
     blend has room for another member of their size."""
     inside = counts > 0
-    full = max_members is not None and int(inside.sum()) >= max_members
+    if max_members is not None and int(inside.sum()) >= max_members:
+        return list(inside)  # full: only the members already in
+    if max_size is None or not inside.any():
+        return [True] * len(members)
     used = sum(m.size for m, i in zip(members, inside, strict=True) if i)
-    return [
-        bool(inside[j])
-        or (not full and (max_size is None or not inside.any() or used + m.size <= max_size))
-        for j, m in enumerate(members)
-    ]
+    return [bool(i) or used + m.size <= max_size for m, i in zip(members, inside, strict=True)]

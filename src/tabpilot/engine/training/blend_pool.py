@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from tabpilot.engine.data.problem import ProblemType
-from tabpilot.engine.training.blend import BlendMember, select_blend
+from tabpilot.engine.training.blend import Blend, BlendMember, select_blend
 from tabpilot.engine.training.calibrate import (
     fit_temperature,
     fitted_with_temperature,
@@ -91,6 +91,29 @@ def calibrated(member: BlendMember, y_selection: np.ndarray) -> BlendMember:
     )
 
 
+def greedy_blend(
+    members: list[BlendMember],
+    metric: MetricSpec,
+    *,
+    y_selection: np.ndarray,
+    classes: list[Any] | None,
+    by_cv: bool,
+    max_size: int | None,
+    allow_single: bool,
+) -> Blend | None:
+    """Greedy ensemble selection over the pool's members, scored by `metric` on the selection
+    outputs, within the member count (fewer when bagged: each is k fold models) and the tree
+    size a blend may have (`sizes.blend_size_limit`)."""
+    return select_blend(
+        members,
+        lambda values: score_output(metric, y_selection, values, classes),
+        greater_is_better=metric.greater_is_better,
+        allow_single=allow_single,
+        max_members=MAX_BAGGED_MEMBERS if by_cv else MAX_MEMBERS,
+        max_size=max_size,
+    )
+
+
 def blend_candidate(
     members: list[BlendMember],
     pre: Any,
@@ -116,13 +139,14 @@ def blend_candidate(
         # Log loss rewards honest probabilities: each model gets its temperature first,
         # and a single calibrated model may then be the best "blend".
         members = [calibrated(m, y_selection) for m in members]
-    found = select_blend(
+    found = greedy_blend(
         members,
-        lambda values: score_output(metric, y_selection, values, classes),
-        greater_is_better=metric.greater_is_better,
-        allow_single=calibrate,
-        max_members=MAX_BAGGED_MEMBERS if by_cv else MAX_MEMBERS,
+        metric,
+        y_selection=y_selection,
+        classes=classes,
+        by_cv=by_cv,
         max_size=max_size,
+        allow_single=calibrate,
     )
     if found is None or (len(found.members) == 1 and found.members[0].temperature is None):
         return None

@@ -38,9 +38,9 @@ SEARCH_MIN_SHARE = 0.25
 MIN_SEARCH_SECONDS = 0.5
 # Permutation importance gets at least this long (a repeat or two on small data).
 MIN_IMPORTANCE_SECONDS = 0.5
-# The refit on all rows happens if this share of the budget (at least MIN_EXPORT_SECONDS) is
-# still left after it, for importance, the export (ONNX conversion of every member) and the
-# reports.
+# The refit on all rows (each part of it) is made only where this share of the budget (at
+# least MIN_EXPORT_SECONDS) is still left after it, for importance, the export (ONNX
+# conversion of every member) and the reports.
 REFIT_RESERVE, MIN_EXPORT_SECONDS = 0.12, 1.0
 
 
@@ -131,16 +131,15 @@ class Clock:
         floor = min(self.search_floor(), self.training_seconds())
         return max(0.0, window, floor)
 
+    def export_reserve(self) -> float:
+        """Seconds kept after the refit for importance, the export and the reports."""
+        return max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
+
     def importance_limit(self) -> float:
         """Seconds for permutation importance (after the refit), leaving the export's."""
-        export = max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
-        limit = min(0.05 * self.budget, self.left() - export)
+        limit = min(0.05 * self.budget, self.left() - self.export_reserve())
         return max(MIN_IMPORTANCE_SECONDS, limit)
 
     def refit_seconds(self) -> float:
         """Seconds the refit may take and leave the reserve for export and reports."""
-        return self.left() - max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
-
-    def refit_fits(self, refit_cost: float) -> bool:
-        """Whether a refit of `refit_cost` seconds leaves the reserve for export and reports."""
-        return self.left() - refit_cost > max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
+        return self.left() - self.export_reserve()

@@ -15,8 +15,7 @@ import numpy as np
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.bagging import fits_per_average
-from tabpilot.engine.training.blend import select_blend
-from tabpilot.engine.training.blend_pool import MAX_BAGGED_MEMBERS, MAX_MEMBERS, pool_members
+from tabpilot.engine.training.blend_pool import greedy_blend, pool_members
 from tabpilot.engine.training.candidates import (
     Candidate,
     PlannedCandidate,
@@ -32,7 +31,6 @@ from tabpilot.engine.training.clock import (
 from tabpilot.engine.training.estimators import searched_estimator
 from tabpilot.engine.training.holdout import Split
 from tabpilot.engine.training.metrics import MetricSpec
-from tabpilot.engine.training.outputs import score_output
 from tabpilot.engine.training.scoring import fit_candidate
 from tabpilot.engine.training.search import SearchOutcome, run_search
 from tabpilot.engine.training.sizes import MAX_TREE_NODES, blend_size_limit, tree_nodes
@@ -130,22 +128,23 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
 def reserve_refit(ctx: PoolContext, scored: list[Candidate]) -> None:
     """Reserve the refit on all rows of what the blend of the pool so far would hold (its
     members as measured, plus a share for a searched model joining it; the clock caps the
-    reserve). The blend is chosen as at the end, on the selection outputs: cheap, and it
-    names the members the refit will train (the best few by score often are not those)."""
+    reserve). The blend is chosen as at the end (without the temperatures, which cost no
+    refit), on the selection outputs: cheap, and it names the members the refit will train
+    (the best few by score often are not those)."""
     members = pool_members(scored, ctx.classes)
     if not members:
         return
-    y_selection = ctx.split.y_selection
-    blend = select_blend(
+    blend = greedy_blend(
         members,
-        lambda values: score_output(ctx.metric, y_selection, values, ctx.classes),
-        greater_is_better=ctx.metric.greater_is_better,
-        allow_single=True,
-        max_members=MAX_BAGGED_MEMBERS if ctx.split.bagged else MAX_MEMBERS,
+        ctx.metric,
+        y_selection=ctx.split.y_selection,
+        classes=ctx.classes,
+        by_cv=ctx.split.bagged,
         max_size=blend_size_limit(ctx.clock.end_reserve()),
+        allow_single=True,
     )
-    seconds = blend.fit_seconds if blend is not None else members[0].fit_seconds
-    ctx.clock.reserve_refit(refit_cost(seconds * SEARCH_MEMBER_MARGIN, ctx.test_size))
+    assert blend is not None  # a single member counts: some member always qualifies
+    ctx.clock.reserve_refit(refit_cost(blend.fit_seconds * SEARCH_MEMBER_MARGIN, ctx.test_size))
 
 
 def search_and_join(

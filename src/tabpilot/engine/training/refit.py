@@ -37,7 +37,7 @@ from tabpilot.engine.wording import about_seconds
 STRETCH = 2.0
 
 
-@dataclass
+@dataclass(eq=False)  # parts are told apart by identity
 class _Part:
     """One model to refit: the chosen model, or one member of the chosen blend."""
 
@@ -108,7 +108,7 @@ def refit_chosen(
         return RefitOutcome(chosen.pipeline)
     parts = _parts(chosen, test_size)
     planned = _plan(parts, clock.refit_seconds())
-    kept = [p for p in parts if p not in planned]
+    kept = [p for p in parts if all(p is not q for q in planned)]
     for part in kept:
         what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
         decisions.append(
