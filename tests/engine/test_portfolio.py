@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tabpilot.engine.training.early_stop import (
     EarlyStoppedClassifier,
     EarlyStoppedRegressor,
     early_stopped,
+    one_cycle_rate,
 )
 from tabpilot.engine.training.sizes import MAX_TREE_NODES
 
@@ -149,6 +151,52 @@ def test_regression_net_learns_a_target_far_from_zero() -> None:
     model = clone(net).fit(X[:600], y[:600])
     rmse = np.sqrt(np.mean((model.predict(X[600:]) - y[600:]) ** 2))
     assert rmse < 0.3 * np.std(y[600:])
+
+
+def test_one_cycle_rate_warms_up_to_its_peak_then_anneals() -> None:
+    rates = [one_cycle_rate(e, 20, 0.01) for e in range(1, 21)]
+    peak = int(np.argmax(rates))
+    assert rates[peak] == pytest.approx(0.01, rel=0.01) and 0 < peak < 10
+    assert all(a < b for a, b in pairwise(rates[: peak + 1]))
+    assert all(a > b for a, b in pairwise(rates[peak:]))
+    assert rates[0] < 0.005 and rates[-1] < 0.0005
+
+
+@pytest.mark.parametrize(
+    ("problem", "n_rows", "cycled"),
+    [
+        (ProblemType.BINARY, 1_000, False),
+        (ProblemType.BINARY, 20_000, True),
+        (ProblemType.MULTICLASS, 500, True),
+        (ProblemType.REGRESSION, 500, True),
+    ],
+)
+def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_binary_data(
+    problem: ProblemType, n_rows: int, cycled: bool
+) -> None:
+    n_classes = 3 if problem == ProblemType.MULTICLASS else 2
+    net = portfolio.build("mlp", problem, n_rows=n_rows, n_classes=n_classes)
+    params = net.get_params()
+    assert bool(params["net__cycle_epochs"]) == cycled
+    entry = next(
+        e
+        for e in portfolio.portfolio(problem, n_rows=n_rows, n_cols=5, n_classes=n_classes)
+        if e.name == "mlp"
+    )
+    assert ("one-cycle" in entry.description) == cycled
+
+
+def test_a_one_cycle_net_runs_its_epochs_keeps_the_best_and_ends_at_the_peak_setting() -> None:
+    X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=0)
+    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_rows=600, n_classes=3)
+    model = clone(net).fit(X[:500], y[:500])
+    inner = model.named_steps["net"]
+    assert inner.stopped_by_ == "max_iterations"  # the schedule, not patience, ended it
+    assert 1 <= inner.best_iteration_ <= portfolio.CYCLE_EPOCHS
+    assert inner.iterations_ == portfolio.CYCLE_EPOCHS
+    # The fitted net reports the peak it was configured with (a clone rebuilds the same).
+    assert inner.estimator_.get_params()["learning_rate_init"] == portfolio.CYCLE_PEAK_RATE
+    assert np.mean(model.predict(X[500:]) == y[500:]) > 0.6
 
 
 @pytest.mark.slow

@@ -38,6 +38,17 @@ PATIENCE_TREES = 50
 # Neural net epochs: at most, and without improvement before stopping.
 MAX_EPOCHS = 200
 PATIENCE_EPOCHS = 10
+# Except for small binary data, the net instead trains CYCLE_EPOCHS on a one-cycle learning
+# rate peaking at CYCLE_PEAK_RATE, with stronger weight decay, and keeps its best epoch. Measured
+# in 5-fold cross-validation on this machine, against the net stopped on patience at a steady
+# 0.001: letter log loss 0.125 to 0.085 (16,000 rows; 0.290 to 0.256 on 5,000; in less than
+# half the time), wine 0.041 to 0.025, adult 0.320 to 0.318, bike_sharing_hourly RMSE 19.4 to
+# 10.4, california_housing equal; but titanic ROC AUC 0.815 to 0.794 and ibm_hr_attrition 0.827
+# to 0.825: on a few hundred noisy binary rows the slow, patient net is better.
+CYCLE_EPOCHS = 30
+CYCLE_PEAK_RATE = 1e-2
+CYCLE_WEIGHT_DECAY = 3e-2
+CYCLE_MIN_BINARY_ROWS = 5_000
 # Trees in a random forest / extra trees; fewer on larger data, where every tree is large.
 FOREST_TREES = 300
 FOREST_TREES_LARGE, FOREST_LARGE_ROWS = 100, 10_000
@@ -168,6 +179,13 @@ def _catboost(problem: ProblemType, seed: int, n_jobs: int) -> Any:
     return early_stopped(est, patience=PATIENCE_TREES, seed=seed)
 
 
+def one_cycle_net(problem: ProblemType, n_rows: int | None) -> bool:
+    """Whether the portfolio's neural net trains on a one-cycle schedule (see CYCLE_EPOCHS)."""
+    if n_rows is None:
+        return False
+    return problem != ProblemType.BINARY or n_rows >= CYCLE_MIN_BINARY_ROWS
+
+
 def _mlp(problem: ProblemType, seed: int, n_jobs: int) -> Pipeline:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -286,6 +304,9 @@ _KINDS: tuple[_Kind, ...] = (
     ),
 )
 _BY_NAME = {k.name: k for k in _KINDS}
+CYCLE_NET_DESCRIPTION = (
+    f"neural net (2 layers, standardised inputs, {CYCLE_EPOCHS} epochs of one-cycle learning rate)"
+)
 
 
 def names() -> list[str]:
@@ -332,7 +353,8 @@ def estimate_seconds(
         seconds = rounds * (cost.per_round + cost.per_cell * rows * depth * tried)
     else:
         width = (cols * 256 + 256 * 128 + 128 * max(1, n_classes)) / 40_000
-        seconds = cost.rounds * (cost.per_round + cost.per_cell * rows * width)
+        epochs = CYCLE_EPOCHS if one_cycle_net(problem, n_rows) else cost.rounds
+        seconds = epochs * (cost.per_round + cost.per_cell * rows * width)
     if problem == ProblemType.REGRESSION:
         seconds *= cost.regression
     return 0.1 + seconds
@@ -392,10 +414,18 @@ def build(
     if kind.cost.shape == "forest" and n_rows is not None:
         trees, leaves = _forest_shape(name, problem, n_rows, n_classes, n_folds)
         est.set_params(estimator__n_estimators=trees, estimator__max_leaf_nodes=leaves)
+    if kind.name == "mlp" and one_cycle_net(problem, n_rows):
+        est.set_params(
+            net__cycle_epochs=CYCLE_EPOCHS,
+            net__estimator__learning_rate_init=CYCLE_PEAK_RATE,
+            net__estimator__alpha=CYCLE_WEIGHT_DECAY,
+        )
     return est
 
 
 def _describe(kind: _Kind, est: Any) -> str:
+    if kind.name == "mlp" and est.get_params()["net__cycle_epochs"]:
+        return CYCLE_NET_DESCRIPTION
     if kind.cost.shape != "forest":
         return kind.description
     params = est.get_params()
