@@ -167,17 +167,21 @@ def test_one_cycle_rate_warms_up_to_its_peak_then_anneals() -> None:
     [
         (ProblemType.BINARY, 1_000, False),
         (ProblemType.BINARY, 20_000, True),
-        (ProblemType.MULTICLASS, 500, True),
-        (ProblemType.REGRESSION, 500, True),
+        (ProblemType.MULTICLASS, 500, False),
+        (ProblemType.MULTICLASS, 6_000, True),
+        (ProblemType.REGRESSION, 500, False),
+        (ProblemType.REGRESSION, 6_000, True),
     ],
 )
-def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_binary_data(
+def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_data(
     problem: ProblemType, n_rows: int, cycled: bool
 ) -> None:
     n_classes = 3 if problem == ProblemType.MULTICLASS else 2
     net = portfolio.build("mlp", problem, n_rows=n_rows, n_classes=n_classes)
     params = net.get_params()
     assert bool(params["net__cycle_epochs"]) == cycled
+    layers = params["net__estimator__hidden_layer_sizes"]
+    assert layers == (portfolio.CYCLE_LAYERS if cycled else (256, 128))
     entry = next(
         e
         for e in portfolio.portfolio(problem, n_rows=n_rows, n_cols=5, n_classes=n_classes)
@@ -188,7 +192,7 @@ def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_binary_data(
 
 def test_a_one_cycle_net_runs_its_epochs_keeps_the_best_and_ends_at_the_peak_setting() -> None:
     X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=0)
-    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_rows=600, n_classes=3)
+    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_rows=6_000, n_classes=3)
     model = clone(net).fit(X[:500], y[:500])
     inner = model.named_steps["net"]
     assert inner.stopped_by_ == "max_iterations"  # the schedule, not patience, ended it
