@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from tabpilot.engine.training.blend import BlendMember, select_blend
-from tabpilot.engine.training.sizes import MAX_TREE_NODES, blend_size_limit, tree_nodes
+from tabpilot.engine.training.clock import Clock
+from tabpilot.engine.training.sizes import (
+    EXPORT_NODES_PER_SECOND,
+    MAX_TREE_NODES,
+    REFIT_GROWTH,
+    blend_size_limit,
+    tree_nodes,
+)
 
 
 def _data(n: int = 400, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +67,23 @@ def test_wrappers_are_looked_through() -> None:
     assert tree_nodes(stopped) == tree_nodes(stopped.estimator_) > 0
 
 
-def test_blend_size_limit_follows_the_end_reserve_within_bounds() -> None:
+def test_blend_size_limit_follows_the_export_time_within_bounds() -> None:
     assert blend_size_limit(12.0) < blend_size_limit(24.0)
     assert blend_size_limit(0.1) == MAX_TREE_NODES // 4
     assert blend_size_limit(10_000.0) == 1_000_000
+    # Half of 8 s at 70,000 nodes a second, less the refit's growth of a quarter.
+    assert blend_size_limit(8.0) == int(0.5 * 8.0 * EXPORT_NODES_PER_SECOND / REFIT_GROWTH)
+
+
+def test_the_export_window_adds_the_training_time_the_refit_does_not_need() -> None:
+    started = time.perf_counter()
+    clock = Clock(started=started, budget=60.0)
+    clock.reserve_refit(5.0)
+    # Nothing spent yet: 48 s of training time, 5 s of it the refit's.
+    assert clock.export_window() == pytest.approx(clock.export_reserve() + 43.0, abs=0.5)
+    # The training time all spent (a search that used its window): the export reserve alone.
+    clock.started = started - 50.0
+    assert clock.export_window() == clock.export_reserve()
 
 
 def _member(key: str, selection: np.ndarray, size: int) -> BlendMember:

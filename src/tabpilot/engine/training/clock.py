@@ -135,6 +135,12 @@ class Clock:
         """Seconds kept after the refit for importance, the export and the reports."""
         return max(MIN_EXPORT_SECONDS, REFIT_RESERVE * self.budget)
 
+    def export_window(self) -> float:
+        """Seconds the export of the chosen model can count on, asked when choosing it: the
+        export reserve, plus the training time that the refit's reserve does not need (on
+        small data the search often ends early and leaves plenty)."""
+        return self.export_reserve() + max(0.0, self.training_seconds() - self.refit_reserve)
+
     def importance_limit(self) -> float:
         """Seconds for permutation importance (after the refit), leaving the export's."""
         limit = min(0.05 * self.budget, self.left() - self.export_reserve())

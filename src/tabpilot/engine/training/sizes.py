@@ -27,11 +27,11 @@ EXPORT_SHARE_OF_END, MAX_BLEND_NODES = 0.5, 1_000_000
 REFIT_GROWTH = 1.25
 
 
-def blend_size_limit(export_reserve_seconds: float) -> int:
+def blend_size_limit(export_seconds: float) -> int:
     """The most tree size a blend's members may have together (as trained, before the refit
-    grows them), for a run that keeps `export_reserve_seconds` after the refit (a blend of
-    members over it would not export in time)."""
-    seconds = EXPORT_SHARE_OF_END * export_reserve_seconds
+    grows them), for a run that will have `export_seconds` after the refit (`Clock.
+    export_window`; a blend of members over it would not export in time)."""
+    seconds = EXPORT_SHARE_OF_END * export_seconds
     nodes = seconds * EXPORT_NODES_PER_SECOND / REFIT_GROWTH
     return int(min(MAX_BLEND_NODES, max(MAX_TREE_NODES // 4, nodes)))
 
