@@ -109,3 +109,32 @@ def test_nothing_is_refitted_when_no_part_fits() -> None:
     outcome, decisions = _refit(chosen, split, budget=60)
     assert not outcome.any and outcome.pipeline is chosen.pipeline
     assert len(decisions) == 2
+
+
+def test_the_refit_leaves_the_export_the_time_to_convert_large_trees() -> None:
+    from lightgbm import LGBMRegressor
+
+    from tabpilot.engine.training.sizes import export_seconds
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 5))
+    y = rng.normal(size=3000)
+    split = SimpleNamespace(pre=FunctionTransformer().fit(X), prepared=X, y=y)
+    params = {"n_estimators": 300, "num_leaves": 127, "min_child_samples": 2, "verbose": -1}
+    trees = LGBMRegressor(**params).fit(X, y)
+    # About 1.7 s to convert.
+    assert export_seconds(trees) > 1.0
+
+    def chosen(model: object) -> Candidate:
+        pipeline = Pipeline([("pre", FunctionTransformer()), ("model", model)])
+        # Expected refit: 1.6 s x 1.2 (all rows) x 1.2 + 0.2 = 2.5 s, within the 3 s the refit
+        # has in a 4 s run, not within what is left once the conversion's time is given up.
+        return Candidate(
+            "lgbm", "big LightGBM", pipeline, 0.0, 1.6, np.zeros(1), None, estimator=model
+        )
+
+    outcome, decisions = _refit(chosen(trees), split, budget=4)  # type: ignore[arg-type]
+    assert not outcome.any and any("was not refitted" in d for d in decisions), decisions
+    # The same refit cost without trees to convert is made.
+    outcome, _ = _refit(chosen(Ridge().fit(X, y)), split, budget=4)  # type: ignore[arg-type]
+    assert outcome.refitted == ["big LightGBM"]

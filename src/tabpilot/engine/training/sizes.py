@@ -27,6 +27,11 @@ EXPORT_SHARE_OF_END, MAX_BLEND_NODES = 0.5, 1_000_000
 REFIT_GROWTH = 1.25
 
 
+def export_seconds(model: Any) -> float:
+    """Expected seconds to convert `model` (fitted) to ONNX once the refit has grown it."""
+    return tree_nodes(model) * REFIT_GROWTH / EXPORT_NODES_PER_SECOND
+
+
 def blend_size_limit(export_seconds: float) -> int:
     """The most tree size a blend's members may have together (as trained, before the refit
     grows them), for a run that will have `export_seconds` after the refit (`Clock.
