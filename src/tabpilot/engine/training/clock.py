@@ -137,9 +137,11 @@ class Clock:
 
     def export_window(self) -> float:
         """Seconds the export of the chosen model can count on, asked when choosing it: the
-        export reserve, plus the training time that the refit's reserve does not need (on
-        small data the search often ends early and leaves plenty)."""
-        return self.export_reserve() + max(0.0, self.training_seconds() - self.refit_reserve)
+        export reserve plus the training time that the refit's reserve does not need (on
+        small data the search often ends early and leaves plenty), and at least the end
+        reserve (the refit gives up what a larger export needs, `refit.py`)."""
+        spare = max(0.0, self.training_seconds() - self.refit_reserve)
+        return max(self.end_reserve(), self.export_reserve() + spare)
 
     def importance_limit(self) -> float:
         """Seconds for permutation importance (after the refit), leaving the export's."""

@@ -163,7 +163,8 @@ class _EarlyStoppedBase(BaseEstimator):
             y_fit = (y_fit - self.y_mean_) / self.y_scale_
             y_val = (y_val - self.y_mean_) / self.y_scale_
         deadline = None if self.max_seconds is None else started + self.max_seconds
-        tracker = _Tracker(self.patience, deadline)
+        # A one-cycle schedule ends the fit itself: no stop on patience before it.
+        tracker = _Tracker(self.cycle_epochs or self.patience, deadline)
         with _one_blas_thread():
             self.estimator_ = _fit_family(
                 clone(self.estimator), X_fit, y_fit, X_val, y_val, weights, tracker, self
@@ -362,12 +363,9 @@ def _fit_mlp(est, X, y, X_val, y_val, weights, tracker, owner):  # type: ignore[
     est.set_params(random_state=np.random.RandomState(seed))
     classes = np.unique(y) if is_classifier(est) else None
     best: tuple[list, list] | None = None
-    limit = int(est.get_params()["max_iter"])
-    peak = float(est.get_params()["learning_rate_init"])
     cycle = owner.cycle_epochs
-    if cycle:
-        limit = int(cycle)
-        tracker.patience = limit  # the schedule ends the fit; the best epoch is kept
+    limit = int(cycle or est.get_params()["max_iter"])
+    peak = float(est.get_params()["learning_rate_init"])
     for epoch in range(1, limit + 1):
         if cycle:
             _set_learning_rate(est, one_cycle_rate(epoch, limit, peak))

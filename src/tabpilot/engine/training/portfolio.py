@@ -39,6 +39,7 @@ PATIENCE_TREES = 50
 # Neural net epochs: at most, and without improvement before stopping.
 MAX_EPOCHS = 200
 PATIENCE_EPOCHS = 10
+PATIENT_LAYERS = (256, 128)
 # On CYCLE_MIN_ROWS rows or more, the net instead trains CYCLE_EPOCHS on a one-cycle learning
 # rate peaking at CYCLE_PEAK_RATE, with stronger weight decay, and keeps its best epoch.
 # Measured in 5-fold cross-validation on this machine, against the net stopped on patience at
@@ -199,7 +200,7 @@ def _mlp(problem: ProblemType, seed: int, n_jobs: int) -> Pipeline:
 
     cls = MLPRegressor if problem == ProblemType.REGRESSION else MLPClassifier
     net = cls(
-        hidden_layer_sizes=(256, 128),
+        hidden_layer_sizes=PATIENT_LAYERS,
         alpha=1e-4,
         batch_size=256,
         learning_rate_init=1e-3,
@@ -362,7 +363,7 @@ def estimate_seconds(
         seconds = rounds * (cost.per_round + cost.per_cell * rows * depth * tried)
     else:
         cycled = one_cycle_net(n_rows)
-        layers = [cols, *(CYCLE_LAYERS if cycled else (256, 128)), max(1, n_classes)]
+        layers = [cols, *(CYCLE_LAYERS if cycled else PATIENT_LAYERS), max(1, n_classes)]
         width = sum(a * b for a, b in pairwise(layers)) / 40_000  # weights per row, scaled
         epochs = CYCLE_EPOCHS if cycled else cost.rounds
         seconds = epochs * (cost.per_round + cost.per_cell * rows * width)

@@ -10,9 +10,9 @@ model as evaluated, on rows it never saw.
 A blend is refitted member by member, heaviest weight first, each in its share of the time
 reserved for the refit (`clock.py`), less the time the export will need to convert its trees
 (`sizes.export_seconds`); a member whose refit does not fit in what is left is kept as
-trained, and the decisions say which. The weights (and
-temperatures) stay those chosen on the selection rows. Every member takes the preprocessor as
-fitted on the training rows, so refitted and kept members read the same inputs.
+trained, and the decisions say which. The weights (and temperatures) stay those chosen on the
+selection rows. Every member takes the preprocessor as fitted on the training rows, so
+refitted and kept members read the same inputs.
 """
 
 from __future__ import annotations
@@ -110,9 +110,9 @@ def refit_chosen(
         return RefitOutcome(chosen.pipeline)
     parts = _parts(chosen, test_size)
     # The export converts the refitted trees after this, and the refit gives that time up:
-    # the export reserve is then left for importance and the reports (bike_sharing_hourly,
-    # giving up only what exceeded half the reserve: 64 s of a 60 s budget).
-    given_up = export_seconds(chosen.pipeline)
+    # the export reserve is then left for importance and the reports. `size` was counted when
+    # the model joined the pool (a blend's: its members').
+    given_up = export_seconds(chosen.size)
 
     def seconds_left() -> float:
         return clock.refit_seconds() - given_up

@@ -27,17 +27,17 @@ EXPORT_SHARE_OF_END, MAX_BLEND_NODES = 0.5, 1_000_000
 REFIT_GROWTH = 1.25
 
 
-def export_seconds(model: Any) -> float:
-    """Expected seconds to convert `model` (fitted) to ONNX once the refit has grown it."""
-    return tree_nodes(model) * REFIT_GROWTH / EXPORT_NODES_PER_SECOND
+def export_seconds(size: int) -> float:
+    """Expected seconds to convert a model of tree size `size` (as trained, `tree_nodes`) to
+    ONNX once the refit has grown it."""
+    return size * REFIT_GROWTH / EXPORT_NODES_PER_SECOND
 
 
-def blend_size_limit(export_seconds: float) -> int:
+def blend_size_limit(seconds: float) -> int:
     """The most tree size a blend's members may have together (as trained, before the refit
-    grows them), for a run that will have `export_seconds` after the refit (`Clock.
+    grows them), for a run that will have `seconds` for the export after the refit (`Clock.
     export_window`; a blend of members over it would not export in time)."""
-    seconds = EXPORT_SHARE_OF_END * export_seconds
-    nodes = seconds * EXPORT_NODES_PER_SECOND / REFIT_GROWTH
+    nodes = EXPORT_SHARE_OF_END * seconds * EXPORT_NODES_PER_SECOND / REFIT_GROWTH
     return int(min(MAX_BLEND_NODES, max(MAX_TREE_NODES // 4, nodes)))
 
 

@@ -350,7 +350,7 @@ class _Trainer:
             y_test=split.y_test,
             classes=classes,
             by_cv=split.bagged,
-            max_size=blend_size_limit(max(self.clock.export_window(), self.clock.end_reserve())),
+            max_size=blend_size_limit(self.clock.export_window()),
         )
         baseline = scored[0]
         ordered = [*scored[1:], *([blend] if blend is not None else []), baseline]
