@@ -159,13 +159,11 @@ def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     node = _catboost_tree_node(model)
-    attributes = {a.name: get_attribute_value(a) for a in node.attribute}
-    for name, value in list(attributes.items()):
-        if isinstance(value, bytes):
-            attributes[name] = value.decode()
     x = operator.inputs[0].full_name
     if node.op_type == "TreeEnsembleClassifier":
-        labels = np.asarray(attributes["classlabels_int64s"])
+        (labels,) = [
+            get_attribute_value(a) for a in node.attribute if a.name == "classlabels_int64s"
+        ]
         if not np.array_equal(labels, _int_classes(model.classes_, "CatBoostClassifier")):
             raise NotImplementedError("CatBoost's exported classes differ from the model's")
         outputs = [operator.outputs[0].full_name, operator.outputs[1].full_name]
@@ -178,8 +176,10 @@ def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
         op_domain="ai.onnx.ml",
         op_version=3,
         name=scope.get_unique_operator_name(node.op_type),
-        **attributes,
     )
+    # The exported attributes are copied as protobuf: read into Python lists first (one
+    # object per tree node value), a large CatBoost cost some 300 MB more to convert.
+    container.nodes[-1].attribute.extend(node.attribute)
 
 
 def register() -> None:
