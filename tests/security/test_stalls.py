@@ -64,12 +64,20 @@ def health_latencies(server: SecServer, busy: Callable[[], None]) -> tuple[list[
     return latencies, took[0]
 
 
-def assert_health_answered(latencies: list[float]) -> None:
+def assert_health_answered(latencies: list[float], *, slow_allowed: int = 0) -> None:
+    """90% of the calls within `HEALTH_BUDGET_S`, and no more than `slow_allowed` over
+    `HEALTH_CEILING_S`: where the hostile request is sent several times, a handler that
+    blocked the event loop would stall it once per request, while one slow call alone is the
+    shared test machine giving its CPUs to something else (seen once in CI: 1.95 s, p90 32 ms)."""
     ordered = sorted(latencies)
     p90 = ordered[int(0.9 * (len(ordered) - 1))]
-    shown = f"{len(ordered)} calls, p90 {p90 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    slow = [t for t in ordered if t >= HEALTH_CEILING_S]
+    shown = (
+        f"{len(ordered)} calls, p90 {p90 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms, "
+        f"{len(slow)} over {HEALTH_CEILING_S:g} s"
+    )
     assert p90 < HEALTH_BUDGET_S, shown
-    assert ordered[-1] < HEALTH_CEILING_S, shown
+    assert len(slow) <= slow_allowed, shown
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +153,7 @@ def test_a_20000_column_row_is_refused_quickly_and_health_answers(
     message = answers[0].json()["error"]["message"]
     assert "TABPILOT_PREDICT_MAX_EXTRA_COLUMNS" in message and "20," in message
     assert took < 6, f"three refusals took {took:.1f} s"
-    assert_health_answered(latencies)
+    assert_health_answered(latencies, slow_allowed=1)  # three requests: a stall shows 3 times
 
 
 def test_wide_table_form_and_duplicates_are_linear(

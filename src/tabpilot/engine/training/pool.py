@@ -140,7 +140,8 @@ def reserve_refit(ctx: PoolContext, scored: list[Candidate]) -> None:
         y_selection=ctx.split.y_selection,
         classes=ctx.classes,
         by_cv=ctx.split.bagged,
-        max_size=blend_size_limit(ctx.clock.export_reserve()),
+        # The final blend's limit is at least this (`Clock.export_window`).
+        max_size=blend_size_limit(ctx.clock.end_reserve()),
         allow_single=True,
     )
     assert blend is not None  # a single member counts: some member always qualifies
