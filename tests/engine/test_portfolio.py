@@ -344,3 +344,23 @@ def test_repeated_folds_average_each_rows_out_of_fold_outputs(problem: ProblemTy
             outputs.append(out[0])
     assert len(outputs) == 3
     np.testing.assert_allclose(thrice.oof_[row], np.mean(outputs, axis=0))
+
+
+def test_every_lightgbm_the_engine_builds_bounds_its_histogram_cache() -> None:
+    from tabpilot.engine.training.estimators import build_estimator
+    from tabpilot.engine.training.sizes import LIGHTGBM_HISTOGRAM_MB
+
+    for problem in (ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION):
+        entries = portfolio.portfolio(problem, n_rows=1000, n_cols=20, n_classes=3)
+        boosted = [e.estimator.estimator for e in entries if e.kind == "lgbm"]
+        assert len(boosted) == 3  # learning rate 0.05, extremely randomised, large
+        searched = build_estimator(
+            "lgbm",
+            {"n_estimators": 4, "num_leaves": 4},
+            problem=problem,
+            seed=0,
+            n_jobs=1,
+            y_train=np.array([0.0, 1.0, 2.0]),
+        )
+        for est in [*boosted, searched]:
+            assert est.get_params()["histogram_pool_size"] == LIGHTGBM_HISTOGRAM_MB

@@ -67,6 +67,8 @@ def compute_permutation_importance(
         features: the raw features, whose input columns are shuffled together.
         greater_is_better: direction of `score_fn`; importance is always "higher matters more".
         time_limit: seconds to spend; repeats stop early when it runs out (at least one).
+            Where even one repeat does not fit (hundreds of columns, a slow model), it stops
+            after the column that ran out of time and the note names the columns left out.
     """
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -85,18 +87,20 @@ def compute_permutation_importance(
         with contextlib.suppress(ValueError):
             base, prepared, y = score_fn(prepared.iloc[keep], y[keep]), prepared.iloc[keep], y[keep]
     sign = 1.0 if greater_is_better else -1.0
-    drops: dict[str, list[float]] = {f.name: [] for f in features}
+    drops: dict[str, list[float]] = {}
     repeats = 0
     for _ in range(max_repeats):
         for spec in features:
+            if repeats == 0 and drops and time.perf_counter() - started > time_limit:
+                break  # hundreds of columns: the first repeat alone would overrun the budget
             cols = [c for c, _ in spec.input_columns()]
             shuffled = prepared.copy()
             order = rng.permutation(len(prepared))
             shuffled[cols] = prepared[cols].iloc[order].to_numpy()
-            drops[spec.name].append(sign * (base - score_fn(shuffled, y)))
+            drops.setdefault(spec.name, []).append(sign * (base - score_fn(shuffled, y)))
         repeats += 1
         elapsed = time.perf_counter() - started
-        if elapsed * (repeats + 1) / repeats > time_limit:
+        if len(drops) < len(features) or elapsed * (repeats + 1) / repeats > time_limit:
             break
     result = [
         FeatureImportance(name, float(np.mean(v)), float(np.std(v))) for name, v in drops.items()
@@ -106,6 +110,13 @@ def compute_permutation_importance(
         f"permutation importance on {len(prepared):,} held-out rows, {repeats} repeat(s): "
         "the drop in the primary metric when a column's values are shuffled"
     )
+    if len(drops) < len(features):
+        left_out = [f.name for f in features if f.name not in drops]
+        shown = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        note += (
+            f"; only the first {len(drops):,} of {len(features):,} columns were measured in the "
+            f"{time_limit:.0f} s allowed, {len(left_out):,} were not ({shown})"
+        )
     return result, note
 
 

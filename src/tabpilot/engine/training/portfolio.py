@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.early_stop import early_stopped
-from tabpilot.engine.training.sizes import MAX_TREE_NODES
+from tabpilot.engine.training.sizes import LIGHTGBM_HISTOGRAM_MB, MAX_TREE_NODES
 
 # Most trees a boosted model may grow; early stopping usually ends far sooner.
 MAX_TREES = 10_000
@@ -151,6 +151,7 @@ def _boosted_lightgbm(
         random_state=seed,
         n_jobs=n_jobs,
         verbose=-1,
+        histogram_pool_size=LIGHTGBM_HISTOGRAM_MB,
         **params,
     )
     return early_stopped(est, patience=PATIENCE_TREES, seed=seed)

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from tabpilot.engine.choices import ESTIMATORS
 from tabpilot.engine.data.problem import ProblemType
 from tabpilot.engine.training.metrics import MetricSpec
+from tabpilot.engine.training.sizes import LIGHTGBM_HISTOGRAM_MB
 
 
 @dataclass
@@ -71,8 +72,17 @@ def learner_class(name: str, problem: ProblemType) -> Any:
                 self.estimator_class = _scaled(self.estimator_class)
 
         return ScaledLinear
+    if name == "lgbm":
+
+        class BoundedLGBM(LGBMEstimator):  # type: ignore[misc, valid-type]
+            """FLAML's LightGBM learner with its histogram cache bounded (`sizes.py`)."""
+
+            def __init__(self, task: str = "binary", **config: Any) -> None:
+                super().__init__(task, **config)
+                self.params.setdefault("histogram_pool_size", LIGHTGBM_HISTOGRAM_MB)
+
+        return BoundedLGBM
     return {
-        "lgbm": LGBMEstimator,
         "xgboost": XGBoostSklearnEstimator,
         "rf": RandomForestEstimator,
         "extra_tree": ExtraTreesEstimator,
@@ -167,8 +177,9 @@ def run_search(
             super()._log_trial(search_state, estimator)
 
     automl = _Observed()
-    if "linear" in estimators:
-        automl.add_learner("linear", learner_class("linear", problem))
+    for name in ("linear", "lgbm"):  # ours: linear standardises, LightGBM's memory bounded
+        if name in estimators:
+            automl.add_learner(name, learner_class(name, problem))
     flaml_logger = logging.getLogger("flaml.automl.logger")
     flaml_logger.setLevel(logging.ERROR)
     with warnings.catch_warnings():

@@ -25,6 +25,10 @@ EXPORT_SHARE_OF_END, MAX_BLEND_NODES = 0.5, 1_000_000
 # bike_sharing_hourly's blend, 420,000 nodes as chosen, had 484,000 once refitted and took
 # 6.5-7.5 s to convert, a 60 s run then ending at 65.6 s.
 REFIT_GROWTH = 1.25
+# LightGBM caches one histogram per leaf (features x bins x 16 bytes) without limit: on 3,000
+# rows of 800 columns one 2 s search trial grew the process by 650 MB. Held to this many MB,
+# it recomputes what it cannot keep; on ordinary widths the cache stays far below it.
+LIGHTGBM_HISTOGRAM_MB = 200
 
 
 def export_seconds(size: int) -> float:
