@@ -178,6 +178,8 @@ def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_data(
 ) -> None:
     n_classes = 3 if problem == ProblemType.MULTICLASS else 2
     net = portfolio.build("mlp", problem, n_rows=n_rows, n_classes=n_classes)
+    if problem == ProblemType.MULTICLASS and cycled:
+        net = net.estimator  # a seed average of that net (see the test below)
     params = net.get_params()
     assert bool(params["net__cycle_epochs"]) == cycled
     layers = params["net__estimator__hidden_layer_sizes"]
@@ -192,7 +194,8 @@ def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_data(
 
 def test_a_one_cycle_net_runs_its_epochs_keeps_the_best_and_ends_at_the_peak_setting() -> None:
     X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=0)
-    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_rows=6_000, n_classes=3)
+    net = portfolio.build("mlp", ProblemType.BINARY, n_rows=6_000, n_classes=2)
+    y = (y > 0).astype(int)
     model = clone(net).fit(X[:500], y[:500])
     inner = model.named_steps["net"]
     assert inner.stopped_by_ == "max_iterations"  # the schedule, not patience, ended it
@@ -364,3 +367,40 @@ def test_every_lightgbm_the_engine_builds_bounds_its_histogram_cache() -> None:
         )
         for est in [*boosted, searched]:
             assert est.get_params()["histogram_pool_size"] == LIGHTGBM_HISTOGRAM_MB
+
+
+def test_a_seed_average_trains_its_nets_with_their_own_seeds_and_averages_them() -> None:
+    from tabpilot.engine.training.bagging import SeedAverageClassifier
+
+    X, y = make_classification(300, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    net = portfolio.build("mlp", ProblemType.MULTICLASS, seed=7, n_classes=3)
+    avg = SeedAverageClassifier(net, n_seeds=3).fit(X, y)
+    seeds = [m.get_params()["net__estimator__random_state"] for m in avg.estimators_]
+    assert seeds == [7, 8, 9]
+    assert [m.get_params()["net__seed"] for m in avg.estimators_] == [7, 8, 9]
+    mean = np.mean([m.predict_proba(X) for m in avg.estimators_], axis=0)
+    np.testing.assert_allclose(avg.predict_proba(X), mean)
+    assert not np.allclose(avg.estimators_[0].predict_proba(X), avg.estimators_[1].predict_proba(X))
+    np.testing.assert_array_equal(avg.predict(X), mean.argmax(axis=1))
+
+
+def test_many_rows_of_many_classes_get_a_seed_average_of_one_cycle_nets() -> None:
+    from tabpilot.engine.training.bagging import SeedAverageClassifier
+    from tabpilot.engine.training.scoring import with_time_limit
+
+    entries = portfolio.portfolio(ProblemType.MULTICLASS, n_rows=16_000, n_cols=16, n_classes=26)
+    net = entries[0]
+    assert net.name == "mlp" and isinstance(net.estimator, SeedAverageClassifier)
+    assert net.estimator.n_seeds == portfolio.MULTICLASS_NET_SEEDS
+    assert net.description.endswith(f"average of {portfolio.MULTICLASS_NET_SEEDS} seeds")
+    one = portfolio.estimate_seconds(
+        "mlp", ProblemType.BINARY, n_rows=16_000, n_cols=16, n_classes=2
+    )
+    assert net.seconds > 2 * one  # every seed counted
+    # A time limit is shared by the seeds, as by a fold average's folds.
+    limited = with_time_limit(net.estimator, 9.0)
+    assert limited.get_params()["estimator__net__max_seconds"] == pytest.approx(3.0)
+    for problem, rows in ((ProblemType.MULTICLASS, 3_000), (ProblemType.BINARY, 16_000)):
+        first = portfolio.portfolio(problem, n_rows=rows, n_cols=16, n_classes=3)
+        nets = [e for e in first if e.name == "mlp"]
+        assert not isinstance(nets[0].estimator, SeedAverageClassifier)

@@ -147,3 +147,29 @@ def test_the_refit_leaves_the_export_the_time_to_convert_large_trees() -> None:
     # The same refit cost without trees to convert is made.
     outcome, _ = _refit(chosen(Ridge().fit(X, y)), split, budget=4)  # type: ignore[arg-type]
     assert outcome.refitted == ["big LightGBM"]
+
+
+def test_a_seed_average_that_does_not_fit_whole_is_refitted_with_the_seeds_that_fit() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from tabpilot.engine.training.bagging import SeedAverageClassifier
+    from tabpilot.engine.training.calibrate import with_temperature
+    from tabpilot.engine.training.refit import _Part, _plan
+
+    net = SeedAverageClassifier(LogisticRegression(), n_seeds=3)
+    for estimator in (net, with_temperature(net, 1.2)):
+        whole = _Part("net average", "mlp", estimator, None, cost=9.0, weight=3)
+        other = _Part("LightGBM", "lgbm", Ridge(), None, cost=1.0, weight=1)
+        # 9 s for three seeds do not fit in 7 s: two seeds (6 s) do, and the next part too.
+        planned = _plan([whole, other], 7.0)
+        assert [p.key for p in planned] == ["mlp", "lgbm"]
+        fewer = planned[0]
+        assert fewer.cost == 6.0 and fewer.label == "net average"
+        assert fewer.note.startswith("is refitted on all rows with 2 of its 3 seeds")
+        seeds = [v for k, v in fewer.estimator.get_params().items() if k.endswith("n_seeds")]
+        assert seeds == [2]
+        assert net.n_seeds == 3  # the chosen model's own configuration is left as it was
+        # Not even one seed (3 s) fits in 2 s: the part is not refitted.
+        assert [p.key for p in _plan([whole], 2.0)] == []
+    # A model that is no seed average is refitted whole or not at all.
+    assert _plan([_Part("ridge", "r", Ridge(), None, cost=9.0)], 7.0) == []

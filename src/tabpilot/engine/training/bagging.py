@@ -1,4 +1,5 @@
-"""Fold averages: k models, each trained on all rows but one fold, averaged.
+"""Fold averages: k models, each trained on all rows but one fold, averaged (and seed averages:
+k copies of one model on the same rows with different seeds, `SeedAverageClassifier`).
 
 On small data one held-out split is noisy and wastes rows; k-fold bagging trains every model on
 (k-1)/k of the rows, early-stops each on its own held-out fold, and gives out-of-fold outputs
@@ -217,3 +218,44 @@ def fold_average(estimator: Any, **kwargs: Any) -> _FoldAverageBase:
     if is_classifier(estimator):
         return FoldAverageClassifier(estimator, **kwargs)
     return FoldAverageRegressor(estimator, **kwargs)
+
+
+class SeedAverageClassifier(ClassifierMixin, BaseEstimator):
+    """`n_seeds` copies of one model trained on the same rows, each with its seeds moved on by
+    one (every `random_state` / `seed` parameter inside it), and the mean of their
+    probabilities. One neural net is sure of itself where it should not be; an average of a few
+    is not (see `portfolio.MULTICLASS_NET_SEEDS`). Exports as one averaging graph, like a fold
+    average. Labels are codes 0..K-1, as for fold averages."""
+
+    def __init__(self, estimator: Any = None, *, n_seeds: int = 3) -> None:
+        self.estimator = estimator
+        self.n_seeds = n_seeds
+
+    def fit(self, X: Any, y: Any) -> SeedAverageClassifier:
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.estimators_ = [_reseeded(self.estimator, k).fit(X, y) for k in range(self.n_seeds)]
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        total = 0.0
+        for model in self.estimators_:
+            columns = np.searchsorted(self.classes_, model.classes_)
+            total = total + spread(model.predict_proba(X), columns, len(self.classes_))
+        return np.asarray(total, dtype="float64") / len(self.estimators_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _reseeded(estimator: Any, offset: int) -> Any:
+    """An unfitted clone of `estimator` whose integer seeds are `offset` further on."""
+    est = clone(estimator)
+    seeds = {
+        key: value + offset
+        for key, value in est.get_params(deep=True).items()
+        if key.rsplit("__", 1)[-1] in ("random_state", "seed", "random_seed")
+        and isinstance(value, int)
+    }
+    return est.set_params(**seeds)

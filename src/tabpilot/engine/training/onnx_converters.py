@@ -104,6 +104,7 @@ def _convert_early_stopped(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _convert_fold_average(scope: Any, operator: Any, container: Any) -> None:
+    """A fold average (or a seed average) as one graph: the mean of its members' outputs."""
     from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxIdentity, OnnxMatMul, OnnxMul
     from sklearn.base import is_classifier
 
@@ -198,7 +199,11 @@ def register() -> None:
     )
     from xgboost import XGBClassifier, XGBRegressor
 
-    from tabpilot.engine.training.bagging import FoldAverageClassifier, FoldAverageRegressor
+    from tabpilot.engine.training.bagging import (
+        FoldAverageClassifier,
+        FoldAverageRegressor,
+        SeedAverageClassifier,
+    )
     from tabpilot.engine.training.calibrate import TemperatureScaled
     from tabpilot.engine.training.early_stop import EarlyStoppedClassifier, EarlyStoppedRegressor
 
@@ -208,6 +213,7 @@ def register() -> None:
         (TemperatureScaled, "TabpilotTemperatureScaled", _convert_temperature_scaled),
         (EarlyStoppedClassifier, "TabpilotEarlyStoppedClassifier", _convert_early_stopped),
         (FoldAverageClassifier, "TabpilotFoldAverageClassifier", _convert_fold_average),
+        (SeedAverageClassifier, "TabpilotSeedAverageClassifier", _convert_fold_average),
         (CatBoostClassifier, "TabpilotCatBoostClassifier", _convert_catboost),
     ):
         update_registered_converter(

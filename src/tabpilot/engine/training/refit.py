@@ -39,7 +39,7 @@ from tabpilot.engine.wording import about_seconds
 STRETCH = 2.0
 
 
-@dataclass(eq=False)  # parts are told apart by identity
+@dataclass
 class _Part:
     """One model to refit: the chosen model, or one member of the chosen blend."""
 
@@ -49,6 +49,7 @@ class _Part:
     fitted: Any  # as trained on the training rows
     cost: float  # expected seconds of its refit on all rows
     weight: int = 1
+    note: str = ""  # how its refit differs from its training, for the decisions
 
 
 @dataclass
@@ -85,13 +86,37 @@ def unfolded(estimator: Any) -> Any:
 
 
 def _plan(parts: list[_Part], seconds: float) -> list[_Part]:
-    """The parts whose refits fit in `seconds`, heaviest weight first (then cheapest)."""
+    """The parts whose refits fit in `seconds`, heaviest weight first (then cheapest). A seed
+    average that does not fit whole is refitted with as many of its seeds as fit (at least
+    one): one net on every row beats several on fewer rows."""
     chosen, left = [], seconds
     for part in sorted(parts, key=lambda p: (-p.weight, p.cost)):
+        if part.cost > left:
+            part = _fewer_seeds(part, left)
         if part.cost <= left:
             chosen.append(part)
             left -= part.cost
     return chosen
+
+
+def _fewer_seeds(part: _Part, seconds: float) -> _Part:
+    """`part` with as many seeds as `seconds` refit, if it is a seed average and one fits."""
+    params = part.estimator.get_params(deep=True)
+    # The seed average itself, or inside a temperature scaling or a fold average.
+    keys = [k for k in params if k == "n_seeds" or k.endswith("__n_seeds")]
+    if len(keys) != 1 or params[keys[0]] < 2:
+        return part
+    n_seeds = params[keys[0]]
+    per_seed = part.cost / n_seeds
+    seeds = min(n_seeds - 1, int(seconds // max(per_seed, 1e-9)))
+    if seeds < 1:
+        return part
+    note = (
+        f"is refitted on all rows with {seeds} of its {n_seeds} seeds: the refit of all "
+        f"{n_seeds} ({about_seconds(part.cost)}) did not fit in the time left"
+    )
+    fewer = clone(part.estimator).set_params(**{keys[0]: seeds})
+    return _Part(part.label, part.key, fewer, part.fitted, per_seed * seeds, part.weight, note)
 
 
 def refit_chosen(
@@ -118,13 +143,17 @@ def refit_chosen(
         return clock.refit_seconds() - given_up
 
     planned = _plan(parts, seconds_left())
-    kept = [p for p in parts if all(p is not q for q in planned)]
+    kept = [p for p in parts if p.key not in {q.key for q in planned}]
     for part in kept:
         what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
         decisions.append(
             f"{what} was not refitted on all rows: its refit ({about_seconds(part.cost)}) did "
             "not fit in the time left; it is used as trained on the training rows."
         )
+    for part in planned:
+        if part.note:
+            what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
+            decisions.append(f"{what} {part.note}.")
     if not planned:
         return RefitOutcome(chosen.pipeline, kept=[p.label for p in kept])
     emit("refitting", "refitting the chosen model on all rows")

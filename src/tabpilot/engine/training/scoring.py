@@ -42,13 +42,17 @@ def with_time_limit(estimator: Any, seconds: float) -> Any:
 
 
 def _fits_under(params: dict[str, Any], key: str) -> int:
-    """How many fits a `max_seconds` parameter governs: the folds of fold averages above it."""
+    """How many fits a `max_seconds` parameter governs: the folds of fold averages and the
+    seeds of seed averages above it."""
     parts = key.split("__")[:-1]
     fits = 1
     for depth in range(len(parts) + 1):
         prefix = "__".join(parts[:depth])
         at = f"{prefix}__" if prefix else ""
         folds, n_folds = params.get(f"{at}folds"), params.get(f"{at}n_folds")
+        seeds = params.get(f"{at}n_seeds")  # a seed average fits its model once a seed
+        if isinstance(seeds, int):
+            fits *= seeds
         if folds:
             fits *= len(folds)
         elif isinstance(n_folds, int):
