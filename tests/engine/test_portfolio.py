@@ -194,9 +194,8 @@ def test_the_net_trains_on_a_one_cycle_schedule_except_on_small_data(
 
 def test_a_one_cycle_net_runs_its_epochs_keeps_the_best_and_ends_at_the_peak_setting() -> None:
     X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=0)
-    net = portfolio.build("mlp", ProblemType.BINARY, n_rows=6_000, n_classes=2)
-    y = (y > 0).astype(int)
-    model = clone(net).fit(X[:500], y[:500])
+    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_rows=6_000, n_classes=3).estimator
+    model = clone(net).fit(X[:500], y[:500])  # one net of the seed average
     inner = model.named_steps["net"]
     assert inner.stopped_by_ == "max_iterations"  # the schedule, not patience, ended it
     assert 1 <= inner.best_iteration_ <= portfolio.CYCLE_EPOCHS
@@ -404,3 +403,22 @@ def test_many_rows_of_many_classes_get_a_seed_average_of_one_cycle_nets() -> Non
         first = portfolio.portfolio(problem, n_rows=rows, n_cols=16, n_classes=3)
         nets = [e for e in first if e.name == "mlp"]
         assert not isinstance(nets[0].estimator, SeedAverageClassifier)
+
+
+def test_a_seed_average_in_a_fold_average_trains_each_net_on_every_row_of_its_fold() -> None:
+    from tabpilot.engine.training.bagging import SeedAverageClassifier
+
+    X, y = make_classification(300, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    net = portfolio.build("mlp", ProblemType.MULTICLASS, n_classes=3)
+    net.set_params(net__estimator__max_iter=3)
+    folds = [
+        (np.arange(300)[np.arange(300) % 3 != k], np.arange(300)[np.arange(300) % 3 == k])
+        for k in range(3)
+    ]
+    bag = fold_average(SeedAverageClassifier(net, n_seeds=2), folds=folds).fit(X, y)
+    for (train, _), fold_model in zip(folds, bag.estimators_, strict=True):
+        for member in fold_model.estimators_:
+            stopper = member.named_steps["net"]
+            # No slice of its own carved off: it stopped on the fold's held-out rows.
+            assert stopper.estimator_.t_ == len(train) * stopper.iterations_
+    assert bag.oof_.shape == (300, 3)

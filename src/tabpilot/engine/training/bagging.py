@@ -12,6 +12,7 @@ average still covers every class in `classes_`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,8 @@ def _fit_fold(est: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, valid: 
     fold's own held-out rows: as AutoGluon does, so no row is lost to a second slice)."""
     from sklearn.pipeline import Pipeline
 
+    if isinstance(est, SeedAverageClassifier):  # each of its nets stops on the fold's rows
+        return est.fit_each(lambda net: _fit_fold(net, X, y, train, valid), y[train], X)
     stopper = _early_stopper(est)
     if stopper is None:
         return est.fit(X[train], y[train])
@@ -180,14 +183,19 @@ class _FoldAverageBase(BaseEstimator):
     def _member_output(self, model: Any, X: np.ndarray) -> np.ndarray:
         if not is_classifier(self):
             return np.asarray(model.predict(X), dtype="float64").ravel()
-        # Member columns are its own classes_ (codes into ours); a class it lacks gets 0.
-        columns = np.searchsorted(self.classes_, model.classes_)
-        return spread(model.predict_proba(X), columns, len(self.classes_))
+        return _class_output(model, self.classes_, X)
 
     def _average(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype="float64")
         total = sum(self._member_output(m, X) for m in self.estimators_)
         return np.asarray(total, dtype="float64") / len(self.estimators_)
+
+
+def _class_output(model: Any, classes: np.ndarray, X: Any) -> np.ndarray:
+    """A member's probabilities in the columns of `classes`: its own classes_ are codes into
+    them, and a class it lacks gets 0."""
+    columns = np.searchsorted(classes, model.classes_)
+    return spread(model.predict_proba(X), columns, len(classes))
 
 
 class FoldAverageClassifier(ClassifierMixin, _FoldAverageBase):
@@ -232,17 +240,17 @@ class SeedAverageClassifier(ClassifierMixin, BaseEstimator):
         self.n_seeds = n_seeds
 
     def fit(self, X: Any, y: Any) -> SeedAverageClassifier:
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        self.estimators_ = [_reseeded(self.estimator, k).fit(X, y) for k in range(self.n_seeds)]
+        return self.fit_each(lambda net: net.fit(X, y), y, X)
+
+    def fit_each(self, fit: Callable[[Any], Any], y: Any, X: Any) -> SeedAverageClassifier:
+        """Fit every reseeded copy with `fit` (a fold average passes its fold's rows)."""
+        self.classes_ = np.unique(np.asarray(y))
+        self.estimators_ = [fit(_reseeded(self.estimator, k)) for k in range(self.n_seeds)]
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        total = 0.0
-        for model in self.estimators_:
-            columns = np.searchsorted(self.classes_, model.classes_)
-            total = total + spread(model.predict_proba(X), columns, len(self.classes_))
+        total = sum(_class_output(m, self.classes_, X) for m in self.estimators_)
         return np.asarray(total, dtype="float64") / len(self.estimators_)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -179,7 +179,7 @@ def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
         name=scope.get_unique_operator_name(node.op_type),
     )
     # The exported attributes are copied as protobuf: read into Python lists first (one
-    # object per tree node value), a large CatBoost cost some 300 MB more to convert.
+    # object per tree node value), bike_sharing_hourly's CatBoost cost 70 MB more to convert.
     container.nodes[-1].attribute.extend(node.attribute)
 
 

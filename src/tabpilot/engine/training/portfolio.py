@@ -64,7 +64,8 @@ CYCLE_MIN_ROWS = 5_000
 # (`bagging.SeedAverageClassifier`), calibrated as one. One net is sure of itself where it
 # should not be; an average of a few is not. Measured here on a held-out 20%, the net alone
 # (no blend, no temperature): letter log loss 0.0738 (one seed), 0.0657 (two), 0.0623 (three);
-# a synthetic 40-class table of 20,000 rows 1.124, 0.811, 0.686. About 5 s a net on letter.
+# a synthetic 40-class table of 20,000 rows 1.124, 0.811, 0.686. About 5 s a net on 16,000
+# letter rows.
 # A whole 60 s run on letter: 0.0846 to 0.0777, the refit training two of the three seeds on
 # every row (`refit.py`: a seed average refits the seeds that fit; on letter the rows gained
 # matter more than the seeds). Three nets as separate blend members, each with its own
@@ -205,6 +206,12 @@ def one_cycle_net(n_rows: int | None) -> bool:
     """Whether the portfolio's neural net for `n_rows` training rows trains on a one-cycle
     schedule (see CYCLE_EPOCHS), whatever the problem."""
     return n_rows is not None and n_rows >= CYCLE_MIN_ROWS
+
+
+def net_seeds(problem: ProblemType, n_rows: int | None) -> int:
+    """How many nets the portfolio's net averages (`MULTICLASS_NET_SEEDS` or 1)."""
+    one_cycle_multiclass = problem == ProblemType.MULTICLASS and one_cycle_net(n_rows)
+    return MULTICLASS_NET_SEEDS if one_cycle_multiclass else 1
 
 
 def _mlp(problem: ProblemType, seed: int, n_jobs: int) -> Pipeline:
@@ -379,8 +386,7 @@ def estimate_seconds(
         width = sum(a * b for a, b in pairwise(layers)) / 40_000  # weights per row, scaled
         epochs = CYCLE_EPOCHS if cycled else cost.rounds
         seconds = epochs * (cost.per_round + cost.per_cell * rows * width)
-        if cycled and multiclass:
-            seconds *= MULTICLASS_NET_SEEDS
+        seconds *= net_seeds(problem, n_rows)
     if problem == ProblemType.REGRESSION:
         seconds *= cost.regression
     return 0.1 + seconds
@@ -447,8 +453,8 @@ def build(
             net__estimator__alpha=CYCLE_WEIGHT_DECAY,
             net__estimator__hidden_layer_sizes=CYCLE_LAYERS,
         )
-        if problem == ProblemType.MULTICLASS:
-            est = SeedAverageClassifier(est, n_seeds=MULTICLASS_NET_SEEDS)
+        if net_seeds(problem, n_rows) > 1:
+            est = SeedAverageClassifier(est, n_seeds=net_seeds(problem, n_rows))
     return est
 
 

@@ -39,7 +39,7 @@ from tabpilot.engine.wording import about_seconds
 STRETCH = 2.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Part:
     """One model to refit: the chosen model, or one member of the chosen blend."""
 
@@ -144,16 +144,17 @@ def refit_chosen(
 
     planned = _plan(parts, seconds_left())
     kept = [p for p in parts if p.key not in {q.key for q in planned}]
+
+    def what(part: _Part) -> str:
+        return "The model" if len(parts) == 1 else f"Blend member {part.label}"
+
     for part in kept:
-        what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
         decisions.append(
-            f"{what} was not refitted on all rows: its refit ({about_seconds(part.cost)}) did "
-            "not fit in the time left; it is used as trained on the training rows."
+            f"{what(part)} was not refitted on all rows: its refit "
+            f"({about_seconds(part.cost)}) did not fit in the time left; it is used as trained "
+            "on the training rows."
         )
-    for part in planned:
-        if part.note:
-            what = "The model" if len(parts) == 1 else f"Blend member {part.label}"
-            decisions.append(f"{what} {part.note}.")
+    decisions.extend(f"{what(p)} {p.note}." for p in planned if p.note)
     if not planned:
         return RefitOutcome(chosen.pipeline, kept=[p.label for p in kept])
     emit("refitting", "refitting the chosen model on all rows")
