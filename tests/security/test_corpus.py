@@ -353,18 +353,23 @@ def test_markup_in_names_and_values_is_escaped_where_shown(sec_server: SecServer
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[f"/datasets/{dataset_id}"].text
 
 
-WARM_ROUNDS, MEASURED_ROUNDS = 4, 4
+WARM_ROUNDS, MEASURED_ROUNDS, GROWTH_BOUND_MIB = 4, 16, 110
 
 
 @pytest.mark.slow
 def test_server_memory_returns_after_heavy_hostile_inputs(
     sec_server: SecServer, sec_model: TrainedModel
 ) -> None:
-    """The heaviest inputs of this corpus, round after round. The server's memory grows for
-    the first rounds (caches, and an allocator arena for each worker thread that handles one:
-    about +80 MiB over four rounds) and then stays flat within about 25 MiB; so after four
-    rounds, four more must leave its resident memory and its peak within 64 MiB of where they
-    were. A request that kept what it read (a 200,000-row frame, a 4 MiB cell) would not."""
+    """The heaviest inputs of this corpus, round after round: memory a request keeps must show.
+
+    The server's memory grows for the first rounds (caches, an allocator arena for each worker
+    thread that handles one) and then wanders without a trend. Measured on the 2-core machine
+    (36 runs of 4 to 32 rounds after four warm ones): resident memory -2 to +65 MiB, peak 0 to
+    +69 MiB, about the same at 4 rounds as at 32. Memory that grows with every round does not
+    wander: a predict request that kept 4 MiB (injected once to check this test; two such
+    requests a round) grew the resident memory and the peak by 140 to 174 MiB over 16 rounds.
+    The bound, 110 MiB over 16 rounds, lies between the two; a smaller bound over fewer rounds
+    failed on noise alone (a CI run measured +66 MiB against a former 64 over 4 rounds)."""
     predict_url = f"/api/models/{sec_model.model_id}/predict.csv"
     deep_rows = b"x,y\n" + b"".join(b"%d,%d\n" % (i % 5, i % 3) for i in range(20_000))
     uploads = [
@@ -397,8 +402,8 @@ def test_server_memory_returns_after_heavy_hostile_inputs(
             one_round(client)
     grown_mib = (sec_server.rss_kib() - rss) / 1024
     peak_grown_mib = (sec_server.peak_rss_kib() - peak) / 1024
-    assert grown_mib < 64, (grown_mib, rss // 1024)
-    assert peak_grown_mib < 64, (peak_grown_mib, peak // 1024)
+    assert grown_mib < GROWTH_BOUND_MIB, (grown_mib, rss // 1024)
+    assert peak_grown_mib < GROWTH_BOUND_MIB, (peak_grown_mib, peak // 1024)
     assert staged_files(sec_server) == []
 
 
