@@ -190,14 +190,21 @@ def detect_leakage(
     if len(data) > LEAK_SAMPLE:
         data = data.sample(LEAK_SAMPLE, random_state=0)
     y = data[target]
+    classify = problem_type.is_classification
+    if classify:
+        y_codes = pd.factorize(y)[0]
+        baseline = float(np.bincount(y_codes).max() / len(y_codes))
+    else:
+        yv = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
+        known = ~np.isnan(yv)
     out: list[ColumnWarning] = []
     for spec in features:
         x = _binned(data[spec.name])
         if x is None:
             continue
-        if problem_type.is_classification:
-            baseline = y.value_counts(normalize=True).iloc[0]
-            purity = pd.crosstab(x, y).max(axis=1).sum() / len(y)
+        groups = pd.factorize(x)[0]  # the bins have no missing values: codes from 0
+        if classify:
+            purity = _purity(groups, y_codes)
             if purity >= LEAK_PURITY and baseline < LEAK_PURITY:
                 out.append(
                     ColumnWarning(
@@ -207,30 +214,44 @@ def detect_leakage(
                         f"(majority class: {baseline:.1%}); is it known before the outcome?",
                     )
                 )
-        else:
-            yv = pd.to_numeric(y, errors="coerce").astype("float64")
-            total = float(((yv - yv.mean()) ** 2).sum())
-            if total == 0:
-                continue
-            means = yv.groupby(x, observed=True).transform("mean")
-            r2 = 1 - float(((yv - means) ** 2).sum()) / total
-            if r2 >= LEAK_R2:
-                out.append(
-                    ColumnWarning(
-                        spec.name,
-                        "leakage",
-                        f"alone explains {r2:.1%} of the target's variance; "
-                        "is it known before the outcome?",
-                    )
+            continue
+        r2 = _explained(groups[known], yv[known])
+        if r2 is not None and r2 >= LEAK_R2:
+            out.append(
+                ColumnWarning(
+                    spec.name,
+                    "leakage",
+                    f"alone explains {r2:.1%} of the target's variance; "
+                    "is it known before the outcome?",
                 )
+            )
     return out
+
+
+def _purity(groups: np.ndarray, y_codes: np.ndarray) -> float:
+    """Share of rows whose class is the most common class of their group (counted with
+    bincount, not a crosstab: 800 columns took 4.7 s in crosstabs)."""
+    n_classes = int(y_codes.max()) + 1
+    counts = np.bincount(groups * n_classes + y_codes, minlength=(groups.max() + 1) * n_classes)
+    return float(counts.reshape(-1, n_classes).max(axis=1).sum() / len(y_codes))
+
+
+def _explained(groups: np.ndarray, y: np.ndarray) -> float | None:
+    """Share of `y`'s variance explained by its group means (None when `y` is constant)."""
+    total = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    if total == 0:
+        return None
+    means = np.bincount(groups, weights=y) / np.maximum(np.bincount(groups), 1)
+    return 1 - float(((y - means[groups]) ** 2).sum()) / total
 
 
 def _binned(series: pd.Series) -> pd.Series | None:
     """Group values for the leakage check: 20 quantile bins for numbers, top 50 categories."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         if series.nunique() > 20:
-            codes = pd.qcut(series.rank(method="first"), 20, labels=False)
+            # 20 bins of equal counts (ties broken by order, as pd.qcut of the ranks).
+            ranks = series.rank(method="first")
+            codes = np.floor((ranks - 1) * 20 / max(1, int(ranks.notna().sum())))
             return codes.fillna(-1).astype(int)
         return series.fillna(np.nan).astype("float64").fillna(-1e308)
     values = series.astype(str).where(series.notna(), "\0missing")
