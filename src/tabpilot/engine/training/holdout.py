@@ -4,8 +4,9 @@ preprocessor fitted on the rows models train on.
 Three roles, so that no reported figure comes from rows that chose the model:
 
 - **test** rows (`test_size` of all): only ever predicted, for the reported held-out metrics;
-- **selection**: on small data (at most `BAG_ROWS` training rows) the out-of-fold predictions
-  of k-fold bagging on the training rows; on larger data a **validation** slice of the
+- **selection**: on small data (at most `BAG_ROWS` training rows and `BAG_CELLS` cells) the
+  out-of-fold predictions of k-fold bagging on the training rows; on larger or wide data a
+  **validation** slice of the
   training rows (`VALID_SHARE`), which chooses the model, the blend weights and the
   temperatures and on which nothing trains;
 - **training** rows: what the models (and the search) learn from.
@@ -36,6 +37,12 @@ BAG_FOLDS = 5
 # the out-of-fold scores, and so the choice, noisy, and each fold model varies more; the fits
 # are cheap there and the run's budget mostly unused.
 REPEAT_ROWS, BAG_REPEATS = 1_000, 3
+# Nor are rows bagged past this many cells (training rows x input columns): on wide data every
+# fit costs k times a fit that is slow already, and the kinds that win there (CatBoost) would
+# not fit the budget k times over. Synthetic wide tables, one quiet core: CatBoost took 16 s a
+# fit on 1,920 x 800 (32 borders, `portfolio.WIDE_COLS`); bagged on 3,200 x 300 (960,000
+# cells), LightGBM's five fits took 10 s of a 60 s run's 25 s portfolio share.
+BAG_CELLS = 500_000
 # Share of the training rows held back for validation above BAG_ROWS (at most VALID_MAX_ROWS).
 VALID_SHARE = 0.2
 VALID_MAX_ROWS = 50_000
@@ -64,6 +71,7 @@ class Split:
     Xt_valid: Any = None
     folds: Folds | None = None  # on small data: the k folds of the training rows (x repeats)
     repeats: int = 1  # how many times over the k folds were drawn
+    note: str = ""  # why rows that could have been bagged were not, for the card's decisions
 
     @property
     def bagged(self) -> bool:
@@ -131,11 +139,17 @@ def split_rows(
         idx, test_size=n_test, random_state=seed, stratify=stratify
     )
     repeats = BAG_REPEATS if len(train_idx) <= REPEAT_ROWS else 1
-    folds = (
-        make_folds(y[train_idx], classes, seed=seed, repeats=repeats)
-        if len(train_idx) <= bag_rows
-        else None
-    )
+    cells = len(train_idx) * len(columns)
+    bag = len(train_idx) <= bag_rows and cells <= BAG_CELLS
+    folds = make_folds(y[train_idx], classes, seed=seed, repeats=repeats) if bag else None
+    note = ""
+    if len(train_idx) <= bag_rows and not bag:
+        note = (
+            f"The models are not bagged although the training rows are few: "
+            f"{len(train_idx):,} rows x {len(columns):,} columns is past the {BAG_CELLS:,} "
+            "cells up to which k fits of every model fit the budget. A validation slice "
+            "chooses instead."
+        )
     valid_idx = None
     if folds is None:
         n_valid = min(VALID_MAX_ROWS, max(round(len(train_idx) * VALID_SHARE), len(classes or ())))
@@ -163,6 +177,7 @@ def split_rows(
         Xt_test=pre.transform(X_test),
         folds=folds,
         repeats=repeats if folds is not None else 1,
+        note=note,
     )
     if valid_idx is not None:
         split.valid_idx = valid_idx

@@ -31,6 +31,7 @@ from tabpilot.engine.training.clock import (
 from tabpilot.engine.training.estimators import searched_estimator
 from tabpilot.engine.training.holdout import Split
 from tabpilot.engine.training.metrics import MetricSpec
+from tabpilot.engine.training.portfolio import wide
 from tabpilot.engine.training.scoring import fit_candidate
 from tabpilot.engine.training.search import SearchOutcome, run_search
 from tabpilot.engine.training.sizes import MAX_TREE_NODES, blend_size_limit, tree_nodes
@@ -98,7 +99,7 @@ def train_portfolio(ctx: PoolContext) -> list[Candidate]:
             f"The classes are imbalanced and {ctx.metric.label} rewards the smaller ones: a "
             "class-weighted model is compared too."
         )
-    ctx.clock.plan_portfolio()
+    ctx.clock.plan_portfolio(wide=wide(split.Xt_train.shape[1]))
     for i, cand in enumerate(planned):
         # Bagged: k fits, or one for a forest whose out-of-bag outputs stand for the folds.
         folds = fits_per_average(cand.estimator, len(split.folds)) if split.folds else 1
