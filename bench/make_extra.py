@@ -33,6 +33,9 @@ from sklearn.datasets import (
     make_friedman1,
 )
 
+# Run as a script: bench/ is on sys.path.
+from quality_report import DEFAULT_METRIC
+
 
 def _frame(X: object, y: object) -> pd.DataFrame:
     frame = pd.DataFrame(X).round(4)
@@ -78,7 +81,6 @@ MANIFEST = [
     {"name": "digits", "task": "multiclass", "target": "target"},
     {"name": "diabetes", "task": "regression", "target": "target"},
 ]
-METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in MANIFEST:
         name = entry["name"]
         tables[name].to_csv(args.folder / f"{name}.csv", index=False)
-        entries.append(entry | {"file": f"{name}.csv", "metric": METRIC[entry["task"]]})
+        entries.append(entry | {"file": f"{name}.csv", "metric": DEFAULT_METRIC[entry["task"]]})
         print(f"{name}: {tables[name].shape[0]:,} rows x {tables[name].shape[1] - 1} columns")
     manifest = {"description": "bench/make_extra.py", "datasets": entries}
     (args.folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

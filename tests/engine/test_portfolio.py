@@ -43,6 +43,8 @@ def test_multiclass_puts_the_neural_net_first_and_skips_catboost_on_many_classes
     assert "catboost" in [e.name for e in few]
     rates = {e.name: e.estimator.get_params().get("estimator__learning_rate") for e in many}
     assert rates["lgbm"] == rates["lgbm_xt"] == portfolio.MANY_CLASSES_LEARNING_RATE
+    # The card says the rate the model has.
+    assert "learning rate 0.1," in {e.name: e.description for e in many}["lgbm"]
     assert {e.name: e.estimator.get_params().get("estimator__learning_rate") for e in few}[
         "lgbm"
     ] == 0.05

@@ -46,6 +46,7 @@ def test_wide_data_bins_coarsely_and_trains_catboost_second() -> None:
     described = {e.name: e.description for e in wide}
     assert f"{portfolio.WIDE_LIGHTGBM_BINS} bins a column" in described["lgbm"]
     assert "learning rate 0.1," in described["catboost"]
+    assert f"{portfolio.WIDE_CATBOOST_BORDERS} borders a column" in described["catboost"]
     assert "learning rate 0.05," in {e.name: e.description for e in narrow}["catboost"]
     # Coarser bins cost less a cell: the estimate says so (the clock learns the rest).
     seconds = {e.name: e.seconds for e in wide}

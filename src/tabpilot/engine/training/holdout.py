@@ -143,12 +143,12 @@ def split_rows(
     bag = len(train_idx) <= bag_rows and cells <= BAG_CELLS
     folds = make_folds(y[train_idx], classes, seed=seed, repeats=repeats) if bag else None
     note = ""
-    if len(train_idx) <= bag_rows and not bag:
+    if len(train_idx) <= bag_rows and cells > BAG_CELLS:
         note = (
             f"The models are not bagged although the training rows are few: "
             f"{len(train_idx):,} rows x {len(columns):,} columns is past the {BAG_CELLS:,} "
-            "cells up to which k fits of every model fit the budget. A validation slice "
-            "chooses instead."
+            "cells up to which they are (on wide data k fits of every model cost too much). "
+            "A validation slice chooses instead."
         )
     valid_idx = None
     if folds is None:

@@ -145,7 +145,7 @@ class _Cost:
 class _Kind:
     name: str
     family: str  # choices.ESTIMATORS name, or "mlp" / "catboost"
-    description: str
+    description: str  # boosted kinds: {rate} and {wide} filled in from the estimator
     build: Callable[[ProblemType, int, int], Any]  # (problem, seed, n_jobs) -> estimator
     cost: _Cost
     problems: tuple[ProblemType, ...] = (
@@ -299,14 +299,14 @@ _KINDS: tuple[_Kind, ...] = (
     _Kind(
         "lgbm",
         "lgbm",
-        "LightGBM (learning rate 0.05, early stopping)",
+        "LightGBM (learning rate {rate}, early stopping{wide})",
         _lgbm,
         _Cost("boost", 200, 2.0e-4, 3.5e-8, regression=2.0),
     ),
     _Kind(
         "lgbm_xt",
         "lgbm",
-        "LightGBM with extremely randomised splits (early stopping)",
+        "LightGBM with extremely randomised splits (early stopping{wide})",
         _lgbm_xt,
         _Cost("boost", 500, 2.0e-4, 3.0e-8, regression=3.0),
     ),
@@ -320,7 +320,7 @@ _KINDS: tuple[_Kind, ...] = (
     _Kind(
         "catboost",
         "catboost",
-        "CatBoost (learning rate 0.05, early stopping)",
+        "CatBoost (learning rate {rate}, early stopping{wide})",
         _catboost,
         _Cost("boost", 300, 2.0e-3, 1.2e-7, regression=7.0),
     ),
@@ -341,14 +341,14 @@ _KINDS: tuple[_Kind, ...] = (
     _Kind(
         "xgboost",
         "xgboost",
-        "XGBoost (learning rate 0.1, early stopping)",
+        "XGBoost (learning rate {rate}, early stopping{wide})",
         _xgboost,
         _Cost("boost", 250, 2.0e-4, 4.0e-8),
     ),
     _Kind(
         "lgbm_large",
         "lgbm",
-        "large LightGBM (128 leaves, learning rate 0.03, early stopping)",
+        "large LightGBM (128 leaves, learning rate {rate}, early stopping{wide})",
         _lgbm_large,
         _Cost("boost", 250, 5.0e-4, 1.0e-7),
     ),
@@ -508,19 +508,23 @@ def _describe(kind: _Kind, est: Any) -> str:
         return f"{CYCLE_NET_DESCRIPTION}, average of {est.n_seeds} seeds"
     if kind.name == "mlp" and est.get_params()["net__cycle_epochs"]:
         return CYCLE_NET_DESCRIPTION
+    if kind.cost.shape == "boost":
+        return _boosted_description(kind.description, est.get_params())
     if kind.cost.shape != "forest":
-        params = est.get_params()
-        if kind.family == "catboost":
-            rate = params["estimator__learning_rate"]
-            return kind.description.replace("0.05", f"{rate:g}")
-        bins = params.get("estimator__max_bin")
-        if bins is not None:
-            return f"{kind.description[:-1]}, {bins} bins a column for wide data)"
         return kind.description
     params = est.get_params()
     cap = params["estimator__max_leaf_nodes"]
     limit = f", at most {cap} leaves each" if cap else ""
     return f"{kind.description} ({params['estimator__n_estimators']} trees{limit})"
+
+
+def _boosted_description(template: str, params: dict[str, Any]) -> str:
+    """A boosted kind's description with the learning rate its estimator has (0.1 on many
+    classes, say) and the coarse bins of wide data."""
+    bins, borders = params.get("estimator__max_bin"), params.get("estimator__border_count")
+    coarse = f"{bins} bins" if bins else f"{borders} borders" if borders else ""
+    wide_words = f", {coarse} a column for wide data" if coarse else ""
+    return template.format(rate=f"{params['estimator__learning_rate']:g}", wide=wide_words)
 
 
 def with_class_weights(estimator: Any) -> Any | None:
